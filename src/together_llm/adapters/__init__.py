@@ -1,0 +1,1 @@
+"""Adapters: PEFT files plus card.json in the home's `adapters/<name>/`."""

@@ -1,0 +1,1 @@
+"""The `tllm` command line: one module per command group, parsing and printing only."""

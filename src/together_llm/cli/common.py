@@ -1,0 +1,61 @@
+"""Options shared by several commands, and turning them into the objects the core uses."""
+
+from __future__ import annotations
+
+import click
+
+from ..home import Home
+
+
+def home_options(func):
+    """Add `--home` and `--debug` to a command (they also work before the command name)."""
+    func = click.option("--debug", is_flag=True, expose_value=False,
+                        help="Show a traceback on errors.")(func)
+    func = click.option("--home", "home_dir", type=click.Path(file_okay=False),
+                        help="The assistant's home directory (default: $TLLM_HOME or ~/.together-llm).")(func)
+    return func
+
+
+def open_home(home_dir: str | None) -> Home:
+    """The home named on the command, else on the group (`tllm --home X cmd`), else default."""
+    ctx = click.get_current_context()
+    group_home = (ctx.find_root().obj or {}).get("home")
+    return Home.open(home_dir or group_home)
+
+
+def sampling_options(func):
+    """The sampling flags of ask and chat; unset flags fall back to assistant.yaml."""
+    options = [
+        click.option("--seed", type=int, help="Random seed for reproducible answers."),
+        click.option("--stop", multiple=True, help="Stop before this text (repeatable)."),
+        click.option("--repetition-penalty", type=float, help="Above 1 discourages repeats."),
+        click.option("--top-k", type=int, help="Sample from the k most likely tokens (0 = all)."),
+        click.option("--top-p", type=float, help="Nucleus sampling probability mass."),
+        click.option("--temperature", type=float, help="0 = always the most likely token."),
+        click.option("--max-tokens", type=int, help="Longest answer in tokens."),
+    ]
+    for option in options:
+        func = option(func)
+    return func
+
+
+def sampling_params(config, **flags):
+    """SamplingParams from flags, with assistant.yaml's generation defaults for unset ones."""
+    from ..engine.sampling import SamplingParams
+
+    defaults = config.generation
+    pick = lambda name: flags.get(name) if flags.get(name) is not None else getattr(defaults, name)
+    return SamplingParams(
+        temperature=pick("temperature"), top_p=pick("top_p"), top_k=pick("top_k"),
+        max_tokens=pick("max_tokens"), repetition_penalty=pick("repetition_penalty"),
+        seed=pick("seed"), stop=list(flags.get("stop") or ()),
+    )
+
+
+def engine_options(func):
+    """Which model, adapter and engine to answer with."""
+    func = click.option("--engine", type=click.Choice(["auto", "llama.cpp", "transformers"]),
+                        help="Override assistant.yaml's engine choice.")(func)
+    func = click.option("--adapter", help="Answer with this adapter (transformers engine).")(func)
+    func = click.option("--model", "-m", help="Base model name (default: assistant.yaml's model).")(func)
+    return func

