@@ -67,6 +67,8 @@ def chat(system, as_json, model, adapter, engine, home_dir, **sampling):
     llm = open_engine(home, config, model=model, adapter=adapter, engine=engine)
     interactive = sys.stdin.isatty()
     if interactive:
+        import readline  # noqa: F401  (line editing and arrow-key history for input())
+
         click.echo(f"{config.name} on {llm.model_name} ({llm.name}). /help for commands, /exit to leave.")
     talk = Conversation(config.system_prompt if system is None else system)
     while (line := _read_line(interactive)) is not None:
@@ -92,6 +94,12 @@ def chat(system, as_json, model, adapter, engine, home_dir, **sampling):
         except TllmError as exc:
             talk.turns.pop()  # the message could not be answered; the chat goes on
             click.echo(f"error: {exc}", err=True)
+            continue
+        except KeyboardInterrupt:
+            if not interactive:
+                raise
+            talk.turns.pop()  # Ctrl-C stops this answer, not the chat
+            click.echo("\n(answer stopped)")
             continue
         talk.turns.append({"role": "assistant", "content": answer})
 

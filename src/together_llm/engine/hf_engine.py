@@ -79,7 +79,8 @@ class HFEngine(Engine):
             input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
             max_new_tokens=max_tokens, do_sample=not params.greedy,
             repetition_penalty=params.repetition_penalty,
-            pad_token_id=self.tokenizer.pad_token_id or next(iter(self._eos), 0),
+            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+            else min(self._eos, default=0),
             eos_token_id=sorted(self._eos) or None,
             streamer=_QueueStreamer(ids), stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
             logits_processor=LogitsProcessorList([_OpenAIPenalties(params, len(prompt_ids), self.seq2seq)]),

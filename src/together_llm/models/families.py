@@ -33,6 +33,8 @@ PEFT_TASK_TYPES = {"classify": "SEQ_CLS", "embed": "FEATURE_EXTRACTION",
 # key present wins. An architecture that names them differently lists its own keys.
 WIDTH_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers", "encoder_layers")
+# An encoder-decoder's prefix goes into its decoder's cache: count the decoder's layers.
+DECODER_LAYER_KEYS = ("decoder_layers", "num_decoder_layers") + LAYER_KEYS
 HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "n_heads", "encoder_attention_heads")
 
 
@@ -63,20 +65,24 @@ class Architecture:
     def prompt_fields(self, config: dict, method: str) -> dict:
         """The sizes a prompt-learning PEFT config needs, read from a config.json dict.
 
-        PEFT guesses them from a handful of key names and takes `hidden_size` for the width of
-        the virtual tokens, which is wrong for DistilBERT (`dim`, `n_layers`, `n_heads`) and
-        ALBERT (word embeddings are `embedding_size` wide); spelling them out avoids both."""
-        # Prefix tuning writes keys and values for every layer, so its width is the hidden width;
-        # prompt and P-tuning prepend word embeddings, so theirs is the embedding width.
-        width_keys = WIDTH_KEYS if method == "prefix" else self.embedding_keys
-        fields = {
-            "token_dim": _first(config, width_keys, "width"),
-            "num_layers": _first(config, LAYER_KEYS, "number of layers"),
-            "num_attention_heads": _first(config, HEAD_KEYS, "number of attention heads"),
-            # An encoder-decoder gets virtual tokens on both sides.
-            "num_transformer_submodules": 2 if self.family == "encoder-decoder" else 1,
+        PEFT guesses them from a handful of key names, which goes wrong for DistilBERT (`dim`,
+        `n_layers`, `n_heads`), ALBERT (word embeddings are `embedding_size` wide, not
+        `hidden_size`), T5-likes whose heads are `d_kv` wide whatever the width, and
+        encoder-decoders with a shallower decoder; spelling them out avoids all four."""
+        heads = _first(config, HEAD_KEYS, "number of attention heads")
+        seq2seq = self.family == "encoder-decoder"
+        if method == "prefix":
+            # Prefix tuning writes keys and values into every layer's cache: heads x head width.
+            width = heads * config["d_kv"] if config.get("d_kv") else _first(config, WIDTH_KEYS, "width")
+        else:
+            # Prompt and P-tuning prepend word embeddings: the embedding width.
+            width = _first(config, self.embedding_keys, "embedding width")
+        return {
+            "token_dim": width,
+            "num_layers": _first(config, DECODER_LAYER_KEYS if seq2seq else LAYER_KEYS, "number of layers"),
+            "num_attention_heads": heads,
+            "num_transformer_submodules": 2 if seq2seq else 1,  # virtual tokens on both sides
         }
-        return fields
 
 
 def _first(config: dict, keys: tuple[str, ...], what: str) -> int:
