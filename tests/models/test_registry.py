@@ -53,7 +53,7 @@ def test_bad_sources_are_refused_with_a_specific_message(home, tmp_path, case):
     elif case == "not-a-model-dir":
         (tmp_path / "docs").mkdir()
         (tmp_path / "docs" / "notes.txt").write_text("hello")
-        source, message = tmp_path / "docs", "is not a model directory: it has no config.json"
+        source, message = tmp_path / "docs", "is not a model directory: no config.json"
     elif case == "not-gguf":
         source, message = tmp_path / "model.gguf", "is not a GGUF file"
         source.write_text("this is text")
@@ -66,7 +66,7 @@ def test_bad_sources_are_refused_with_a_specific_message(home, tmp_path, case):
     else:
         model_dir = make_tiny_model("gpt2", tmp_path / "m", "causal-lm")
         (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
-        source, message = model_dir, "no .safetensors weights"
+        source, message = model_dir, "has no *.safetensors weights"
     result = run_tllm("models", "add", "x", source, home=home)
     assert result.returncode != 0
     assert message in result.stderr

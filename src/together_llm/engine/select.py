@@ -31,7 +31,7 @@ def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
         from .llamacpp_engine import LlamaCppEngine
 
         return LlamaCppEngine(entry.gguf_path, context_length=config.context_length,
-                              model_name=entry.name)
+                              model_name=entry.name, threads=config.threads)
 
     hf_dir = entry.hf_dir
     if hf_dir is None:

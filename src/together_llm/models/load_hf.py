@@ -40,6 +40,14 @@ def read_config(path) -> dict:
     return config
 
 
+def check_weights(path) -> None:
+    """Refuse a directory without safetensors weights: other formats can run code when
+    unpickled, so they are never loaded."""
+    if not any(Path(path).glob("*.safetensors")):
+        raise TllmError(f"{path} has no *.safetensors weights (other weight formats are "
+                        "not loaded: they can run code when unpickled)")
+
+
 def load_hf(path, task: str | None = None, method: str | None = None, dtype=None,
             labels: list[str] | None = None):
     """Load the model of directory `path` for `task` (default: its family's first task) and its
@@ -56,9 +64,7 @@ def load_hf(path, task: str | None = None, method: str | None = None, dtype=None
         raise TllmError(f"unknown task {task!r}: tasks: {', '.join(TASKS)}")
     check_method(model_type, method or "full", task)  # "full" works everywhere: checks the task
     directory = Path(path)
-    if not any(directory.glob("*.safetensors")):
-        raise TllmError(f"{directory} has no *.safetensors weights (other weight formats are "
-                        "not loaded: they can run code when unpickled)")
+    check_weights(directory)
 
     import torch
     import transformers

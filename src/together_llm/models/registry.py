@@ -18,6 +18,7 @@ from pathlib import Path
 from ..errors import TllmError, check_name
 from ..home import Home
 from . import gguf_file, hub
+from .load_hf import check_weights, read_config
 
 KINDS = ("default", "gguf", "hf", "hub")
 
@@ -94,7 +95,8 @@ def add_model(home: Home, name: str, source: str) -> ModelEntry:
         gguf_file.inspect(path)  # refuses anything that is not a sound GGUF file
         kind, source = "gguf", str(path.resolve())
     elif path.is_dir():
-        check_model_dir(path)
+        read_config(path)  # refuses a directory that holds no loadable model
+        check_weights(path)
         kind, source = "hf", str(path.resolve())
     elif hub.looks_like_hub_id(source) and not source.startswith((".", "/", "~")):
         hub.download(source, home.models_dir / name)
@@ -108,24 +110,6 @@ def add_model(home: Home, name: str, source: str) -> ModelEntry:
     return get_model(home, name)
 
 
-def check_model_dir(path: Path) -> dict:
-    """Refuse a directory that does not hold a Hugging Face model; return its config."""
-    config = path / "config.json"
-    if not config.is_file():
-        raise TllmError(f"{path} is not a model directory: it has no config.json "
-                        "(expected a Hugging Face model directory or a .gguf file)")
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TllmError(f"{config} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise TllmError(f"{config} has no model_type; it is not a transformers model config")
-    if not any(path.glob("*.safetensors")):
-        raise TllmError(f"{path} has no .safetensors weights (only safetensors are loaded, "
-                        "never pickle files)")
-    return data
-
-
 def model_info(home: Home, name: str) -> dict:
     entry = get_model(home, name)
     info = entry.to_dict()
@@ -136,7 +120,7 @@ def model_info(home: Home, name: str) -> dict:
         from .families import architecture
         from .fingerprint import fingerprint
 
-        config = check_model_dir(entry.hf_dir)
+        config = read_config(entry.hf_dir)
         arch = architecture(config["model_type"])
         info.update({"model_type": config["model_type"], "family": arch.family,
                      "tasks": list(arch.tasks), "fingerprint": fingerprint(entry.hf_dir)})
