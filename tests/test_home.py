@@ -27,6 +27,10 @@ def test_home_flag_wins_over_environment(tmp_path):
 
 
 def test_config_set_changes_assistant_yaml(home):
+    for name in ("a", "b"):
+        (home.adapters_dir / name).mkdir()
+        (home.adapters_dir / name / "adapter_config.json").write_text("{}")
+        (home.adapters_dir / name / "adapter_model.safetensors").write_bytes(b"")
     assert run_tllm("config", "set", "generation.temperature", "0.2", home=home).returncode == 0
     assert run_tllm("config", "set", "adapters", "a,b", home=home).returncode == 0
     assert run_tllm("config", "set", "generation.seed", "7", home=home).returncode == 0
@@ -49,7 +53,10 @@ def test_unknown_key_is_refused_with_the_allowed_keys(home):
 def test_bad_values_are_refused_with_what_is_allowed(home):
     cases = {
         ("engine", "vllm"): "choose one of auto, llama.cpp, transformers",
-        ("generation.temperature", "hot"): "expected a number",
+        ("generation.temperature", "hot"): "expected a finite number",
+        ("generation.temperature", "nan"): "expected a finite number",
+        ("generation.top_p", "0"): "top_p must be above 0",
+        ("generation.seed", "4294967295"): "seed must be between 0 and 4294967294",
         ("generation.temperature", "5"): "must be between 0 and 2",
         ("context_length", "1.5"): "expected an integer",
     }
@@ -58,6 +65,14 @@ def test_bad_values_are_refused_with_what_is_allowed(home):
         assert result.returncode != 0, (key, value)
         assert message in result.stderr, result.stderr
     assert home.load_config() == AssistantConfig()  # nothing was changed
+
+
+def test_models_and_adapters_named_in_the_config_must_exist(home):
+    result = run_tllm("config", "set", "model", "nope", home=home)
+    assert result.returncode == 1 and "unknown model 'nope'" in result.stderr
+    result = run_tllm("config", "set", "adapters", "ghost", home=home)
+    assert result.returncode == 1 and "unknown adapter 'ghost'" in result.stderr
+    assert home.load_config() == AssistantConfig()
 
 
 def test_a_hand_edited_bad_assistant_yaml_is_reported(home):

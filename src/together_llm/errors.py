@@ -29,3 +29,7 @@ def check_name(name: str, what: str = "name") -> str:
             f"invalid {what} {name!r}: use 1-128 characters from letters, digits, '.', '_' and '-'"
         )
     return name
+
+
+class ContextError(TllmError):
+    """A prompt that does not fit the model's context window."""

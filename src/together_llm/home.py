@@ -12,6 +12,7 @@ values against the fields' types and choices.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -35,13 +36,15 @@ def _f(default, help: str, choices: tuple | None = None, low: float | None = Non
 
 @dataclass
 class GenerationDefaults:
-    """Sampling defaults used by ask, chat and serve when a request does not say."""
+    """Sampling defaults used by ask, chat and serve when a request does not say.
 
-    temperature: float = _f(0.7, "randomness; 0 picks the most likely token every time", low=0, high=2)
-    top_p: float = _f(0.95, "nucleus sampling: keep the smallest token set with this much probability", low=0, high=1)
-    top_k: int = _f(40, "keep only the k most likely tokens; 0 keeps all", low=0)
-    max_tokens: int = _f(512, "longest answer, in tokens", low=1)
-    repetition_penalty: float = _f(1.1, "above 1 discourages repeating tokens already in the text", low=0.5, high=2)
+    Their bounds are `SamplingParams`'s, checked whenever one is set."""
+
+    temperature: float = _f(0.7, "randomness; 0 picks the most likely token every time")
+    top_p: float = _f(0.95, "nucleus sampling: keep the smallest token set with this much probability")
+    top_k: int = _f(40, "keep only the k most likely tokens; 0 keeps all")
+    max_tokens: int = _f(512, "longest answer, in tokens")
+    repetition_penalty: float = _f(1.1, "above 1 discourages repeating tokens already in the text")
     seed: typing.Optional[int] = _f(None, "random seed; set it for reproducible sampling")
 
 
@@ -104,7 +107,15 @@ def set_value(config: AssistantConfig, key: str, raw) -> None:
         raise TllmError(f"unknown config key {key!r}; keys: {', '.join(known)}")
     f, owner = known[key]
     kind = _field_type(type(owner), f.name)
-    setattr(owner, f.name, _coerce(key, raw, kind, f.metadata))
+    value = _coerce(key, raw, kind, f.metadata)
+    if isinstance(owner, GenerationDefaults):
+        from .engine.sampling import SamplingParams  # the one place sampling bounds live
+
+        try:
+            SamplingParams(**{**dataclasses.asdict(owner), f.name: value})
+        except TllmError as exc:
+            raise TllmError(f"invalid value {raw!r} for {key}: {exc}") from None
+    setattr(owner, f.name, value)
 
 
 def _coerce(key: str, raw, kind, meta):
@@ -127,6 +138,8 @@ def _coerce(key: str, raw, kind, meta):
             if isinstance(raw, bool):
                 raise ValueError
             value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError
         elif kind is list:
             if isinstance(raw, str):
                 value = [part.strip() for part in raw.split(",") if part.strip()]
@@ -139,7 +152,7 @@ def _coerce(key: str, raw, kind, meta):
                 raise ValueError
             value = str(raw)
     except (TypeError, ValueError):
-        expected = {int: "an integer", float: "a number", bool: "true or false",
+        expected = {int: "an integer", float: "a finite number", bool: "true or false",
                     list: "a comma-separated list", str: "text"}[kind]
         raise TllmError(f"invalid value {raw!r} for {key}: expected {expected}") from None
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")

@@ -2,6 +2,7 @@
 traceback."""
 
 from tests.conftest import run_tllm
+from tests.tiny_models import make_tiny_model
 
 
 def test_unknown_model_name(home):
@@ -25,9 +26,27 @@ def test_empty_prompt_and_bad_sampling_values(home):
     assert result.returncode == 1 and "temperature must be between 0 and 2" in result.stderr
 
 
-def test_unknown_adapter_names_the_known_ones(home):
+def test_unknown_adapter_names_the_known_ones(home, tmp_path):
+    model_dir = make_tiny_model("llama", tmp_path / "tiny", "causal-lm")
+    assert run_tllm("models", "add", "tiny", model_dir, home=home).returncode == 0
+    (home.adapters_dir / "real").mkdir()
+    (home.adapters_dir / "real" / "adapter_config.json").write_text("{}")
+    result = run_tllm("ask", "--model", "tiny", "--adapter", "ghost", "hi", home=home)
+    assert result.returncode == 1
+    assert "unknown adapter 'ghost'; adapters: real" in result.stderr
+    pickled = run_tllm("ask", "--model", "tiny", "--adapter", "real", "hi", home=home)
+    assert "has no adapter_model.safetensors" in pickled.stderr
+
+
+def test_adapters_need_the_transformers_engine(home):
     result = run_tllm("ask", "--adapter", "ghost", "--engine", "llama.cpp", "hi", home=home)
     assert result.returncode == 1 and "adapters run on the transformers engine" in result.stderr
+
+
+def test_context_length_beyond_the_model_is_refused_before_loading(home):
+    assert run_tllm("config", "set", "context_length", "100000", home=home).returncode == 0
+    result = run_tllm("ask", "hi", home=home)
+    assert result.returncode == 1 and "was trained for (8192)" in result.stderr
 
 
 def test_debug_shows_the_traceback(home):

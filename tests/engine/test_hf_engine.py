@@ -78,3 +78,24 @@ def test_an_adapter_changes_the_answer(llama_dir, tmp_path):
     plain = HFEngine(llama_dir).chat(HELLO, params).run()
     adapted = HFEngine(llama_dir, adapters=[tmp_path / "adapter"]).chat(HELLO, params).run()
     assert adapted.text != plain.text
+
+
+def test_closing_a_stream_early_frees_the_engine(llama_dir):
+    engine = HFEngine(llama_dir)
+    params = SamplingParams(temperature=0, max_tokens=40)
+    stream = iter(engine.chat(HELLO, params))
+    next(stream, None)
+    stream.close()  # the reader went away after the first piece
+    completion = engine.chat(HELLO, SamplingParams(temperature=0, max_tokens=5)).run()
+    assert completion.usage.completion_tokens >= 1  # the next generation runs to the end
+    assert engine._lock.acquire(timeout=5)
+    engine._lock.release()
+
+
+def test_max_tokens_ends_with_length(llama_dir):
+    engine = HFEngine(llama_dir)
+    prompt = "hello " * 3
+    completion = engine.complete(prompt, SamplingParams(temperature=0, max_tokens=3)).run()
+    if completion.finish_reason == "stop":
+        pytest.skip("the random model ended early")
+    assert completion.finish_reason == "length" and completion.usage.completion_tokens == 3

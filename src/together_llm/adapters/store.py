@@ -21,9 +21,15 @@ def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> P
     if not (path / "adapter_config.json").is_file():
         known = ", ".join(list_adapters(home)) or "none yet"
         raise TllmError(f"unknown adapter {name!r}; adapters: {known}")
+    if not (path / "adapter_model.safetensors").is_file():
+        raise TllmError(f"adapter {name!r} has no adapter_model.safetensors (other weight "
+                        "formats can run code when unpickled and are never loaded)")
     card = path / "card.json"
     if base_fingerprint and card.is_file():
-        trained_on = json.loads(card.read_text(encoding="utf-8")).get("base_fingerprint")
+        try:
+            trained_on = json.loads(card.read_text(encoding="utf-8")).get("base_fingerprint")
+        except (ValueError, AttributeError):
+            raise TllmError(f"adapter {name!r} has a damaged card.json") from None
         if trained_on and trained_on != base_fingerprint:
             raise TllmError(f"adapter {name!r} was trained on a different base model "
                             f"(fingerprint {trained_on}, this base is {base_fingerprint})")

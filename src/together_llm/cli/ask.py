@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -47,7 +48,12 @@ def ask(prompt, system, as_json, model, adapter, engine, home_dir, **sampling):
         click.echo(json.dumps(generation.run().to_dict(), ensure_ascii=False))
         return
     out = sys.stdout
-    for piece in generation:
-        out.write(piece)
+    try:
+        for piece in generation:
+            out.write(piece)
+            out.flush()
+        out.write("\n")
         out.flush()
-    out.write("\n")
+    except BrokenPipeError:  # the reader went away (`tllm ask ... | head -1`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+        raise click.exceptions.Exit(0) from None

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..engine.conversation import Conversation
 from ..errors import TllmError
 from .common import engine_options, home_options, open_home, sampling_options, sampling_params
 
@@ -15,23 +16,6 @@ HELP = """commands:
   /system TEXT   set the system prompt and start over
   /exit          leave (also /quit, Ctrl-D)
   /help          this text"""
-
-
-class Conversation:
-    """The messages so far; the oldest turns are dropped when the context fills up."""
-
-    def __init__(self, system: str):
-        self.system = system
-        self.turns: list[dict] = []
-
-    def messages(self) -> list[dict]:
-        head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + self.turns
-
-    def reset(self, system: str | None = None) -> None:
-        if system is not None:
-            self.system = system
-        self.turns = []
 
 
 def _read_line(interactive: bool) -> str | None:
@@ -86,34 +70,25 @@ def chat(system, as_json, model, adapter, engine, home_dir, **sampling):
                 talk.reset(rest.strip())
                 click.echo("(system prompt set; conversation cleared)", err=not interactive)
             else:
-                click.echo(HELP if command == "/help" else f"unknown command {command}; /help lists them")
+                click.echo(HELP if command == "/help" else f"unknown command {command}; /help lists them",
+                           err=not interactive)  # keeps piped output (--json) clean
             continue
-        talk.turns.append({"role": "user", "content": line})
         try:
-            answer = _answer(llm, talk, params, as_json)
-        except TllmError as exc:
-            talk.turns.pop()  # the message could not be answered; the chat goes on
+            answer = _answer(llm, talk, line, params, as_json)
+        except TllmError as exc:  # e.g. a message too long for the context; the chat goes on
             click.echo(f"error: {exc}", err=True)
             continue
         except KeyboardInterrupt:
             if not interactive:
                 raise
-            talk.turns.pop()  # Ctrl-C stops this answer, not the chat
-            click.echo("\n(answer stopped)")
+            click.echo("\n(answer stopped)")  # Ctrl-C stops this answer, not the chat
             continue
-        talk.turns.append({"role": "assistant", "content": answer})
+        talk.record(answer)
 
 
-def _answer(llm, talk: Conversation, params, as_json: bool) -> str:
-    """Stream one answer, dropping the oldest turns if the conversation outgrew the context."""
-    while True:
-        try:
-            generation = llm.chat(talk.messages(), params)
-            break
-        except TllmError:
-            if len(talk.turns) <= 1:
-                raise
-            del talk.turns[:2]  # forget the oldest exchange and try again
+def _answer(llm, talk: Conversation, text: str, params, as_json: bool) -> str:
+    """Print the answer to `text` (streamed, or as one JSON line) and return its text."""
+    generation = talk.ask(llm, text, params)
     if as_json:
         completion = generation.run()
         click.echo(json.dumps(completion.to_dict(), ensure_ascii=False))

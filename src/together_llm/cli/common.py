@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..home import Home
+from ..home import ENGINES, Home
 
 
 def home_options(func):
@@ -16,11 +16,14 @@ def home_options(func):
     return func
 
 
+def group_home() -> str | None:
+    """The home given before the command name (`tllm --home X cmd`), if any."""
+    return (click.get_current_context().find_root().obj or {}).get("home")
+
+
 def open_home(home_dir: str | None) -> Home:
-    """The home named on the command, else on the group (`tllm --home X cmd`), else default."""
-    ctx = click.get_current_context()
-    group_home = (ctx.find_root().obj or {}).get("home")
-    return Home.open(home_dir or group_home)
+    """The home named on the command, else on the group, else $TLLM_HOME or the default."""
+    return Home.open(home_dir or group_home())
 
 
 def sampling_options(func):
@@ -48,13 +51,18 @@ def sampling_params(config, **flags):
     return SamplingParams(
         temperature=pick("temperature"), top_p=pick("top_p"), top_k=pick("top_k"),
         max_tokens=pick("max_tokens"), repetition_penalty=pick("repetition_penalty"),
-        seed=pick("seed"), stop=list(flags.get("stop") or ()),
+        seed=pick("seed"), stop=[unescape(s) for s in flags.get("stop") or ()],
     )
+
+
+def unescape(text: str) -> str:
+    """`--stop "\\n\\n"` means two newlines: shells pass the backslashes through."""
+    return text.replace("\\n", "\n").replace("\\t", "\t").replace("\\r", "\r")
 
 
 def engine_options(func):
     """Which model, adapter and engine to answer with."""
-    func = click.option("--engine", type=click.Choice(["auto", "llama.cpp", "transformers"]),
+    func = click.option("--engine", type=click.Choice(ENGINES),
                         help="Override assistant.yaml's engine choice.")(func)
     func = click.option("--adapter", help="Answer with this adapter (transformers engine).")(func)
     func = click.option("--model", "-m", help="Base model name (default: assistant.yaml's model).")(func)

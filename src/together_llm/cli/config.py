@@ -48,7 +48,21 @@ def set_(key, value, home_dir):
     home = open_home(home_dir)
     settings = home.load_config()
     set_value(settings, key, value)
+    _check_names(home, settings, key)
     home.save_config(settings)
     for name, field, owner in config_fields(settings):
         if name == key:
             click.echo(f"{key} = {json.dumps(getattr(owner, field.name))}")
+
+
+def _check_names(home, settings, key: str) -> None:
+    """A model or adapter named in assistant.yaml must exist in the home."""
+    if key == "model":
+        from ..models.registry import get_model
+
+        get_model(home, settings.model)
+    elif key == "adapters":
+        from ..adapters.store import adapter_dir
+
+        for name in settings.adapters:
+            adapter_dir(home, name)

@@ -16,6 +16,7 @@ from ..errors import TllmError
 COMMANDS = {
     "ask": ("together_llm.cli.ask:ask", "Answer one prompt, streaming the reply."),
     "chat": ("together_llm.cli.chat:chat", "Talk with the assistant in the terminal."),
+    "serve": ("together_llm.cli.serve:serve", "Serve the OpenAI API (/v1), /health and /metrics."),
     "config": ("together_llm.cli.config:config", "Show or change assistant.yaml."),
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
 }
@@ -80,9 +81,6 @@ def main(argv=None) -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (`tllm ask ... | head`); not an error
-        sys.exit(0)
     except Exception as exc:  # a bug: one line unless --debug
         if _debug_requested(argv):
             raise

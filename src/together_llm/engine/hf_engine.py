@@ -8,7 +8,6 @@ stream sets a flag a stopping criterion reads, which ends `generate` at the next
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from pathlib import Path
@@ -29,11 +28,11 @@ class HFEngine(Engine):
                  model_name: str = ""):
         from transformers.utils import logging as hf_logging
 
-        from ..models.load_hf import load_hf
+        from ..models.load_hf import load_hf, read_config
 
         hf_logging.disable_progress_bar()  # the CLI shows its own progress; keep answers clean
         hf_logging.set_verbosity_error()
-        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+        config = read_config(model_dir)
         family = architecture(config["model_type"]).family
         if family == "encoder":
             raise TllmError(f"{config['model_type']} is an encoder: it classifies and embeds "

@@ -36,7 +36,11 @@ class LlamaCppEngine(Engine):
 
     def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
                  threads: int | None = None):
-        gguf_file.check_header(path)
+        arch = gguf_file.read_field(path, "general.architecture")
+        trained = gguf_file.read_field(path, f"{arch}.context_length") if arch else None
+        if trained and context_length > trained:
+            raise TllmError(f"context_length {context_length} is more than {path.name} was "
+                            f"trained for ({trained}); use `tllm config set context_length {trained}`")
         import llama_cpp
         from llama_cpp import Llama
 
@@ -49,10 +53,6 @@ class LlamaCppEngine(Engine):
         except (ValueError, RuntimeError) as exc:
             raise TllmError(f"llama.cpp could not load {path}: the file is truncated, corrupt "
                             f"or of an architecture llama.cpp does not know ({exc})") from None
-        trained = self.llm._model.n_ctx_train()
-        if context_length > trained:
-            raise TllmError(f"context_length {context_length} is more than {path.name} was "
-                            f"trained for ({trained}); use `tllm config set context_length {trained}`")
         self.model_name = model_name or path.stem
         # llama.cpp may round its context up, but llama-cpp-python sizes buffers to ours.
         self.context_length = min(context_length, self.llm.n_ctx())
@@ -77,8 +77,13 @@ class LlamaCppEngine(Engine):
 
     def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
                    max_tokens: int) -> Iterator[int]:
-        # llama.cpp draws a fresh random seed when none is set; a given seed repeats exactly.
-        self.llm.set_seed(params.seed if params.seed is not None else int.from_bytes(os.urandom(4), "little"))
+        if params.seed is not None:
+            # Reusing the cached prompt would evaluate its tail as a smaller batch, whose
+            # kernels round differently; a seeded answer must not depend on what ran before.
+            self.llm.reset()
+            self.llm.set_seed(params.seed)
+        else:
+            self.llm.set_seed(int.from_bytes(os.urandom(4), "little") % (2**32 - 1))
         tokens = self.llm.generate(
             prompt_ids, top_k=params.top_k, top_p=params.top_p, min_p=0.0,
             temp=params.temperature, repeat_penalty=params.repetition_penalty,

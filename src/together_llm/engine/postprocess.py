@@ -42,9 +42,11 @@ class Detokenizer:
 class OutputFilter:
     """Stop sequences, leaked special tokens and whitespace, applied to a stream of text."""
 
-    def __init__(self, stop: Sequence[str] = (), special_texts: Sequence[str] = ()):
+    def __init__(self, stop: Sequence[str] = (), special_texts: Sequence[str] = (),
+                 trim: bool = True):
         self.stop = [s for s in stop if s]
         self.special = [s for s in special_texts if s]
+        self.trim = trim  # drop outer whitespace (answers); raw completions keep it
         self._pending = ""
         self._started = False  # leading whitespace of the answer is dropped until text starts
         self.stopped = False
@@ -66,7 +68,7 @@ class OutputFilter:
         return longest
 
     def _emit(self, text: str) -> str:
-        if not self._started:
+        if self.trim and not self._started:
             text = text.lstrip()
             self._started = bool(text)
         return text
@@ -79,15 +81,17 @@ class OutputFilter:
         cuts = [i for i in (self._pending.find(s) for s in self.stop) if i >= 0]
         if cuts:
             self.stopped = True
-            text, self._pending = self._pending[:min(cuts)].rstrip(), ""
+            text, self._pending = self._pending[:min(cuts)], ""
+            text = text.rstrip() if self.trim else text
             return self._emit(text)
         end = len(self._pending) - self._holdback(self._pending)
-        while end > 0 and self._pending[end - 1].isspace():
+        while self.trim and end > 0 and self._pending[end - 1].isspace():
             end -= 1  # trailing whitespace waits: it is dropped if the answer ends here
         text, self._pending = self._pending[:end], self._pending[end:]
         return self._emit(text)
 
     def finish(self) -> str:
         """The rest of the answer once generation has ended."""
-        text, self._pending = self._pending.rstrip(), ""
+        text, self._pending = self._pending, ""
+        text = text.rstrip() if self.trim else text
         return "" if self.stopped else self._emit(text)

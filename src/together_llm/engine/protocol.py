@@ -12,10 +12,12 @@ text live here and in `postprocess`, so every engine behaves the same.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from ..errors import TllmError
+from ..errors import ContextError
 from ..models.chat_template import render_chat
 from .postprocess import Detokenizer, OutputFilter
 from .sampling import SamplingParams
@@ -55,6 +57,7 @@ class Engine:
     bos_token: str = ""
     eos_token: str = ""
     special_texts: Sequence[str] = ()  # special-token strings that must never reach the user
+    concurrent: bool = False  # True when the engine interleaves requests itself (batching)
 
     # --- what each engine implements -----------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -78,6 +81,13 @@ class Engine:
         """Free the model."""
 
     # --- shared behaviour ----------------------------------------------------------------
+    def serial(self):
+        """Held while a generation runs on an engine that runs one at a time, so many
+        threads (a server's requests) can share it safely."""
+        if self.concurrent:
+            return contextlib.nullcontext()
+        return self.__dict__.setdefault("_serial_lock", threading.Lock())
+
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         return render_chat(self.chat_template, messages, bos_token=self.bos_token,
                            eos_token=self.eos_token, add_generation_prompt=add_generation_prompt)
@@ -85,48 +95,55 @@ class Engine:
     def chat(self, messages: list[dict], params: SamplingParams) -> "Generation":
         return self.complete(self.render(messages), params)
 
-    def complete(self, prompt: str, params: SamplingParams) -> "Generation":
-        ids = self.tokenize(prompt)
+    def complete(self, prompt: str, params: SamplingParams, trim: bool = True) -> "Generation":
+        """Continue `prompt`; `trim=False` keeps the continuation's outer whitespace (raw
+        text completion, where " Paris" after "The capital is" needs its space)."""
+        return self.generate(self.tokenize(prompt), params, trim)
+
+    def generate(self, ids: list[int], params: SamplingParams, trim: bool = True) -> "Generation":
+        """A generation from prompt token ids (when the caller has tokenized already)."""
         room = self.context_length - len(ids)
         if room < 1:
-            raise TllmError(
+            raise ContextError(
                 f"the prompt is {len(ids)} tokens but the context holds {self.context_length}; "
                 "shorten it or raise it with `tllm config set context_length N`")
-        return Generation(self, ids, params, min(params.max_tokens, room))
+        return Generation(self, ids, params, min(params.max_tokens, room), trim)
 
 
 class Generation:
     """One answer in progress: iterate for text pieces; `.completion` is set at the end."""
 
     def __init__(self, engine: Engine, prompt_ids: list[int], params: SamplingParams,
-                 max_tokens: int):
+                 max_tokens: int, trim: bool = True):
         self.engine = engine
         self.prompt_ids = prompt_ids
         self.params = params
         self.max_tokens = max_tokens
+        self.trim = trim
         self.completion: Completion | None = None
 
     def __iter__(self) -> Iterator[str]:
         detok = Detokenizer(self.engine.detokenize)
-        out = OutputFilter(self.params.stop, self.engine.special_texts)
+        out = OutputFilter(self.params.stop, self.engine.special_texts, self.trim)
         pieces: list[str] = []
         generated, finish = 0, "length"
-        ids = self.engine._token_ids(self.prompt_ids, self.params, self.max_tokens)
-        try:
-            for token_id in ids:
-                if self.engine.is_end(token_id):
-                    finish = "stop"
-                    break
-                generated += 1
-                text = out.feed(detok.feed(token_id))
-                if text:
-                    pieces.append(text)
-                    yield text
-                if out.stopped:
-                    finish = "stop"
-                    break
-        finally:
-            ids.close()  # cancels the engine's decoding when we stop early
+        with self.engine.serial():
+            ids = self.engine._token_ids(self.prompt_ids, self.params, self.max_tokens)
+            try:
+                for token_id in ids:
+                    if self.engine.is_end(token_id):
+                        finish = "stop"
+                        break
+                    generated += 1
+                    text = out.feed(detok.feed(token_id))
+                    if text:
+                        pieces.append(text)
+                        yield text
+                    if out.stopped:
+                        finish = "stop"
+                        break
+            finally:
+                ids.close()  # cancels the engine's decoding when we stop early
         tail = out.finish()
         if tail:
             pieces.append(tail)

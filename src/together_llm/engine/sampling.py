@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..errors import TllmError
@@ -20,6 +21,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0  # OpenAI style: penalty growing with each use
     stop: list[str] = field(default_factory=list)  # the answer ends before any of these
     seed: int | None = None  # same seed + same prompt = same answer
+    grammar: str | None = None  # GBNF (rule `root`) the answer must match; llama.cpp engines
 
     def __post_init__(self):
         checks = [
@@ -31,7 +33,14 @@ class SamplingParams:
             (-2 <= self.presence_penalty <= 2, "presence_penalty must be between -2 and 2"),
             (-2 <= self.frequency_penalty <= 2, "frequency_penalty must be between -2 and 2"),
             (all(isinstance(s, str) and s for s in self.stop), "stop sequences must be non-empty text"),
+            (self.seed is None or 0 <= self.seed < 2**32 - 1, "seed must be between 0 and 4294967294"),
+            (self.grammar is None or (isinstance(self.grammar, str) and self.grammar.strip() != ""),
+             "grammar must be non-empty GBNF text"),
         ]
+        numbers = (self.temperature, self.top_p, self.repetition_penalty,
+                   self.presence_penalty, self.frequency_penalty)
+        if not all(math.isfinite(x) for x in numbers):
+            raise TllmError("sampling parameters must be finite numbers")
         for ok, message in checks:
             if not ok:
                 raise TllmError(message)

@@ -42,11 +42,15 @@ def convert_gguf(gguf_path: Path, out_dir: Path, report=print) -> Path:
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict(), strict=False)
+    result = model.load_state_dict(loaded.state_dict(), strict=False)
+    tied = {"lm_head.weight"} if getattr(config, "tie_word_embeddings", False) else set()
+    if set(result.missing_keys) - tied or result.unexpected_keys:
+        raise TllmError(f"converting {gguf_path.name} left weights unmatched (missing: "
+                        f"{result.missing_keys[:5]}, unexpected: {result.unexpected_keys[:5]})")
     model.tie_weights()
     del loaded
 
-    template = _gguf_chat_template(gguf_path)
+    template = gguf_file.read_field(gguf_path, "tokenizer.chat_template")
     if template:
         tokenizer.chat_template = template
 
@@ -58,16 +62,10 @@ def convert_gguf(gguf_path: Path, out_dir: Path, report=print) -> Path:
     tokenizer.save_pretrained(tmp)
     marker = {"source": str(gguf_path), "format": "gguf", "fingerprint": fingerprint(tmp)}
     (tmp / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+    old = out_dir.with_name(out_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
     if out_dir.exists():
-        shutil.rmtree(out_dir)
+        out_dir.rename(old)  # a good earlier conversion survives until the new one is in place
     tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
-
-
-def _gguf_chat_template(path: Path) -> str | None:
-    from gguf import GGUFReader
-
-    field = GGUFReader(str(path)).fields.get("tokenizer.chat_template")
-    if field is None or not field.data:
-        return None
-    return bytes(field.parts[field.data[0]]).decode("utf-8")

@@ -46,6 +46,48 @@ def check_header(path: Path) -> None:
         raise TllmError(f"{path} is GGUF version {version}; versions 2 and 3 are supported")
 
 
+# GGUF value types: id -> struct format (8 = string and 9 = array are read by hand).
+_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+            10: "<Q", 11: "<q", 12: "<d"}
+
+
+def read_field(path: Path, key: str):
+    """One metadata value of a GGUF file, read from its header without numpy.
+
+    Reads key/value pairs in order and stops at `key` (None if absent), so a value near the
+    start, like the context length, costs a few hundred bytes of reading."""
+    check_header(path)
+    with open(path, "rb") as handle:
+        def unpack(fmt):
+            size = struct.calcsize(fmt)
+            data = handle.read(size)
+            if len(data) < size:
+                raise TllmError(f"{path} is truncated: its metadata ends early")
+            return struct.unpack(fmt, data)[0]
+
+        def string():
+            return handle.read(unpack("<Q")).decode("utf-8", errors="replace")
+
+        def value(kind):
+            if kind in _SCALARS:
+                return unpack(_SCALARS[kind])
+            if kind == 8:
+                return string()
+            if kind == 9:
+                item_kind, count = unpack("<I"), unpack("<Q")
+                return [value(item_kind) for _ in range(count)]
+            raise TllmError(f"{path} is corrupt: unknown metadata type {kind}")
+
+        handle.seek(8)
+        unpack("<Q")  # tensor count
+        for _ in range(unpack("<Q")):
+            name, kind = string(), unpack("<I")
+            found = value(kind)
+            if name == key:
+                return found
+    return None
+
+
 def inspect(path: Path) -> dict:
     """Parse the whole header and tensor table; refuse a truncated or corrupt file.
 

@@ -1,0 +1,40 @@
+"""`tllm serve`: the OpenAI-compatible API (and, soon, the web chat) in one process."""
+
+from __future__ import annotations
+
+import click
+
+from .common import home_options
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback needs --api-key.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--api-key", envvar="TLLM_API_KEY", help="Require 'Authorization: Bearer KEY' (env TLLM_API_KEY).")
+@click.option("--cors-origin", multiple=True, help="Allow browsers from this origin (repeatable).")
+@click.option("--no-ui", is_flag=True, help="Serve only the API, no web chat.")
+@home_options
+def serve(host, port, api_key, cors_origin, no_ui, home_dir):
+    """Serve the assistant: the OpenAI API at /v1, /health and /metrics.
+
+    \b
+    Examples:
+      tllm serve
+      tllm serve --port 9000 --api-key s3cret
+      curl localhost:8000/v1/chat/completions -H 'Content-Type: application/json' \\
+        -d '{"messages": [{"role": "user", "content": "Hi"}]}'
+    """
+    import uvicorn
+
+    from ..serve.app import create_app
+    from ..serve.settings import ServeSettings
+    from .common import group_home
+
+    settings = ServeSettings(home=home_dir or group_home(), host=host, port=port,
+                             api_key=api_key or None, ui=not no_ui, cors_origins=list(cors_origin))
+    app = create_app(settings)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {app.state.config.model} at http://{shown}:{port}/v1 "
+                f"(health: /health, metrics: /metrics, docs: /docs)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

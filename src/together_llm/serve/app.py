@@ -1,0 +1,66 @@
+"""`create_app(settings)`: the one FastAPI app `tllm serve` runs.
+
+State lives on `app.state` (settings, the assistant's config, the engine pool, metrics),
+never in module globals, so tests can run several apps side by side.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+from ..home import Home
+from . import errors
+from .engines import EnginePool
+from .limits import BodyLimit
+from .metrics import ServerMetrics
+from .openai_api import router as openai_router
+from .settings import ServeSettings
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    settings.check()
+    home = Home.open(settings.home)
+    config = home.load_config()
+
+    app = FastAPI(title="Together-LLM", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.state.settings = settings
+    app.state.home = home
+    app.state.config = config
+    app.state.engines = EnginePool(home, config)
+    app.state.metrics = ServerMetrics()
+    errors.install(app)
+    app.include_router(openai_router)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        path = request.scope.get("route").path if request.scope.get("route") else "other"
+        app.state.metrics.requests.labels(path, str(response.status_code)).inc()
+        app.state.metrics.latency.labels(path).observe(time.perf_counter() - start)
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": config.model}
+
+    @app.get("/metrics")
+    async def metrics():
+        return PlainTextResponse(app.state.metrics.render(),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.on_event("shutdown")
+    def close_engines():
+        app.state.engines.close()
+
+    return app

@@ -1,0 +1,173 @@
+"""The OpenAI-compatible routes under /v1: models, chat completions, completions.
+
+A route turns the request into messages or a prompt and `SamplingParams`, asks the
+engine pool for the engine of `model`, and either waits for the whole answer or streams
+it as OpenAI's chunk objects over server-sent events, ending with `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..engine.protocol import Engine, Generation
+from ..engine.sampling import SamplingParams
+from .errors import APIError
+from .limits import require_key
+from .metrics import Timer
+from .schemas import ChatCompletionRequest, CompletionRequest
+from .streaming import pieces, sse
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
+
+
+@router.get("/models")
+async def models(request: Request):
+    pool = request.app.state.engines
+    created = int(time.time())
+    return {"object": "list", "data": [
+        {"id": name, "object": "model", "created": created, "owned_by": "together-llm"}
+        for name in await run_in_threadpool(pool.names)]}
+
+
+def _params(request: Request, engine: Engine, body, prompt_len: int, index: int) -> SamplingParams:
+    """Sampling parameters: the request's, else assistant.yaml's generation defaults."""
+    defaults = request.app.state.config.generation
+    pick = lambda value, default: default if value is None else value
+    room = engine.context_length - prompt_len
+    asked = getattr(body, "max_completion_tokens", None) or body.max_tokens
+    if asked is not None and asked > room:
+        raise APIError(400, f"max_tokens is {asked}, but the prompt takes {prompt_len} of the "
+                            f"{engine.context_length}-token context, leaving {room}",
+                       param="max_tokens", code="context_length_exceeded")
+    seed = body.seed + index if body.seed is not None else defaults.seed
+    return SamplingParams(
+        temperature=pick(body.temperature, defaults.temperature), top_p=pick(body.top_p, defaults.top_p),
+        top_k=pick(body.top_k, defaults.top_k),
+        max_tokens=min(pick(asked, defaults.max_tokens), room) if room > 0 else 1,
+        repetition_penalty=pick(body.repetition_penalty, 1.0),
+        presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
+        stop=list(body.stop or []), seed=seed)
+
+
+async def _start(request: Request, body, prompt: str | None = None,
+                 messages: list[dict] | None = None) -> tuple[Engine, list[Generation]]:
+    """Open the engine, render and tokenize, and create the `n` generations."""
+    settings = request.app.state.settings
+    if body.n > settings.max_n:
+        raise APIError(400, f"n is {body.n}; at most {settings.max_n}", param="n")
+    engine = await run_in_threadpool(request.app.state.engines.get, body.model)
+    if messages is not None:
+        prompt = engine.render(messages)
+    ids = await run_in_threadpool(engine.tokenize, prompt)
+    if len(ids) >= engine.context_length:
+        raise APIError(400, f"the prompt is {len(ids)} tokens but the context holds "
+                            f"{engine.context_length}", param="messages", code="context_length_exceeded")
+    trim = messages is not None  # chat answers are trimmed; raw completions keep whitespace
+    generations = [engine.generate(ids, _params(request, engine, body, len(ids), i), trim)
+                   for i in range(body.n)]
+    return engine, generations
+
+
+def _envelope(kind: str, engine: Engine, body) -> dict:
+    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
+    return {"id": f"{prefix}-{uuid.uuid4().hex}", "object": kind, "created": int(time.time()),
+            "model": body.model or engine.model_name}
+
+
+async def _complete_all(request: Request, generations: list[Generation]):
+    from .streaming import run
+
+    completions = []
+    for generation in generations:
+        timer = Timer(request.app.state.metrics)
+        completion = await run(generation)
+        timer.done(completion)
+        completions.append(completion)
+    return completions
+
+
+def _usage(completions) -> dict:
+    prompt = completions[0].usage.prompt_tokens
+    generated = sum(c.usage.completion_tokens for c in completions)
+    return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request):
+    messages = [m.as_dict() for m in body.messages]
+    system = request.app.state.config.system_prompt
+    if system and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system})  # the assistant's own persona
+    engine, generations = await _start(request, body, messages=messages)
+    head = _envelope("chat.completion", engine, body)
+    if body.stream:
+        return _stream(request, body, generations, {**head, "object": "chat.completion.chunk"}, chat=True)
+    completions = await _complete_all(request, generations)
+    return {**head, "choices": [
+        {"index": i, "message": {"role": "assistant", "content": c.text}, "logprobs": None,
+         "finish_reason": c.finish_reason} for i, c in enumerate(completions)],
+        "usage": _usage(completions)}
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, request: Request):
+    if len(body.prompt) > 1 and body.stream:
+        raise APIError(400, "streaming takes one prompt", param="prompt")
+    choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    for prompt in body.prompt:
+        engine, generations = await _start(request, body, prompt=prompt)
+        head = _envelope("text_completion", engine, body)
+        if body.stream:
+            return _stream(request, body, generations, head, chat=False, echo=prompt if body.echo else "")
+        completions = await _complete_all(request, generations)
+        for c in completions:
+            text = (prompt if body.echo else "") + c.text
+            choices.append({"index": len(choices), "text": text, "logprobs": None,
+                            "finish_reason": c.finish_reason})
+        for key, value in _usage(completions).items():
+            usage[key] += value
+    return {**head, "choices": choices, "usage": usage}
+
+
+def _stream(request: Request, body, generations: list[Generation], head: dict, chat: bool,
+            echo: str = "") -> StreamingResponse:
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    metrics = request.app.state.metrics
+
+    def chunk(index: int, text: str | None = None, finish: str | None = None, role: bool = False):
+        if chat:
+            delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
+            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+        else:
+            choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+        return sse({**head, "choices": [choice]})
+
+    async def events():
+        metrics.in_flight.inc()
+        try:
+            for index, generation in enumerate(generations):
+                timer = Timer(metrics)
+                if chat:
+                    yield chunk(index, role=True)
+                elif echo:
+                    yield chunk(index, echo)
+                async for piece in pieces(generation, on_cancel=metrics.cancelled.inc):
+                    timer.piece()
+                    yield chunk(index, piece)
+                timer.done(generation.completion)
+                yield chunk(index, finish=generation.completion.finish_reason)
+            if include_usage:
+                yield sse({**head, "choices": [], "usage": _usage([g.completion for g in generations])})
+        except Exception as exc:  # headers are sent: report the error in the stream
+            yield sse({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
+        finally:
+            metrics.in_flight.dec()
+        yield sse("[DONE]")
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

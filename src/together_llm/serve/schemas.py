@@ -1,0 +1,108 @@
+"""Request bodies of the OpenAI API, as pydantic models that validate what OpenAI
+validates (ranges, required fields) so a bad request gets a 400 naming the field.
+
+Unknown fields are ignored, as OpenAI-compatible servers commonly do, so newer clients
+keep working. `top_k` and `repetition_penalty` are extensions llama.cpp servers also take.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(_Body):
+    type: Literal["text"]
+    text: str
+
+
+class Message(_Body):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: Union[str, list[TextPart], None] = None
+    name: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        """The message as our engines take it: developer counts as system, parts joined."""
+        text = self.content if isinstance(self.content, str) else \
+            "".join(part.text for part in self.content or [])
+        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class ResponseFormat(_Body):
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    json_schema: Optional[dict[str, Any]] = None
+
+
+class _Sampling(_Body):
+    """Fields shared by chat and text completions."""
+
+    model: Optional[str] = None
+    max_tokens: Optional[int] = Field(None, ge=1)
+    temperature: Optional[float] = Field(None, ge=0, le=2)
+    top_p: Optional[float] = Field(None, gt=0, le=1)
+    top_k: Optional[int] = Field(None, ge=0)
+    repetition_penalty: Optional[float] = Field(None, gt=0, le=2)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    stop: Union[str, list[str], None] = None
+    seed: Optional[int] = None
+    n: int = Field(1, ge=1)
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    user: Optional[str] = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, value):
+        stops = [value] if isinstance(value, str) else list(value or [])
+        if len(stops) > 4:
+            raise ValueError("at most 4 stop sequences")
+        if any(not s for s in stops):
+            raise ValueError("stop sequences must be non-empty")
+        return stops
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[Message] = Field(..., min_length=1)
+    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    response_format: Optional[ResponseFormat] = None
+    logprobs: bool = False
+    top_logprobs: Optional[int] = Field(None, ge=0, le=20)
+
+
+class CompletionRequest(_Sampling):
+    prompt: Union[str, list[str]]
+    echo: bool = False
+    logprobs: Optional[int] = Field(None, ge=0, le=5)
+    max_tokens: Optional[int] = Field(16, ge=0)  # OpenAI's default; 0 with echo scores the prompt
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompts(cls, value):
+        prompts = [value] if isinstance(value, str) else value
+        if not prompts:
+            raise ValueError("at least one prompt")
+        return prompts
+
+
+class EmbeddingRequest(_Body):
+    input: Union[str, list[str]]
+    model: Optional[str] = None
+    encoding_format: Literal["float", "base64"] = "float"
+
+    @field_validator("input")
+    @classmethod
+    def _inputs(cls, value):
+        inputs = [value] if isinstance(value, str) else value
+        if not inputs or any(not text for text in inputs):
+            raise ValueError("input must be non-empty text or a list of non-empty texts")
+        return inputs

@@ -1,0 +1,68 @@
+"""Bad requests get the right status and an OpenAI-shaped error object, and the server
+keeps answering."""
+
+import pytest
+
+from together_llm.home import Home
+from tests.serve.conftest import live_server, request
+
+CHAT = "/v1/chat/completions"
+HI = [{"role": "user", "content": "hi"}]
+
+
+def assert_openai_error(status, body, expected_status, fragment):
+    assert status == expected_status, body
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert fragment in body["error"]["message"]
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    (b"{not json", 400, "not valid JSON"),
+    ({"model": "default"}, 400, "messages"),
+    ({"messages": []}, 400, "messages"),
+    ({"messages": HI, "max_tokens": 0}, 400, "max_tokens"),
+    ({"messages": HI, "max_tokens": 5000}, 400, "max_tokens is 5000"),
+    ({"messages": HI, "temperature": 2.5}, 400, "temperature"),
+    ({"messages": HI, "temperature": -1}, 400, "temperature"),
+    ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
+    ({"messages": HI, "model": "nope"}, 404, "model 'nope' does not exist"),
+])
+def test_bad_chat_requests(server, body, status, fragment):
+    base, _ = server
+    got_status, got = request(base, "POST", CHAT, body)
+    assert_openai_error(got_status, got, status, fragment)
+
+
+def test_oversized_body_is_413_and_the_server_goes_on(server):
+    base, _ = server
+    huge = {"messages": [{"role": "user", "content": "x" * 3_000_000}]}
+    status, body = request(base, "POST", CHAT, huge)
+    assert_openai_error(status, body, 413, "larger than")
+    status, body = request(base, "POST", CHAT, {"messages": HI, "max_tokens": 3})
+    assert status == 200 and body["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_unknown_route_is_an_openai_404(server):
+    base, _ = server
+    status, body = request(base, "GET", "/v1/nothing")
+    assert_openai_error(status, body, 404, "Not Found")
+
+
+def test_api_key_is_required_when_set(tmp_path):
+    home = Home.open(tmp_path / "home")
+    with live_server(home, "--api-key", "s3cret") as base:
+        status, body = request(base, "GET", "/v1/models")
+        assert_openai_error(status, body, 401, "missing API key")
+        status, body = request(base, "GET", "/v1/models", headers={"Authorization": "Bearer nope"})
+        assert_openai_error(status, body, 401, "incorrect API key")
+        status, body = request(base, "GET", "/v1/models", headers={"Authorization": "Bearer s3cret"})
+        assert status == 200 and body["data"][0]["id"] == "default"
+        assert request(base, "GET", "/health")[0] == 200  # health needs no key
+
+
+def test_listening_beyond_loopback_without_a_key_is_refused(home):
+    from tests.conftest import run_tllm
+
+    result = run_tllm("serve", "--host", "0.0.0.0", "--port", "1", home=home)
+    assert result.returncode == 1
+    assert "refusing to listen on 0.0.0.0 without an API key" in result.stderr

@@ -1,0 +1,75 @@
+"""The official OpenAI client against a live `tllm serve` on the bundled model."""
+
+import json
+
+import pytest
+from openai import OpenAI
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    base, _ = server
+    return OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def test_models_lists_the_base_model(client):
+    assert "default" in [m.id for m in client.models.list().data]
+
+
+def test_chat_streamed_text_equals_the_whole_answer(client):
+    whole = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                           max_tokens=40)
+    assert "Paris" in whole.choices[0].message.content
+    stream = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                            max_tokens=40, stream=True,
+                                            stream_options={"include_usage": True})
+    chunks = list(stream)
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == whole.choices[0].message.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == whole.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert chunks[-1].usage.prompt_tokens == whole.usage.prompt_tokens
+
+
+def test_usage_counts_the_tokenizer_tokens(client):
+    from together_llm.engine.llamacpp_engine import LlamaCppEngine
+    from together_llm.models.gguf_file import bundled_gguf
+
+    engine = LlamaCppEngine(bundled_gguf())
+    messages = [{"role": "system", "content": "Be brief."}, *QUESTION]
+    expected = len(engine.tokenize(engine.render(messages)))
+    engine.close()
+    answer = client.chat.completions.create(model="default", messages=messages, max_tokens=7,
+                                            temperature=0)
+    assert answer.usage.prompt_tokens == expected
+    assert answer.usage.completion_tokens <= 7
+    assert answer.usage.total_tokens == expected + answer.usage.completion_tokens
+
+
+def test_max_tokens_gives_length_and_stop_is_honoured(client):
+    short = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                           max_tokens=2)
+    assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 2
+    stopped = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                             stop=["Paris"])
+    assert stopped.choices[0].finish_reason == "stop"
+    assert "Paris" not in stopped.choices[0].message.content
+
+
+def test_seed_and_n(client):
+    ask = lambda: client.chat.completions.create(
+        model="default", messages=[{"role": "user", "content": "Tell me a story."}],
+        temperature=1.0, seed=5, max_tokens=16, n=2)
+    first, second = ask(), ask()
+    assert [c.message.content for c in first.choices] == [c.message.content for c in second.choices]
+    assert len(first.choices) == 2 and first.choices[0].message.content != first.choices[1].message.content
+
+
+def test_text_completion_keeps_whitespace_and_echoes(client):
+    result = client.completions.create(model="default", prompt="The capital of France is",
+                                       temperature=0, max_tokens=6, echo=True)
+    text = result.choices[0].text
+    assert text.startswith("The capital of France is ")  # the continuation keeps its space
+    assert result.usage.completion_tokens == 6
