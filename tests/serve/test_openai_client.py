@@ -73,3 +73,36 @@ def test_text_completion_keeps_whitespace_and_echoes(client):
     text = result.choices[0].text
     assert text.startswith("The capital of France is ")  # the continuation keeps its space
     assert result.usage.completion_tokens == 6
+
+
+def test_json_object_mode_gives_json_that_parses(client):
+    answer = client.chat.completions.create(
+        model="default", temperature=0, max_tokens=120, response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Describe Paris as JSON with keys name and country."}])
+    assert answer.choices[0].finish_reason == "stop"
+    assert isinstance(json.loads(answer.choices[0].message.content), dict)
+
+
+def test_json_schema_mode_follows_the_schema(client):
+    schema = {"type": "object", "required": ["name", "population"],
+              "properties": {"name": {"type": "string"}, "population": {"type": "integer"}}}
+    answer = client.chat.completions.create(
+        model="default", temperature=0.7, seed=3, max_tokens=120,
+        messages=[{"role": "user", "content": "Describe Paris."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
+    city = json.loads(answer.choices[0].message.content)
+    assert isinstance(city["name"], str) and isinstance(city["population"], int)
+
+
+def test_embeddings_put_similar_sentences_closer(client):
+    texts = ["Paris is the capital of France.", "The capital of France is Paris.",
+             "I like green apples."]
+    result = client.embeddings.create(model="default", input=texts)
+    vectors = [item.embedding for item in result.data]
+    assert [item.index for item in result.data] == [0, 1, 2]
+    dot = lambda a, b: sum(x * y for x, y in zip(a, b))
+    assert abs(dot(vectors[0], vectors[0]) - 1) < 1e-3  # unit length
+    assert dot(vectors[0], vectors[1]) > dot(vectors[0], vectors[2])
+    assert result.usage.prompt_tokens > 0
+    plain = client.embeddings.create(model="default", input=texts[0], encoding_format="float")
+    assert max(abs(a - b) for a, b in zip(plain.data[0].embedding, vectors[0])) < 1e-5

@@ -66,6 +66,15 @@ class HFEngine(Engine):
     def is_end(self, token_id: int) -> bool:
         return token_id in self._eos
 
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
+        from ..models.load_hf import embed
+
+        with self._lock, torch.inference_mode():
+            vectors = embed(self.model, self.tokenizer, texts)
+        return torch.nn.functional.normalize(vectors.float(), dim=-1).tolist()
+
     def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
                    max_tokens: int) -> Iterator[int]:
         import torch

@@ -33,6 +33,7 @@ def auto_threads() -> tuple[int, int]:
 
 class LlamaCppEngine(Engine):
     name = "llama.cpp"
+    supports_grammar = True
 
     def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
                  threads: int | None = None):
@@ -53,6 +54,7 @@ class LlamaCppEngine(Engine):
         except (ValueError, RuntimeError) as exc:
             raise TllmError(f"llama.cpp could not load {path}: the file is truncated, corrupt "
                             f"or of an architecture llama.cpp does not know ({exc})") from None
+        self.path = path
         self.model_name = model_name or path.stem
         # llama.cpp may round its context up, but llama-cpp-python sizes buffers to ours.
         self.context_length = min(context_length, self.llm.n_ctx())
@@ -84,10 +86,19 @@ class LlamaCppEngine(Engine):
             self.llm.set_seed(params.seed)
         else:
             self.llm.set_seed(int.from_bytes(os.urandom(4), "little") % (2**32 - 1))
+        grammar = None
+        if params.grammar:
+            from llama_cpp import LlamaGrammar
+
+            try:
+                grammar = LlamaGrammar.from_string(params.grammar, verbose=False)
+            except ValueError as exc:
+                raise TllmError(f"the grammar does not parse: {exc}") from None
         tokens = self.llm.generate(
             prompt_ids, top_k=params.top_k, top_p=params.top_p, min_p=0.0,
             temp=params.temperature, repeat_penalty=params.repetition_penalty,
             frequency_penalty=params.frequency_penalty, presence_penalty=params.presence_penalty,
+            grammar=grammar,
         )
         try:
             for count, token in enumerate(tokens, start=1):
@@ -97,5 +108,25 @@ class LlamaCppEngine(Engine):
         finally:
             tokens.close()
 
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Mean-pooled, normalized embeddings from a second llama.cpp context made for it
+        (a generating context cannot pool), opened on first use."""
+        import threading
+
+        with self.__dict__.setdefault("_embed_lock", threading.Lock()):
+            if getattr(self, "_embedder", None) is None:
+                from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+
+                self._embedder = Llama(model_path=str(self.path), embedding=True,
+                                       pooling_type=LLAMA_POOLING_TYPE_MEAN,
+                                       n_ctx=self.context_length, n_batch=self.context_length,
+                                       n_ubatch=self.context_length, verbose=False)
+            for text in texts:
+                if len(self.tokenize(text)) > self.context_length:
+                    raise TllmError(f"an input is longer than the {self.context_length}-token context")
+            return self._embedder.embed(texts, normalize=True)
+
     def close(self) -> None:
         self.llm.close()
+        if getattr(self, "_embedder", None) is not None:
+            self._embedder.close()

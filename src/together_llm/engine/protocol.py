@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from ..errors import ContextError
+from ..errors import ContextError, TllmError
 from ..models.chat_template import render_chat
 from .postprocess import Detokenizer, OutputFilter
 from .sampling import SamplingParams
@@ -58,6 +58,7 @@ class Engine:
     eos_token: str = ""
     special_texts: Sequence[str] = ()  # special-token strings that must never reach the user
     concurrent: bool = False  # True when the engine interleaves requests itself (batching)
+    supports_grammar: bool = False  # True when SamplingParams.grammar constrains the output
 
     # --- what each engine implements -----------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -79,6 +80,10 @@ class Engine:
 
     def close(self) -> None:
         """Free the model."""
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """One unit-length vector per text (mean of the last hidden states)."""
+        raise TllmError(f"the {self.name} engine does not make embeddings")
 
     # --- shared behaviour ----------------------------------------------------------------
     def serial(self):

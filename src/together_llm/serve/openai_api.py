@@ -7,6 +7,7 @@ it as OpenAI's chunk objects over server-sent events, ending with `data: [DONE]`
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -19,7 +20,7 @@ from ..engine.sampling import SamplingParams
 from .errors import APIError
 from .limits import require_key
 from .metrics import Timer
-from .schemas import ChatCompletionRequest, CompletionRequest
+from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from .streaming import pieces, sse
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
@@ -45,13 +46,36 @@ def _params(request: Request, engine: Engine, body, prompt_len: int, index: int)
                             f"{engine.context_length}-token context, leaving {room}",
                        param="max_tokens", code="context_length_exceeded")
     seed = body.seed + index if body.seed is not None else defaults.seed
-    return SamplingParams(
+    grammar = _grammar(engine, getattr(body, "response_format", None))
+    return SamplingParams(grammar=grammar,
         temperature=pick(body.temperature, defaults.temperature), top_p=pick(body.top_p, defaults.top_p),
         top_k=pick(body.top_k, defaults.top_k),
         max_tokens=min(pick(asked, defaults.max_tokens), room) if room > 0 else 1,
         repetition_penalty=pick(body.repetition_penalty, 1.0),
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         stop=list(body.stop or []), seed=seed)
+
+
+def _grammar(engine: Engine, response_format) -> str | None:
+    """The GBNF grammar that makes the answer valid JSON (of a schema, if one is given)."""
+    if response_format is None or response_format.type == "text":
+        return None
+    if not engine.supports_grammar:
+        raise APIError(400, f"response_format {response_format.type} needs the llama.cpp engine; "
+                            f"{engine.model_name} runs on {engine.name}", param="response_format")
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if response_format.type == "json_object":
+        return JSON_GBNF
+    spec = response_format.json_schema or {}
+    schema = spec.get("schema", spec)  # OpenAI nests it: {"name", "schema", "strict"}
+    if not isinstance(schema, dict):
+        raise APIError(400, "response_format.json_schema.schema must be an object",
+                       param="response_format")
+    try:
+        return json_schema_to_gbnf(json.dumps(schema))
+    except Exception as exc:  # the converter raises assorted errors on schemas it cannot do
+        raise APIError(400, f"unsupported JSON schema: {exc}", param="response_format") from None
 
 
 async def _start(request: Request, body, prompt: str | None = None,
@@ -171,3 +195,23 @@ def _stream(request: Request, body, generations: list[Generation], head: dict, c
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request):
+    engine = await run_in_threadpool(request.app.state.engines.get, body.model)
+    vectors = await run_in_threadpool(engine.embed, body.input)
+    tokens = sum(len(engine.tokenize(text)) for text in body.input)
+    encode = _base64 if body.encoding_format == "base64" else (lambda v: v)
+    return {"object": "list", "model": body.model or engine.model_name,
+            "data": [{"object": "embedding", "index": i, "embedding": encode(v)}
+                     for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def _base64(vector: list[float]) -> str:
+    """OpenAI's compact form: little-endian float32 bytes, base64-encoded."""
+    import base64
+    import struct
+
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
