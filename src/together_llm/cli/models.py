@@ -18,6 +18,7 @@ def models():
       tllm models list
       tllm models add tiny ./my-model-dir
       tllm models add qwen ./qwen2.5-0.5b-instruct-q8_0.gguf
+      tllm models add peer http://10.0.0.7:8000/v1 --api-key-env PEER_KEY
       tllm models info default
       tllm models convert default      # GGUF -> HF directory for training
     """
@@ -45,12 +46,16 @@ def list_(as_json, home_dir):
 @models.command()
 @click.argument("name")
 @click.argument("source")
+@click.option("--api-key-env", help="Remote URL: the environment variable holding its API key.")
+@click.option("--remote-model", help="Remote URL: the model id to ask for (default: its first).")
 @home_options
-def add(name, source, home_dir):
-    """Register SOURCE (a .gguf file, an HF model directory or a hub id) as NAME."""
+def add(name, source, api_key_env, remote_model, home_dir):
+    """Register SOURCE as NAME: a .gguf file, an HF model directory, a hub id, or the URL of
+    an OpenAI-compatible endpoint (e.g. http://other-host:8000/v1)."""
     from ..models.registry import add_model
 
-    entry = add_model(open_home(home_dir), name, source)
+    entry = add_model(open_home(home_dir), name, source, remote_model=remote_model,
+                      api_key_env=api_key_env)
     click.echo(f"added {entry.name} ({entry.kind}: {entry.source})")
 
 

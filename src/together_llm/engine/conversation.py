@@ -32,6 +32,9 @@ class Conversation:
     def ask(self, engine: Engine, text: str, params: SamplingParams) -> Generation:
         """Start the answer to `text`, forgetting old exchanges if the context is full."""
         turns = self.turns + [{"role": "user", "content": text}]
+        if not engine.counts_tokens:  # a remote model fits its own context
+            self._pending = turns
+            return engine.chat(self.messages(turns), params)
         # room for a useful answer: the asked length, up to a quarter of the context
         room = min(params.max_tokens, max(1, engine.context_length // 4))
         while True:

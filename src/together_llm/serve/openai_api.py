@@ -41,7 +41,7 @@ def _params(request: Request, engine: Engine, body, prompt_len: int, index: int)
     pick = lambda value, default: default if value is None else value
     room = engine.context_length - prompt_len
     asked = getattr(body, "max_completion_tokens", None) or body.max_tokens
-    if asked is not None and asked > room:
+    if asked is not None and asked > room and engine.counts_tokens:
         raise APIError(400, f"max_tokens is {asked}, but the prompt takes {prompt_len} of the "
                             f"{engine.context_length}-token context, leaving {room}",
                        param="max_tokens", code="context_length_exceeded")
@@ -85,6 +85,11 @@ async def _start(request: Request, body, prompt: str | None = None,
     if body.n > settings.max_n:
         raise APIError(400, f"n is {body.n}; at most {settings.max_n}", param="n")
     engine = await run_in_threadpool(request.app.state.engines.get, body.model)
+    if not engine.counts_tokens:  # a remote model: pass the request on
+        params = [_params(request, engine, body, 0, i) for i in range(body.n)]
+        if messages is not None:
+            return engine, [engine.chat(messages, p) for p in params]
+        return engine, [engine.complete(prompt, p) for p in params]
     if messages is not None:
         prompt = engine.render(messages)
     ids = await run_in_threadpool(engine.tokenize, prompt)
