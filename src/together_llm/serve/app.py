@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse
 from ..home import Home
 from . import errors
 from .engines import EnginePool
+from .feedback import FeedbackStore
 from .limits import BodyLimit
 from .metrics import ServerMetrics
 from .openai_api import router as openai_router
@@ -31,6 +32,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.config = config
     app.state.engines = EnginePool(home, config)
     app.state.metrics = ServerMetrics()
+    app.state.feedback = FeedbackStore(home.path / "feedback")
     errors.install(app)
     app.include_router(openai_router)
 

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from ..engine.protocol import Engine, Generation
 from ..engine.sampling import SamplingParams
 from .errors import APIError
+from .feedback import FeedbackRequest
 from .limits import require_key
 from .metrics import Timer
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -220,3 +221,10 @@ def _base64(vector: list[float]) -> str:
     import struct
 
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+@router.post("/feedback")
+async def feedback(body: FeedbackRequest, request: Request):
+    """Store a thumbs up/down or an A/B choice in the home's feedback/ (see feedback.py)."""
+    row = await run_in_threadpool(request.app.state.feedback.add, body.feedback)
+    return {"object": "feedback", "stored": body.feedback.type, "time": row["time"]}
