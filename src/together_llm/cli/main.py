@@ -16,7 +16,7 @@ from ..errors import TllmError
 COMMANDS = {
     "ask": ("together_llm.cli.ask:ask", "Answer one prompt, streaming the reply."),
     "chat": ("together_llm.cli.chat:chat", "Talk with the assistant in the terminal."),
-    "serve": ("together_llm.cli.serve:serve", "Serve the OpenAI API (/v1), /health and /metrics."),
+    "serve": ("together_llm.cli.serve:serve", "Serve the web chat (/) and the OpenAI API (/v1)."),
     "config": ("together_llm.cli.config:config", "Show or change assistant.yaml."),
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
 }

@@ -16,7 +16,7 @@ from .common import home_options
 @click.option("--no-ui", is_flag=True, help="Serve only the API, no web chat.")
 @home_options
 def serve(host, port, api_key, cors_origin, no_ui, home_dir):
-    """Serve the assistant: the OpenAI API at /v1, /health and /metrics.
+    """Serve the assistant: the web chat at /, the OpenAI API at /v1, /health and /metrics.
 
     \b
     Examples:
@@ -34,7 +34,9 @@ def serve(host, port, api_key, cors_origin, no_ui, home_dir):
     settings = ServeSettings(home=home_dir or group_home(), host=host, port=port,
                              api_key=api_key or None, ui=not no_ui, cors_origins=list(cors_origin))
     app = create_app(settings)
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {app.state.config.model} at http://{shown}:{port}/v1 "
-                f"(health: /health, metrics: /metrics, docs: /docs)", err=True)
+    base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+    if settings.ui:
+        click.echo(f"web chat:   {base}/", err=True)
+    click.echo(f"OpenAI API: {base}/v1   (model: {app.state.config.model}; also /health, "
+               "/metrics, /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,1 +1,1 @@
-"""`tllm serve`: one FastAPI app with the OpenAI API at /v1 (and, later, the web chat at /)."""
+"""`tllm serve`: one FastAPI app with the web chat at / and the OpenAI API at /v1."""

@@ -65,4 +65,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     def close_engines():
         app.state.engines.close()
 
+    if settings.ui:
+        from .web import mount_web_chat
+
+        app = mount_web_chat(app)  # last: it takes "/" and everything not matched above
     return app

@@ -47,14 +47,23 @@ class FeedbackStore:
         self._lock = threading.Lock()
 
     def add(self, item: Rating | Choice) -> dict:
+        """Store a validated API request."""
         prompt = [m.as_dict() for m in item.messages]
-        row = {"prompt": prompt, "model": item.model, "time": time.time()}
         if isinstance(item, Rating):
-            row.update(completion=item.completion, label=item.rating == "up")
-            name = "ratings.jsonl"
-        else:
-            row.update(chosen=item.chosen, rejected=item.rejected)
-            name = "choices.jsonl"
+            return self.rate(prompt, item.completion, item.rating == "up", item.model)
+        return self.choose(prompt, item.chosen, item.rejected, item.model)
+
+    def rate(self, prompt: list[dict], completion: str, liked: bool, model: str | None) -> dict:
+        """A thumbs up (liked) or down on `completion`, the answer to `prompt`."""
+        return self._append("ratings.jsonl", {"prompt": prompt, "completion": completion,
+                                              "label": liked, "model": model, "time": time.time()})
+
+    def choose(self, prompt: list[dict], chosen: str, rejected: str, model: str | None) -> dict:
+        """Of two answers to `prompt`, `chosen` was better than `rejected`."""
+        return self._append("choices.jsonl", {"prompt": prompt, "chosen": chosen,
+                                              "rejected": rejected, "model": model, "time": time.time()})
+
+    def _append(self, name: str, row: dict) -> dict:
         line = json.dumps(row, ensure_ascii=False) + "\n"
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)

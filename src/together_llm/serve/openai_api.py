@@ -228,3 +228,10 @@ async def feedback(body: FeedbackRequest, request: Request):
     """Store a thumbs up/down or an A/B choice in the home's feedback/ (see feedback.py)."""
     row = await run_in_threadpool(request.app.state.feedback.add, body.feedback)
     return {"object": "feedback", "stored": body.feedback.type, "time": row["time"]}
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                  include_in_schema=False)
+async def unknown(path: str):
+    """Anything else under /v1 is an OpenAI 404 (the web chat owns the rest of the site)."""
+    raise APIError(404, f"Not Found: there is no endpoint /v1/{path}", code="unknown_url")

@@ -1,0 +1,95 @@
+"""The web chat at `/`: a Gradio app mounted in the same FastAPI process.
+
+Streaming answers, a model/adapter selector, a system-prompt box, thumbs up/down on every
+answer (stored as ratings) and "Regenerate", which writes a second answer beside the
+first and asks which was better (stored as a preference). It talks to the same engine
+pool and feedback store as the API.
+"""
+
+import gradio as gr  # this module is imported only when the web chat is on
+from fastapi import FastAPI
+
+
+def mount_web_chat(app: FastAPI) -> FastAPI:
+    pool, config, feedback = app.state.engines, app.state.config, app.state.feedback
+    defaults = config.generation
+
+    def prompt_of(history: list[dict], system: str, upto: int) -> list[dict]:
+        """The conversation an answer at `upto` replied to, with the system prompt."""
+        head = [{"role": "system", "content": system}] if system.strip() else []
+        return head + [{"role": m["role"], "content": _text(m["content"])} for m in history[:upto]]
+
+    def answer(history, model, system):
+        """Stream the assistant's reply to the conversation in `history`."""
+        from ..engine.sampling import SamplingParams
+
+        engine = pool.get(model)
+        params = SamplingParams(temperature=defaults.temperature, top_p=defaults.top_p,
+                                top_k=defaults.top_k, max_tokens=defaults.max_tokens,
+                                repetition_penalty=defaults.repetition_penalty)
+        messages = prompt_of(history, system, len(history))
+        history = history + [{"role": "assistant", "content": ""}]
+        for piece in engine.chat(messages, params):
+            history[-1]["content"] += piece
+            yield history
+
+    def send(text, history):
+        return "", history + [{"role": "user", "content": text}]
+
+    def rate(history, model, system, like: gr.LikeData):
+        index = like.index[0] if isinstance(like.index, (list, tuple)) else like.index
+        feedback.rate(prompt_of(history, system, index), _text(history[index]["content"]),
+                      like.liked is True or like.liked == "Like", model)
+
+    def regenerate(history, model, system):
+        """A second answer to the last question; the first stays to compare."""
+        if not history or history[-1]["role"] != "assistant":
+            yield history, gr.update(visible=False)
+            return
+        first = _text(history[-1]["content"])
+        for updated in answer(history[:-1], model, system):
+            shown = history + [{"role": "assistant", "content": updated[-1]["content"]}]
+            yield shown, gr.update(visible=False)
+        yield shown, gr.update(visible=bool(first))
+
+    def pick(history, model, system, better: int):
+        """Keep the better of the last two answers and store the choice."""
+        first, second = _text(history[-2]["content"]), _text(history[-1]["content"])
+        chosen, rejected = (first, second) if better == 1 else (second, first)
+        feedback.choose(prompt_of(history, system, len(history) - 2), chosen, rejected, model)
+        return history[:-2] + [{"role": "assistant", "content": chosen}], gr.update(visible=False)
+
+    with gr.Blocks(title=f"{config.name} · Together-LLM") as ui:
+        gr.Markdown(f"### {config.name}")
+        with gr.Row():
+            model = gr.Dropdown(choices=pool.names(), value=config.model, label="Model or adapter")
+            system = gr.Textbox(value=config.system_prompt, label="System prompt", scale=3)
+        chat = gr.Chatbot(label="Conversation", height=420, elem_id="chat",
+                          group_consecutive_messages=False)  # two answers side by side to compare
+        box = gr.Textbox(placeholder="Ask something and press Enter", show_label=False,
+                         elem_id="message")
+        with gr.Row():
+            regen = gr.Button("Regenerate", elem_id="regenerate")
+            clear = gr.Button("New conversation")
+        with gr.Row(visible=False) as compare:
+            gr.Markdown("Which answer was better?")
+            first_better = gr.Button("The first", elem_id="first-better")
+            second_better = gr.Button("The second", elem_id="second-better")
+
+        box.submit(send, [box, chat], [box, chat]).then(answer, [chat, model, system], chat)
+        chat.like(rate, [chat, model, system], None)
+        regen.click(regenerate, [chat, model, system], [chat, compare])
+        first_better.click(lambda h, m, s: pick(h, m, s, 1), [chat, model, system], [chat, compare])
+        second_better.click(lambda h, m, s: pick(h, m, s, 2), [chat, model, system], [chat, compare])
+        clear.click(lambda: ([], gr.update(visible=False)), None, [chat, compare])
+
+    return gr.mount_gradio_app(app, ui, path="/")
+
+
+def _text(content) -> str:
+    """Chatbot message content as plain text (Gradio may hand back a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+    return str(content or "")

@@ -1,0 +1,79 @@
+"""A real browser (Debian's chromium, driven by Playwright) uses the web chat at /."""
+
+import json
+import shutil
+import time
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def page(server):
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(server[0] + "/")
+        page.wait_for_selector("#message textarea", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def bot_texts(page):
+    return [el.inner_text() for el in page.query_selector_all("#chat .bot.message")]
+
+
+def ask(page, text):
+    page.fill("#message textarea", text)
+    page.press("#message textarea", "Enter")
+
+
+def wait_for_answer(page, count, timeout=120):
+    """Wait until there are `count` answers and the last one stopped growing; return the
+    lengths seen on the way (more than one means it streamed in)."""
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        texts = bot_texts(page)
+        if len(texts) >= count and texts[-1].strip():
+            seen.append(len(texts[-1]))
+            if len(seen) >= 8 and len(set(seen[-8:])) == 1:
+                return seen
+        time.sleep(0.1)
+    raise AssertionError(f"no finished answer after {timeout}s: {bot_texts(page)}")
+
+
+def test_ask_see_the_answer_stream_and_rate_it(page, server, tmp_path):
+    _, home = server
+    ask(page, "Tell me a short story about a cat.")
+    lengths = wait_for_answer(page, 1)
+    assert len(set(lengths)) > 1, "the answer arrived all at once, not streamed"
+    answer = bot_texts(page)[-1]
+
+    page.locator("#chat [aria-label='Like']").last.click()
+    ratings = home.path / "feedback" / "ratings.jsonl"
+    for _ in range(100):
+        if ratings.exists() and answer.strip()[:20] in ratings.read_text():
+            break
+        time.sleep(0.1)
+    row = json.loads(ratings.read_text().splitlines()[-1])
+    assert row["label"] is True and row["model"] == "default"
+    assert row["completion"].strip() == answer.strip()
+    assert row["prompt"][-1] == {"role": "user", "content": "Tell me a short story about a cat."}
+
+    page.click("#regenerate")
+    page.wait_for_selector("#first-better", state="visible", timeout=120_000)
+    assert len(bot_texts(page)) == 2  # both answers are shown to compare
+    second = bot_texts(page)[-1]
+    page.click("#second-better")
+    page.wait_for_selector("#first-better", state="hidden", timeout=30_000)
+    assert bot_texts(page) == [second]  # the better answer stays in the conversation
+    choice = json.loads((home.path / "feedback" / "choices.jsonl").read_text().splitlines()[-1])
+    assert choice["chosen"].strip() == second.strip() and choice["rejected"].strip() == answer.strip()
+    page.screenshot(path=str(tmp_path / "web-chat.png"), full_page=True)
+    assert (tmp_path / "web-chat.png").stat().st_size > 10_000
