@@ -7,6 +7,7 @@ it as OpenAI's chunk objects over server-sent events, ending with `data: [DONE]`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -110,15 +111,21 @@ def _envelope(kind: str, engine: Engine, body) -> dict:
 
 
 async def _complete_all(request: Request, generations: list[Generation]):
-    from .streaming import run
+    """Run the `n` generations side by side (a batching engine decodes them together)."""
+    metrics = request.app.state.metrics
 
-    completions = []
-    for generation in generations:
-        timer = Timer(request.app.state.metrics)
-        completion = await run(generation)
-        timer.done(completion)
-        completions.append(completion)
-    return completions
+    async def one(generation):
+        timer = Timer(metrics)
+        async for _ in pieces(generation):
+            timer.piece()
+        timer.done(generation.completion)
+        return generation.completion
+
+    metrics.in_flight.inc(len(generations))
+    try:
+        return await asyncio.gather(*(one(g) for g in generations))
+    finally:
+        metrics.in_flight.dec(len(generations))
 
 
 def _usage(completions) -> dict:

@@ -54,13 +54,6 @@ async def pieces(generation: Generation, on_cancel=None) -> AsyncIterator[str]:
         abandoned.set()
 
 
-async def run(generation: Generation):
-    """Generate to the end without blocking the event loop; return the Completion."""
-    async for _ in pieces(generation):
-        pass
-    return generation.completion
-
-
 def sse(data) -> str:
     """One server-sent event carrying `data` as JSON (or the literal [DONE])."""
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
