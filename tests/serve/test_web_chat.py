@@ -6,9 +6,23 @@ import time
 
 import pytest
 
+from together_llm.home import Home
+from tests.serve.conftest import live_server
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A server whose answers are seeded, so the story is long enough to watch stream in."""
+    home = Home.open(tmp_path_factory.mktemp("web") / "home")
+    config = home.load_config()
+    config.generation.seed = 4
+    home.save_config(config)
+    with live_server(home, log_path=home.path / "serve.log") as base:
+        yield base, home
 
 
 @pytest.fixture
@@ -42,7 +56,7 @@ def wait_for_answer(page, count, timeout=120):
         texts = bot_texts(page)
         if len(texts) >= count and texts[-1].strip():
             seen.append(len(texts[-1]))
-            if len(seen) >= 8 and len(set(seen[-8:])) == 1:
+            if len(seen) >= 30 and len(set(seen[-30:])) == 1:  # unchanged for 3 s
                 return seen
         time.sleep(0.1)
     raise AssertionError(f"no finished answer after {timeout}s: {bot_texts(page)}")
@@ -52,6 +66,7 @@ def test_ask_see_the_answer_stream_and_rate_it(page, server, tmp_path):
     _, home = server
     ask(page, "Tell me a short story about a cat.")
     lengths = wait_for_answer(page, 1)
+    assert lengths[-1] > 200  # the seeded story is long
     assert len(set(lengths)) > 1, "the answer arrived all at once, not streamed"
     answer = bot_texts(page)[-1]
 
@@ -70,6 +85,7 @@ def test_ask_see_the_answer_stream_and_rate_it(page, server, tmp_path):
     page.wait_for_selector("#first-better", state="visible", timeout=120_000)
     assert len(bot_texts(page)) == 2  # both answers are shown to compare
     second = bot_texts(page)[-1]
+    assert second != answer  # regenerate moved the seed on
     page.click("#second-better")
     page.wait_for_selector("#first-better", state="hidden", timeout=30_000)
     assert bot_texts(page) == [second]  # the better answer stays in the conversation

@@ -14,8 +14,10 @@ from .common import home_options
 @click.option("--api-key", envvar="TLLM_API_KEY", help="Require 'Authorization: Bearer KEY' (env TLLM_API_KEY).")
 @click.option("--cors-origin", multiple=True, help="Allow browsers from this origin (repeatable).")
 @click.option("--no-ui", is_flag=True, help="Serve only the API, no web chat.")
+@click.option("--slots", default=8, show_default=True, type=int,
+              help="Requests decoded together (llama.cpp continuous batching).")
 @home_options
-def serve(host, port, api_key, cors_origin, no_ui, home_dir):
+def serve(host, port, api_key, cors_origin, no_ui, slots, home_dir):
     """Serve the assistant: the web chat at /, the OpenAI API at /v1, /health and /metrics.
 
     \b
@@ -32,7 +34,8 @@ def serve(host, port, api_key, cors_origin, no_ui, home_dir):
     from .common import group_home
 
     settings = ServeSettings(home=home_dir or group_home(), host=host, port=port,
-                             api_key=api_key or None, ui=not no_ui, cors_origins=list(cors_origin))
+                             api_key=api_key or None, ui=not no_ui, cors_origins=list(cors_origin),
+                             slots=slots)
     app = create_app(settings)
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     if settings.ui:

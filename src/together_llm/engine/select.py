@@ -11,10 +11,13 @@ from .protocol import Engine
 
 
 def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
-                adapter: str | None = None, engine: str | None = None,
+                adapter: str | None = None, engine: str | None = None, slots: int = 0,
                 report=lambda message: print(message, file=sys.stderr)) -> Engine:
     """The engine that will answer: llama.cpp for a GGUF model without adapters (fast,
-    no torch), transformers otherwise (converting a GGUF model once if needed)."""
+    no torch), transformers otherwise (converting a GGUF model once if needed).
+
+    `slots` > 0 asks for continuous batching on llama.cpp (a server's many clients decode
+    together); 0 is one request at a time, which starts faster (ask, chat)."""
     entry = get_model(home, model or config.model)
     if entry.kind == "remote":
         if adapter:
@@ -36,6 +39,11 @@ def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
         if entry.gguf_path is None:
             raise TllmError(f"model {entry.name!r} is not a GGUF file; the llama.cpp engine "
                             "needs one (use --engine transformers)")
+        if slots:
+            from .llamacpp_batch import BatchedLlamaCppEngine
+
+            return BatchedLlamaCppEngine(entry.gguf_path, context_length=config.context_length,
+                                         model_name=entry.name, threads=config.threads, slots=slots)
         from .llamacpp_engine import LlamaCppEngine
 
         return LlamaCppEngine(entry.gguf_path, context_length=config.context_length,

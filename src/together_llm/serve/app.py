@@ -30,8 +30,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.settings = settings
     app.state.home = home
     app.state.config = config
-    app.state.engines = EnginePool(home, config)
+    app.state.engines = EnginePool(home, config, settings.slots)
     app.state.metrics = ServerMetrics()
+    app.state.metrics.batch_size.set_function(app.state.engines.busy_slots)
+    app.state.metrics.queue_depth.set_function(app.state.engines.queue_depth)
     app.state.feedback = FeedbackStore(home.path / "feedback")
     errors.install(app)
     app.include_router(openai_router)

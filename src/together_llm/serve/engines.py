@@ -17,8 +17,8 @@ from .errors import APIError
 
 
 class EnginePool:
-    def __init__(self, home: Home, config: AssistantConfig):
-        self.home, self.config = home, config
+    def __init__(self, home: Home, config: AssistantConfig, slots: int = 8):
+        self.home, self.config, self.slots = home, config, slots
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()  # opening a model takes seconds; open each only once
 
@@ -38,14 +38,23 @@ class EnginePool:
         from ..engine.select import open_engine
 
         if name is None:
-            return open_engine(self.home, self.config)
+            return open_engine(self.home, self.config, slots=self.slots)
         if name in (m.name for m in list_models(self.home)):
             # a base model named explicitly is served bare, without the active adapters
-            return open_engine(self.home, dataclasses.replace(self.config, adapters=[]), model=name)
+            return open_engine(self.home, dataclasses.replace(self.config, adapters=[]),
+                               model=name, slots=self.slots)
         if name in list_adapters(self.home):
-            return open_engine(self.home, self.config, adapter=name)
+            return open_engine(self.home, self.config, adapter=name, slots=self.slots)
         raise APIError(404, f"model {name!r} does not exist; models: {', '.join(self.names())}",
                        param="model", code="model_not_found")
+
+    def busy_slots(self) -> int:
+        """Sequences decoding now, over every batching engine (the batch size)."""
+        return sum(e.scheduler.busy_slots for e in list(self._engines.values()) if hasattr(e, "scheduler"))
+
+    def queue_depth(self) -> int:
+        """Requests waiting for a free slot."""
+        return sum(e.scheduler.queue_depth for e in list(self._engines.values()) if hasattr(e, "scheduler"))
 
     def close(self) -> None:
         with self._lock:

@@ -19,14 +19,16 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         head = [{"role": "system", "content": system}] if system.strip() else []
         return head + [{"role": m["role"], "content": _text(m["content"])} for m in history[:upto]]
 
-    def answer(history, model, system):
-        """Stream the assistant's reply to the conversation in `history`."""
+    def answer(history, model, system, attempt: int = 0):
+        """Stream the assistant's reply to the conversation in `history`; `attempt` > 0
+        (regenerate) moves a configured seed on, so the new answer can differ."""
         from ..engine.sampling import SamplingParams
 
         engine = pool.get(model)
+        seed = None if defaults.seed is None else (defaults.seed + attempt) % (2**32 - 1)
         params = SamplingParams(temperature=defaults.temperature, top_p=defaults.top_p,
                                 top_k=defaults.top_k, max_tokens=defaults.max_tokens,
-                                repetition_penalty=defaults.repetition_penalty)
+                                repetition_penalty=defaults.repetition_penalty, seed=seed)
         messages = prompt_of(history, system, len(history))
         history = history + [{"role": "assistant", "content": ""}]
         for piece in engine.chat(messages, params):
@@ -47,7 +49,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             yield history, gr.update(visible=False)
             return
         first = _text(history[-1]["content"])
-        for updated in answer(history[:-1], model, system):
+        for updated in answer(history[:-1], model, system, attempt=1):
             shown = history + [{"role": "assistant", "content": updated[-1]["content"]}]
             yield shown, gr.update(visible=False)
         yield shown, gr.update(visible=bool(first))
