@@ -26,6 +26,7 @@ def assert_openai_error(status, body, expected_status, fragment):
     ({"messages": HI, "temperature": -1}, 400, "temperature"),
     ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
     ({"messages": HI, "model": "nope"}, 404, "model 'nope' does not exist"),
+    ({"messages": HI, "logprobs": True}, 400, "logprobs are not supported yet"),
 ])
 def test_bad_chat_requests(server, body, status, fragment):
     base, _ = server

@@ -47,15 +47,16 @@ def _params(request: Request, engine: Engine, body, prompt_len: int, index: int)
         raise APIError(400, f"max_tokens is {asked}, but the prompt takes {prompt_len} of the "
                             f"{engine.context_length}-token context, leaving {room}",
                        param="max_tokens", code="context_length_exceeded")
-    seed = body.seed + index if body.seed is not None else defaults.seed
-    grammar = _grammar(engine, getattr(body, "response_format", None))
-    return SamplingParams(grammar=grammar,
-        temperature=pick(body.temperature, defaults.temperature), top_p=pick(body.top_p, defaults.top_p),
+    return SamplingParams(
+        temperature=pick(body.temperature, defaults.temperature),
+        top_p=pick(body.top_p, defaults.top_p),
         top_k=pick(body.top_k, defaults.top_k),
         max_tokens=min(pick(asked, defaults.max_tokens), room) if room > 0 else 1,
-        repetition_penalty=pick(body.repetition_penalty, 1.0),
+        repetition_penalty=pick(body.repetition_penalty, 1.0),  # OpenAI clients expect none
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
-        stop=list(body.stop or []), seed=seed)
+        stop=list(body.stop or []),
+        seed=body.seed + index if body.seed is not None else defaults.seed,  # n choices differ
+        grammar=_grammar(engine, getattr(body, "response_format", None)))
 
 
 def _grammar(engine: Engine, response_format) -> str | None:
@@ -136,6 +137,8 @@ def _usage(completions) -> dict:
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request):
+    if body.logprobs:
+        raise APIError(400, "logprobs are not supported yet", param="logprobs")
     messages = [m.as_dict() for m in body.messages]
     system = request.app.state.config.system_prompt
     if system and messages[0]["role"] != "system":
@@ -153,6 +156,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
 
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request):
+    if body.logprobs is not None:
+        raise APIError(400, "logprobs are not supported yet", param="logprobs")
     if len(body.prompt) > 1 and body.stream:
         raise APIError(400, "streaming takes one prompt", param="prompt")
     choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}

@@ -83,7 +83,7 @@ class CompletionRequest(_Sampling):
     prompt: Union[str, list[str]]
     echo: bool = False
     logprobs: Optional[int] = Field(None, ge=0, le=5)
-    max_tokens: Optional[int] = Field(16, ge=0)  # OpenAI's default; 0 with echo scores the prompt
+    max_tokens: Optional[int] = Field(16, ge=1)  # OpenAI's default
 
     @field_validator("prompt")
     @classmethod
