@@ -106,3 +106,32 @@ def test_embeddings_put_similar_sentences_closer(client):
     assert result.usage.prompt_tokens > 0
     plain = client.embeddings.create(model="default", input=texts[0], encoding_format="float")
     assert max(abs(a - b) for a, b in zip(plain.data[0].embedding, vectors[0])) < 1e-5
+
+
+def test_echo_with_logprobs_scores_the_prompt_like_lm_eval(client):
+    def score(text):
+        result = client.completions.create(model="default", prompt=text, max_tokens=1,
+                                           temperature=0, echo=True, logprobs=2)
+        lp = result.choices[0].logprobs
+        assert result.choices[0].text.startswith(text)
+        assert "".join(lp.tokens).startswith(text) and lp.token_logprobs[0] is None
+        assert lp.text_offset[1] == len(lp.tokens[0])
+        prompt_tokens = result.usage.prompt_tokens
+        assert len(lp.tokens) == prompt_tokens + 1  # the prompt, then the one new token
+        assert all(x < 0 for x in lp.token_logprobs[1:])
+        assert all(len(top) <= 2 for top in lp.top_logprobs[1:])
+        return sum(lp.token_logprobs[1:prompt_tokens])
+
+    assert score("The capital of France is Paris") > score("The capital of France is Berlin")
+
+
+def test_chat_logprobs_describe_the_answer_tokens(client):
+    answer = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                            max_tokens=8, logprobs=True, top_logprobs=3)
+    content = answer.choices[0].logprobs.content
+    assert len(content) == answer.usage.completion_tokens
+    assert "".join(t.token for t in content).strip() == answer.choices[0].message.content
+    for token in content:  # greedy: the chosen token is the likeliest one
+        assert len(token.top_logprobs) == 3
+        assert token.top_logprobs[0].token == token.token
+        assert token.logprob == max(t.logprob for t in token.top_logprobs) <= 0

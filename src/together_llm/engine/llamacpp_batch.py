@@ -28,14 +28,18 @@ from typing import Iterator
 
 from ..errors import TllmError
 from .llamacpp_engine import LlamaCppEngine, auto_threads
+from .protocol import token_logprob
 from .sampling import SamplingParams
 
 _DONE = object()
 
 
 class _Request:
-    def __init__(self, prompt: list[int], chain, max_tokens: int, reuse: bool = True):
+    def __init__(self, prompt: list[int], chain, max_tokens: int, reuse: bool = True,
+                 logprobs: int | None = None):
         self.prompt = prompt
+        self.logprobs = logprobs  # None, or how many alternatives to report with each token
+        self.prompt_scores: list | None = None  # [] asks for each prompt token's logprob
         # A seeded request evaluates its whole prompt: a reused prefix changes the chunking,
         # and with it the rounding, so the same seed could give a different answer.
         self.reuse = reuse
@@ -214,18 +218,22 @@ class BatchScheduler:
         chunk = self._prefill_chunk if decoding else self._n_batch
         fed: list[tuple[_Slot, int]] = []  # (slot, how many of its todo tokens)
         outputs: list[tuple[_Slot, int]] = []  # (slot, batch index of its logits)
+        scored: list[tuple[_Slot, int, int]] = []  # (slot, batch index, position): echo logprobs
         n = 0
         for slot in decoding + [s for s in active if not s.prefilled]:
             take = min(len(slot.todo), self._n_batch - n, chunk if not slot.prefilled else 1)
             if take <= 0:
                 continue
             start = len(slot.cached)
+            score = slot.request.prompt_scores is not None and not slot.prefilled
             for i in range(take):
                 token[n] = slot.todo[i]
                 pos[n] = start + i
                 n_seq_id[n] = 1
                 seq_id[n][0] = slot.seq_id
-                logits[n] = False
+                logits[n] = score  # scoring a prompt needs every position's distribution
+                if score:
+                    scored.append((slot, n, start + i))
                 n += 1
             if take == len(slot.todo):
                 logits[n - 1] = True
@@ -240,6 +248,12 @@ class BatchScheduler:
             for slot, _ in fed:
                 self._release(slot, TllmError(f"llama_decode failed ({code})"))
             return
+        for slot, row, at in scored:
+            request = slot.request
+            if at + 1 < len(request.prompt):
+                following = request.prompt[at + 1]
+                request.prompt_scores.append(
+                    (following, *self._logprobs(row, following, request.logprobs or 0)))
         stats = self.stats
         stats["decode_calls"] += 1
         stats["max_seqs_per_decode"] = max(stats["max_seqs_per_decode"], len(fed))
@@ -250,15 +264,31 @@ class BatchScheduler:
         for slot, index in outputs:
             request = slot.request
             sampled = L.llama_sampler_sample(request.chain, self._ctx, index)
+            if request.logprobs is not None:
+                sampled = (sampled, *self._logprobs(index, sampled, request.logprobs))
             slot.generated += 1
             slot.prefilled = True
             stats["tokens_sampled"] += 1
-            if (slot.generated >= request.max_tokens or L.llama_vocab_is_eog(self._vocab, sampled)
+            token = sampled if isinstance(sampled, int) else sampled[0]
+            if (slot.generated >= request.max_tokens or L.llama_vocab_is_eog(self._vocab, token)
                     or len(slot.cached) >= self.n_ctx_seq):
                 self._release(slot, last=sampled)
             else:
-                slot.todo = [sampled]
+                slot.todo = [token]
                 request.out.put(sampled)
+
+    def _logprobs(self, row: int, token: int, k: int):
+        """log p(token) under the model at batch row `row`, and the k likeliest tokens."""
+        import numpy as np
+
+        n_vocab = self._L.llama_vocab_n_tokens(self._vocab)
+        logits = np.ctypeslib.as_array(self._L.llama_get_logits_ith(self._ctx, row),
+                                       shape=(n_vocab,)).astype(np.float64)
+        top = logits.max()
+        norm = top + np.log(np.exp(logits - top).sum())  # log-sum-exp: logprobs = logits - norm
+        best = np.argpartition(-logits, k)[:k] if k else np.array([], dtype=int)
+        best = best[np.argsort(-logits[best])]
+        return float(logits[token] - norm), [(int(i), float(logits[i] - norm)) for i in best]
 
 
 def _guarded(method):
@@ -284,9 +314,11 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
     """`LlamaCppEngine` whose requests, from any number of threads, decode together."""
 
     concurrent = True  # Generation need not serialize us
+    supports_logprobs = True
     tokenize = _guarded(LlamaCppEngine.tokenize)
     detokenize = _guarded(LlamaCppEngine.detokenize)
     is_end = _guarded(LlamaCppEngine.is_end)
+    token_bytes = _guarded(LlamaCppEngine.token_bytes)
 
     def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
                  threads: int | None = None, slots: int = 8):
@@ -348,7 +380,7 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
             raise TllmError(f"the prompt is {len(prompt_ids)} tokens; a slot holds "
                             f"{self.scheduler.n_ctx_seq}")
         request = _Request(list(prompt_ids), self._sampler_chain(params), max_tokens,
-                           reuse=params.seed is None)
+                           reuse=params.seed is None, logprobs=params.logprobs)
         try:
             self.scheduler.submit(request)
         except TllmError:
@@ -364,6 +396,19 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
                 yield item
         finally:
             request.cancelled = True  # the scheduler frees the slot at its next step
+
+    def prompt_logprobs(self, prompt_ids: list[int], k: int = 0) -> list:
+        """Each prompt token's logprob given the tokens before it (None for the first), with
+        the k likeliest alternatives: what `echo` with `logprobs` reports."""
+        params = SamplingParams(temperature=0, max_tokens=1)
+        request = _Request(list(prompt_ids), self._sampler_chain(params), 1, reuse=False,
+                           logprobs=k)
+        request.prompt_scores = []
+        self.scheduler.submit(request)
+        while (item := request.out.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+        return [None] + [token_logprob(self, *item) for item in request.prompt_scores]
 
     def close(self) -> None:
         with self._state:

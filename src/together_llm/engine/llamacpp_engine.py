@@ -74,6 +74,9 @@ class LlamaCppEngine(Engine):
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.llm.detokenize(list(ids), special=False).decode("utf-8", errors="replace")
 
+    def token_bytes(self, token_id: int) -> bytes:
+        return self.llm.detokenize([token_id], special=True)
+
     def is_end(self, token_id: int) -> bool:
         return bool(self._llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token_id))
 

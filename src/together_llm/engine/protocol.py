@@ -38,6 +38,21 @@ class Usage:
 
 
 @dataclass
+class TokenLogprob:
+    """One generated token, how likely the model found it, and its likeliest alternatives."""
+
+    token: bytes
+    logprob: float
+    top: list[tuple[bytes, float]]
+
+
+def token_logprob(engine: "Engine", token_id: int, logprob: float, top) -> TokenLogprob:
+    """A TokenLogprob from the ids and logprobs an engine reports."""
+    text = engine.token_bytes
+    return TokenLogprob(text(token_id), logprob, [(text(i), lp) for i, lp in top])
+
+
+@dataclass
 class Completion:
     text: str
     usage: Usage
@@ -60,6 +75,7 @@ class Engine:
     concurrent: bool = False  # True when the engine interleaves requests itself (batching)
     supports_grammar: bool = False  # True when SamplingParams.grammar constrains the output
     counts_tokens: bool = True  # False for remote engines: no local tokenizer or template
+    supports_logprobs: bool = False  # True when `_token_ids` yields (id, logprob, top) tuples
 
     # --- what each engine implements -----------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -72,6 +88,10 @@ class Engine:
 
     def is_end(self, token_id: int) -> bool:
         """True for end-of-generation tokens (EOS, end of turn)."""
+        raise NotImplementedError
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes one token stands for (logprobs report tokens one by one)."""
         raise NotImplementedError
 
     def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
@@ -108,6 +128,8 @@ class Engine:
 
     def generate(self, ids: list[int], params: SamplingParams, trim: bool = True) -> "Generation":
         """A generation from prompt token ids (when the caller has tokenized already)."""
+        if params.logprobs is not None and not self.supports_logprobs:
+            raise TllmError(f"the {self.name} engine does not report logprobs")
         room = self.context_length - len(ids)
         if room < 1:
             raise ContextError(
@@ -127,6 +149,7 @@ class Generation:
         self.max_tokens = max_tokens
         self.trim = trim
         self.completion: Completion | None = None
+        self.logprobs: list[TokenLogprob] = []  # filled when params.logprobs is set
 
     def __iter__(self) -> Iterator[str]:
         detok = Detokenizer(self.engine.detokenize)
@@ -136,11 +159,14 @@ class Generation:
         with self.engine.serial():
             ids = self.engine._token_ids(self.prompt_ids, self.params, self.max_tokens)
             try:
-                for token_id in ids:
+                for item in ids:
+                    token_id = item if isinstance(item, int) else item[0]
                     if self.engine.is_end(token_id):
                         finish = "stop"
                         break
                     generated += 1
+                    if not isinstance(item, int):  # (id, logprob, [(id, logprob)...])
+                        self.logprobs.append(token_logprob(self.engine, *item))
                     text = out.feed(detok.feed(token_id))
                     if text:
                         pieces.append(text)

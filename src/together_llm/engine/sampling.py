@@ -22,6 +22,7 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)  # the answer ends before any of these
     seed: int | None = None  # same seed + same prompt = same answer
     grammar: str | None = None  # GBNF (rule `root`) the answer must match; llama.cpp engines
+    logprobs: int | None = None  # record each token's log-probability and this many alternatives
 
     def __post_init__(self):
         checks = [
@@ -34,6 +35,7 @@ class SamplingParams:
             (-2 <= self.frequency_penalty <= 2, "frequency_penalty must be between -2 and 2"),
             (all(isinstance(s, str) and s for s in self.stop), "stop sequences must be non-empty text"),
             (self.seed is None or 0 <= self.seed < 2**32 - 1, "seed must be between 0 and 4294967294"),
+            (self.logprobs is None or 0 <= self.logprobs <= 20, "logprobs must be between 0 and 20"),
             (self.grammar is None or (isinstance(self.grammar, str) and self.grammar.strip() != ""),
              "grammar must be non-empty GBNF text"),
         ]

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..engine.protocol import Engine, Generation
+from ..engine.protocol import Engine, Generation, TokenLogprob
 from ..engine.sampling import SamplingParams
 from .errors import APIError
 from .feedback import FeedbackRequest
@@ -56,7 +56,15 @@ def _params(request: Request, engine: Engine, body, prompt_len: int, index: int)
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         stop=list(body.stop or []),
         seed=body.seed + index if body.seed is not None else defaults.seed,  # n choices differ
-        grammar=_grammar(engine, getattr(body, "response_format", None)))
+        grammar=_grammar(engine, getattr(body, "response_format", None)),
+        logprobs=_logprobs_asked(body))
+
+
+def _logprobs_asked(body) -> int | None:
+    """How many alternatives per token a request wants logprobs for (None: no logprobs)."""
+    if isinstance(body, ChatCompletionRequest):
+        return (body.top_logprobs or 0) if body.logprobs else None
+    return body.logprobs
 
 
 def _grammar(engine: Engine, response_format) -> str | None:
@@ -137,8 +145,8 @@ def _usage(completions) -> dict:
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request):
-    if body.logprobs:
-        raise APIError(400, "logprobs are not supported yet", param="logprobs")
+    if body.logprobs and body.stream:
+        raise APIError(400, "logprobs with stream are not supported yet", param="logprobs")
     messages = [m.as_dict() for m in body.messages]
     system = request.app.state.config.system_prompt
     if system and messages[0]["role"] != "system":
@@ -149,15 +157,38 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
         return _stream(request, body, generations, {**head, "object": "chat.completion.chunk"}, chat=True)
     completions = await _complete_all(request, generations)
     return {**head, "choices": [
-        {"index": i, "message": {"role": "assistant", "content": c.text}, "logprobs": None,
-         "finish_reason": c.finish_reason} for i, c in enumerate(completions)],
+        {"index": i, "message": {"role": "assistant", "content": c.text},
+         "logprobs": {"content": [_chat_logprob(t) for t in g.logprobs]} if body.logprobs else None,
+         "finish_reason": c.finish_reason} for i, (c, g) in enumerate(zip(completions, generations))],
         "usage": _usage(completions)}
+
+
+def _chat_logprob(entry) -> dict:
+    """One token of chat `logprobs.content`, as OpenAI shapes it."""
+    as_text = lambda raw: raw.decode("utf-8", errors="replace")
+    return {"token": as_text(entry.token), "logprob": entry.logprob, "bytes": list(entry.token),
+            "top_logprobs": [{"token": as_text(t), "logprob": lp, "bytes": list(t)} for t, lp in entry.top]}
+
+
+def _text_logprobs(entries: list, offset: int = 0) -> dict:
+    """Text-completion `logprobs`: parallel lists, `text_offset` counting from `offset`."""
+    texts = [e.token.decode("utf-8", errors="replace") for e in entries]
+    offsets = []
+    for text in texts:
+        offsets.append(offset)
+        offset += len(text)
+    return {"tokens": texts,
+            "token_logprobs": [e.logprob for e in entries],
+            "top_logprobs": [None if e.logprob is None else
+                             {t.decode("utf-8", errors="replace"): lp for t, lp in e.top}
+                             for e in entries],
+            "text_offset": offsets}
 
 
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request):
-    if body.logprobs is not None:
-        raise APIError(400, "logprobs are not supported yet", param="logprobs")
+    if body.logprobs is not None and body.stream:
+        raise APIError(400, "logprobs with stream are not supported yet", param="logprobs")
     if len(body.prompt) > 1 and body.stream:
         raise APIError(400, "streaming takes one prompt", param="prompt")
     choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -166,14 +197,26 @@ async def completions(body: CompletionRequest, request: Request):
         head = _envelope("text_completion", engine, body)
         if body.stream:
             return _stream(request, body, generations, head, chat=False, echo=prompt if body.echo else "")
+        scored = await _echo_logprobs(engine, prompt, body) if body.echo and body.logprobs is not None else []
         completions = await _complete_all(request, generations)
-        for c in completions:
+        for c, g in zip(completions, generations):
             text = (prompt if body.echo else "") + c.text
-            choices.append({"index": len(choices), "text": text, "logprobs": None,
+            logprobs = _text_logprobs(scored + g.logprobs) if body.logprobs is not None else None
+            choices.append({"index": len(choices), "text": text, "logprobs": logprobs,
                             "finish_reason": c.finish_reason})
         for key, value in _usage(completions).items():
             usage[key] += value
     return {**head, "choices": choices, "usage": usage}
+
+
+async def _echo_logprobs(engine: Engine, prompt: str, body) -> list:
+    """The prompt's own tokens with their logprobs (the first has none), for `echo`."""
+    if not hasattr(engine, "prompt_logprobs"):
+        raise APIError(400, f"echo with logprobs needs the batching llama.cpp engine; "
+                            f"{engine.model_name} runs on {engine.name}", param="logprobs")
+    ids = await run_in_threadpool(engine.tokenize, prompt)
+    entries = await run_in_threadpool(engine.prompt_logprobs, ids, body.logprobs)
+    return [TokenLogprob(engine.token_bytes(ids[0]), None, [])] + entries[1:]
 
 
 def _stream(request: Request, body, generations: list[Generation], head: dict, chat: bool,
