@@ -31,5 +31,10 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
+class EngineError(TllmError):
+    """The model side failed (a decode error, a closed engine, an unreachable remote): not
+    the request's fault, so the API answers 503, not 400."""
+
+
 class ContextError(TllmError):
     """A prompt that does not fit the model's context window."""

@@ -60,6 +60,8 @@ def test_api_key_is_required_when_set(tmp_path):
         status, body = request(base, "GET", "/v1/models", headers={"Authorization": "Bearer s3cret"})
         assert status == 200 and body["data"][0]["id"] == "default"
         assert request(base, "GET", "/health")[0] == 200  # health needs no key
+        assert request(base, "GET", "/config")[0] == 401  # nor does the web chat open without it
+        assert request(base, "GET", "/gradio_api/info")[0] == 401
 
 
 def test_listening_beyond_loopback_without_a_key_is_refused(home):
@@ -68,3 +70,12 @@ def test_listening_beyond_loopback_without_a_key_is_refused(home):
     result = run_tllm("serve", "--host", "0.0.0.0", "--port", "1", home=home)
     assert result.returncode == 1
     assert "refusing to listen on 0.0.0.0 without an API key" in result.stderr
+
+
+def test_empty_prompt_is_refused_and_the_server_goes_on(server):
+    base, _ = server
+    for body in ({"prompt": ""}, {"prompt": "", "echo": True, "logprobs": 1}):
+        status, reply = request(base, "POST", "/v1/completions", body)
+        assert_openai_error(status, reply, 400, "the prompt is empty")
+    status, reply = request(base, "POST", "/v1/completions", {"prompt": "Once upon", "max_tokens": 3})
+    assert status == 200 and reply["usage"]["completion_tokens"] >= 1

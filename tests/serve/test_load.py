@@ -18,8 +18,12 @@ def test_sixteen_clients_five_requests_each(server):
         for j in range(5):
             body = {"messages": [{"role": "user", "content": f"Count to {i + j}."}],
                     "max_tokens": 8, "temperature": 0.5, "stream": j % 2 == 0}
-            status, _ = request(base, "POST", CHAT, body, timeout=300)
+            status, reply = request(base, "POST", CHAT, body, timeout=300)
             statuses.append(status)
+            if body["stream"]:  # a whole stream: no error event, and [DONE] at the end
+                assert '"error"' not in reply and reply.rstrip().endswith("data: [DONE]")
+            else:
+                assert reply["choices"][0]["message"]["content"] is not None
         return statuses
 
     with ThreadPoolExecutor(16) as pool:

@@ -1,4 +1,4 @@
-"""`tllm serve`: the OpenAI-compatible API (and, soon, the web chat) in one process."""
+"""`tllm serve`: the web chat and the OpenAI-compatible API in one process."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from collections import deque
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import TllmError
+from ..errors import EngineError, TllmError
 from .llamacpp_engine import LlamaCppEngine, auto_threads
 from .protocol import token_logprob
 from .sampling import SamplingParams
@@ -158,8 +158,8 @@ class BatchScheduler:
             except Exception as exc:  # a bug or a llama.cpp failure: fail what is in flight
                 for slot in self._slots:
                     if slot.request is not None:
-                        self._release(slot, TllmError(f"llama.cpp batch failed: {exc}"))
-        error = TllmError("the engine was closed while this request was running")
+                        self._release(slot, EngineError(f"llama.cpp batch failed: {exc}"))
+        error = EngineError("the engine was closed while this request was running")
         for slot in self._slots:
             if slot.request is not None:
                 self._release(slot, error)
@@ -240,13 +240,18 @@ class BatchScheduler:
                 outputs.append((slot, n - 1))
             fed.append((slot, take))
         b.n_tokens = n
+        if n == 0:  # nothing to feed: a request with an empty prompt; never spin on it
+            for slot in active:
+                if not slot.todo:
+                    self._release(slot, TllmError("nothing to decode (empty prompt)"))
+            return
         if self._threads:
             L.llama_set_n_threads(self._ctx, *self._threads)
             self._threads = None
         code = L.llama_decode(self._ctx, b)
         if code != 0:
             for slot, _ in fed:
-                self._release(slot, TllmError(f"llama_decode failed ({code})"))
+                self._release(slot, EngineError(f"llama_decode failed ({code})"))
             return
         for slot, row, at in scored:
             request = slot.request
@@ -400,6 +405,9 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
     def prompt_logprobs(self, prompt_ids: list[int], k: int = 0) -> list:
         """Each prompt token's logprob given the tokens before it (None for the first), with
         the k likeliest alternatives: what `echo` with `logprobs` reports."""
+        if not 0 < len(prompt_ids) < self.scheduler.n_ctx_seq:
+            raise TllmError(f"the prompt is {len(prompt_ids)} tokens; a slot holds "
+                            f"{self.scheduler.n_ctx_seq}")
         params = SamplingParams(temperature=0, max_tokens=1)
         request = _Request(list(prompt_ids), self._sampler_chain(params), 1, reuse=False,
                            logprobs=k)

@@ -63,7 +63,7 @@ class Completion:
 
 
 class Engine:
-    """Base class: subclasses set the attributes below and implement the four methods."""
+    """Base class: subclasses set the attributes below and implement the methods below."""
 
     name: str = "engine"
     model_name: str = ""

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Iterator
 
-from ..errors import TllmError
+from ..errors import EngineError, TllmError
 from .protocol import Completion, Engine, Usage
 from .sampling import SamplingParams
 
@@ -45,10 +45,11 @@ class RemoteEngine(Engine):
                 message = json.loads(exc.read())["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 message = exc.reason
-            raise TllmError(f"{self.url} answered {exc.code}: {message}") from None
+            error = EngineError if exc.code >= 500 else TllmError
+            raise error(f"{self.url} answered {exc.code}: {message}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise TllmError(f"cannot reach {self.url}: {reason}") from None
+            raise EngineError(f"cannot reach {self.url}: {reason}") from None
 
     def models(self) -> list[str]:
         with self._open("/models") as response:

@@ -52,7 +52,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+                           allow_methods=["GET", "POST"], allow_headers=["*"])  # SDKs add their own
 
     @app.get("/health")
     async def health():

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import TllmError
+from ..errors import EngineError, TllmError
 
 TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
          413: "invalid_request_error", 429: "rate_limit_error", 500: "server_error",
@@ -55,7 +55,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TllmError)
     async def refused(request: Request, exc: TllmError):
-        return error_response(400, str(exc))
+        status = 503 if isinstance(exc, EngineError) else 400  # the model failed, not the request
+        return error_response(status, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -55,9 +55,14 @@ def _params(request: Request, engine: Engine, body, prompt_len: int, index: int)
         repetition_penalty=pick(body.repetition_penalty, 1.0),  # OpenAI clients expect none
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         stop=list(body.stop or []),
-        seed=body.seed + index if body.seed is not None else defaults.seed,  # n choices differ
+        seed=_seed(body.seed if body.seed is not None else defaults.seed, index),
         grammar=_grammar(engine, getattr(body, "response_format", None)),
         logprobs=_logprobs_asked(body))
+
+
+def _seed(seed: int | None, index: int) -> int | None:
+    """Choice `index` of a seeded request gets its own seed, so the n choices differ."""
+    return None if seed is None else (seed + index) % (2**32 - 1)
 
 
 def _logprobs_asked(body) -> int | None:
@@ -96,6 +101,9 @@ async def _start(request: Request, body, prompt: str | None = None,
     if body.n > settings.max_n:
         raise APIError(400, f"n is {body.n}; at most {settings.max_n}", param="n")
     engine = await run_in_threadpool(request.app.state.engines.get, body.model)
+    if _logprobs_asked(body) is not None and not engine.supports_logprobs:
+        raise APIError(400, f"logprobs need the llama.cpp engine served with batching; "
+                            f"{engine.model_name} runs on {engine.name}", param="logprobs")
     if not engine.counts_tokens:  # a remote model: pass the request on
         params = [_params(request, engine, body, 0, i) for i in range(body.n)]
         if messages is not None:
@@ -104,6 +112,8 @@ async def _start(request: Request, body, prompt: str | None = None,
     if messages is not None:
         prompt = engine.render(messages)
     ids = await run_in_threadpool(engine.tokenize, prompt)
+    if not ids:
+        raise APIError(400, "the prompt is empty", param="prompt" if messages is None else "messages")
     if len(ids) >= engine.context_length:
         raise APIError(400, f"the prompt is {len(ids)} tokens but the context holds "
                             f"{engine.context_length}", param="messages", code="context_length_exceeded")
@@ -262,7 +272,7 @@ def _stream(request: Request, body, generations: list[Generation], head: dict, c
 async def embeddings(body: EmbeddingRequest, request: Request):
     engine = await run_in_threadpool(request.app.state.engines.get, body.model)
     vectors = await run_in_threadpool(engine.embed, body.input)
-    tokens = sum(len(engine.tokenize(text)) for text in body.input)
+    tokens = sum(len(engine.tokenize(text)) for text in body.input) if engine.counts_tokens else 0
     encode = _base64 if body.encoding_format == "base64" else (lambda v: v)
     return {"object": "list", "model": body.model or engine.model_name,
             "data": [{"object": "embedding", "index": i, "embedding": encode(v)}

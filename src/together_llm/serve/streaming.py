@@ -2,7 +2,8 @@
 
 Each generation is iterated in its own worker thread, which hands pieces to the event loop
 through an asyncio queue; when the client goes away the async side stops, and the worker
-closes the generation at its next piece, which cancels decoding and frees the engine.
+closes the generation at its next piece, which cancels decoding and frees its slot (a
+request still waiting for a slot is cancelled when it gets one and yields its first piece).
 """
 
 from __future__ import annotations

@@ -6,13 +6,26 @@ first and asks which was better (stored as a preference). It talks to the same e
 pool and feedback store as the API.
 """
 
+import hmac
+import itertools
+
 import gradio as gr  # this module is imported only when the web chat is on
 from fastapi import FastAPI
+
+ASSISTANT = "(assistant)"  # the assistant as configured: its model with its active adapters
 
 
 def mount_web_chat(app: FastAPI) -> FastAPI:
     pool, config, feedback = app.state.engines, app.state.config, app.state.feedback
     defaults = config.generation
+    attempts = itertools.count(1)  # each regenerate moves a configured seed further on
+
+    def engine_name(model: str) -> str | None:
+        return None if model == ASSISTANT else model
+
+    def model_label(model: str) -> str:
+        """What a rating records as the model: the name, or the assistant's base model."""
+        return config.model if model == ASSISTANT else model
 
     def prompt_of(history: list[dict], system: str, upto: int) -> list[dict]:
         """The conversation an answer at `upto` replied to, with the system prompt."""
@@ -24,47 +37,50 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         (regenerate) moves a configured seed on, so the new answer can differ."""
         from ..engine.sampling import SamplingParams
 
-        engine = pool.get(model)
+        engine = pool.get(engine_name(model))
         seed = None if defaults.seed is None else (defaults.seed + attempt) % (2**32 - 1)
         params = SamplingParams(temperature=defaults.temperature, top_p=defaults.top_p,
                                 top_k=defaults.top_k, max_tokens=defaults.max_tokens,
                                 repetition_penalty=defaults.repetition_penalty, seed=seed)
         messages = prompt_of(history, system, len(history))
         history = history + [{"role": "assistant", "content": ""}]
+        yield history  # the answer's bubble appears at once, even if it stays empty
         for piece in engine.chat(messages, params):
             history[-1]["content"] += piece
             yield history
 
     def send(text, history):
-        return "", history + [{"role": "user", "content": text}]
+        return "", history + [{"role": "user", "content": text}], gr.update(visible=False)
 
     def rate(history, model, system, like: gr.LikeData):
         index = like.index[0] if isinstance(like.index, (list, tuple)) else like.index
         feedback.rate(prompt_of(history, system, index), _text(history[index]["content"]),
-                      like.liked is True or like.liked == "Like", model)
+                      like.liked is True or like.liked == "Like", model_label(model))
 
     def regenerate(history, model, system):
         """A second answer to the last question; the first stays to compare."""
         if not history or history[-1]["role"] != "assistant":
             yield history, gr.update(visible=False)
             return
-        first = _text(history[-1]["content"])
-        for updated in answer(history[:-1], model, system, attempt=1):
+        first, shown = _text(history[-1]["content"]), history
+        for updated in answer(history[:-1], model, system, attempt=next(attempts)):
             shown = history + [{"role": "assistant", "content": updated[-1]["content"]}]
             yield shown, gr.update(visible=False)
-        yield shown, gr.update(visible=bool(first))
+        yield shown, gr.update(visible=bool(first) and shown is not history)
 
     def pick(history, model, system, better: int):
         """Keep the better of the last two answers and store the choice."""
         first, second = _text(history[-2]["content"]), _text(history[-1]["content"])
         chosen, rejected = (first, second) if better == 1 else (second, first)
-        feedback.choose(prompt_of(history, system, len(history) - 2), chosen, rejected, model)
+        feedback.choose(prompt_of(history, system, len(history) - 2), chosen, rejected,
+                        model_label(model))
         return history[:-2] + [{"role": "assistant", "content": chosen}], gr.update(visible=False)
 
     with gr.Blocks(title=f"{config.name} · Together-LLM") as ui:
         gr.Markdown(f"### {config.name}")
         with gr.Row():
-            model = gr.Dropdown(choices=pool.names(), value=config.model, label="Model or adapter")
+            model = gr.Dropdown(choices=[ASSISTANT] + pool.names(), value=ASSISTANT,
+                                label="Model or adapter")
             system = gr.Textbox(value=config.system_prompt, label="System prompt", scale=3)
         chat = gr.Chatbot(label="Conversation", height=420, elem_id="chat",
                           group_consecutive_messages=False)  # two answers side by side to compare
@@ -78,14 +94,18 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             first_better = gr.Button("The first", elem_id="first-better")
             second_better = gr.Button("The second", elem_id="second-better")
 
-        box.submit(send, [box, chat], [box, chat]).then(answer, [chat, model, system], chat)
+        box.submit(send, [box, chat], [box, chat, compare]).then(answer, [chat, model, system], chat)
         chat.like(rate, [chat, model, system], None)
         regen.click(regenerate, [chat, model, system], [chat, compare])
         first_better.click(lambda h, m, s: pick(h, m, s, 1), [chat, model, system], [chat, compare])
         second_better.click(lambda h, m, s: pick(h, m, s, 2), [chat, model, system], [chat, compare])
         clear.click(lambda: ([], gr.update(visible=False)), None, [chat, compare])
 
-    return gr.mount_gradio_app(app, ui, path="/")
+    key = app.state.settings.api_key
+    # With an API key set, the web chat asks for it too (any user name, the key as password).
+    auth = (lambda user, password: hmac.compare_digest(password.encode(), key.encode())) if key else None
+    return gr.mount_gradio_app(app, ui, path="/", auth=auth,
+                               auth_message="Sign in with any name and the server's API key.")
 
 
 def _text(content) -> str:
