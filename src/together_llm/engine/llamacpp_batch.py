@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import EngineError, TllmError
-from .llamacpp_engine import LlamaCppEngine, auto_threads
+from .llamacpp_engine import LlamaCppEngine, auto_threads, usable_cores
 from .protocol import token_logprob
 from .sampling import SamplingParams
 
@@ -341,8 +341,7 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
         if not threads:
             # Steps of several sequences are compute-bound: give them every core (a server
             # is expected to have the machine); one-token steps keep the parent's choice.
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            self.scheduler.set_threads(auto_threads()[0], cores)
+            self.scheduler.set_threads(auto_threads()[0], usable_cores())
         # Each slot holds n_ctx_seq tokens (llama.cpp may round up): never promise more.
         self.context_length = min(self.context_length, self.scheduler.n_ctx_seq)
         self._finalizer = weakref.finalize(self, self.scheduler.close)

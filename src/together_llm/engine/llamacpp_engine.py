@@ -18,6 +18,11 @@ from .protocol import Engine
 from .sampling import SamplingParams
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def auto_threads() -> tuple[int, int]:
     """(generation threads, prompt threads) for the cores that are free now.
 
@@ -26,7 +31,7 @@ def auto_threads() -> tuple[int, int]:
     went from 0.7 s to 17 s. Decoding one token is memory-bound and gains little past half
     the cores; prompt processing is compute-bound and uses every free core.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     free = max(1, round(cores - os.getloadavg()[0])) if hasattr(os, "getloadavg") else cores
     return max(1, min(cores // 2, free)), max(1, min(cores, free))
 
