@@ -76,6 +76,12 @@ def test_empty_prompt_is_refused_and_the_server_goes_on(server):
     base, _ = server
     for body in ({"prompt": ""}, {"prompt": "", "echo": True, "logprobs": 1}):
         status, reply = request(base, "POST", "/v1/completions", body)
-        assert_openai_error(status, reply, 400, "the prompt is empty")
+        assert_openai_error(status, reply, 400, "empty")
     status, reply = request(base, "POST", "/v1/completions", {"prompt": "Once upon", "max_tokens": 3})
     assert status == 200 and reply["usage"]["completion_tokens"] >= 1
+
+
+def test_token_ids_outside_the_vocabulary_are_refused(server):
+    base, _ = server
+    status, reply = request(base, "POST", "/v1/completions", {"prompt": [1, 2, 10**9]})
+    assert_openai_error(status, reply, 400, "token ids must be between 0 and")

@@ -135,3 +135,23 @@ def test_chat_logprobs_describe_the_answer_tokens(client):
         assert len(token.top_logprobs) == 3
         assert token.top_logprobs[0].token == token.token
         assert token.logprob == max(t.logprob for t in token.top_logprobs) <= 0
+
+
+def test_prompts_given_as_token_ids_score_like_text(client):
+    from together_llm.engine.llamacpp_engine import LlamaCppEngine
+    from together_llm.models.gguf_file import bundled_gguf
+
+    engine = LlamaCppEngine(bundled_gguf())
+    text = "The capital of France is Paris"
+    ids = engine.tokenize(text)
+    engine.close()
+    by_text = client.completions.create(model="default", prompt=text, max_tokens=1,
+                                        temperature=0, echo=True, logprobs=0)
+    by_ids = client.completions.create(model="default", prompt=ids, max_tokens=1,
+                                       temperature=0, echo=True, logprobs=0)
+    assert by_ids.choices[0].text == by_text.choices[0].text
+    assert by_ids.choices[0].logprobs.token_logprobs == pytest.approx(
+        by_text.choices[0].logprobs.token_logprobs[:1] + by_text.choices[0].logprobs.token_logprobs[1:])
+    batch = client.completions.create(model="default", prompt=[ids, ids[:3]], max_tokens=2,
+                                      temperature=0)
+    assert len(batch.choices) == 2

@@ -60,6 +60,10 @@ class HFEngine(Engine):
         # chat template wrote, as transformers' apply_chat_template does.
         return self.tokenizer(text, add_special_tokens=self.seq2seq)["input_ids"]
 
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 

@@ -79,6 +79,10 @@ class LlamaCppEngine(Engine):
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.llm.detokenize(list(ids), special=False).decode("utf-8", errors="replace")
 
+    @property
+    def vocab_size(self) -> int:
+        return self.llm.n_vocab()
+
     def token_bytes(self, token_id: int) -> bytes:
         return self.llm.detokenize([token_id], special=True)
 

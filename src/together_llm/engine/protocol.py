@@ -90,6 +90,11 @@ class Engine:
         """True for end-of-generation tokens (EOS, end of turn)."""
         raise NotImplementedError
 
+    @property
+    def vocab_size(self) -> int:
+        """How many token ids the model knows (ids sent by clients are checked against it)."""
+        raise NotImplementedError
+
     def token_bytes(self, token_id: int) -> bytes:
         """The bytes one token stands for (logprobs report tokens one by one)."""
         raise NotImplementedError

@@ -94,9 +94,10 @@ def _grammar(engine: Engine, response_format) -> str | None:
         raise APIError(400, f"unsupported JSON schema: {exc}", param="response_format") from None
 
 
-async def _start(request: Request, body, prompt: str | None = None,
+async def _start(request: Request, body, prompt: str | list[int] | None = None,
                  messages: list[dict] | None = None) -> tuple[Engine, list[Generation]]:
-    """Open the engine, render and tokenize, and create the `n` generations."""
+    """Open the engine, render and tokenize, and create the `n` generations. A `prompt`
+    may come as token ids (evaluation tools send them), used as they are."""
     settings = request.app.state.settings
     if body.n > settings.max_n:
         raise APIError(400, f"n is {body.n}; at most {settings.max_n}", param="n")
@@ -104,6 +105,8 @@ async def _start(request: Request, body, prompt: str | None = None,
     if _logprobs_asked(body) is not None and not engine.supports_logprobs:
         raise APIError(400, f"logprobs need the llama.cpp engine served with batching; "
                             f"{engine.model_name} runs on {engine.name}", param="logprobs")
+    if isinstance(prompt, list) and not engine.counts_tokens:
+        raise APIError(400, "a remote model takes prompts as text, not token ids", param="prompt")
     if not engine.counts_tokens:  # a remote model: pass the request on
         params = [_params(request, engine, body, 0, i) for i in range(body.n)]
         if messages is not None:
@@ -111,7 +114,12 @@ async def _start(request: Request, body, prompt: str | None = None,
         return engine, [engine.complete(prompt, p) for p in params]
     if messages is not None:
         prompt = engine.render(messages)
-    ids = await run_in_threadpool(engine.tokenize, prompt)
+    if isinstance(prompt, list):
+        if not all(0 <= i < engine.vocab_size for i in prompt):
+            raise APIError(400, f"token ids must be between 0 and {engine.vocab_size - 1}", param="prompt")
+        ids = prompt
+    else:
+        ids = await run_in_threadpool(engine.tokenize, prompt)
     if not ids:
         raise APIError(400, "the prompt is empty", param="prompt" if messages is None else "messages")
     if len(ids) >= engine.context_length:
@@ -205,12 +213,13 @@ async def completions(body: CompletionRequest, request: Request):
     for prompt in body.prompt:
         engine, generations = await _start(request, body, prompt=prompt)
         head = _envelope("text_completion", engine, body)
+        echo = "" if not body.echo else prompt if isinstance(prompt, str) else engine.detokenize(prompt)
         if body.stream:
-            return _stream(request, body, generations, head, chat=False, echo=prompt if body.echo else "")
+            return _stream(request, body, generations, head, chat=False, echo=echo)
         scored = await _echo_logprobs(engine, prompt, body) if body.echo and body.logprobs is not None else []
         completions = await _complete_all(request, generations)
         for c, g in zip(completions, generations):
-            text = (prompt if body.echo else "") + c.text
+            text = echo + c.text
             logprobs = _text_logprobs(scored + g.logprobs) if body.logprobs is not None else None
             choices.append({"index": len(choices), "text": text, "logprobs": logprobs,
                             "finish_reason": c.finish_reason})
@@ -224,7 +233,7 @@ async def _echo_logprobs(engine: Engine, prompt: str, body) -> list:
     if not hasattr(engine, "prompt_logprobs"):
         raise APIError(400, f"echo with logprobs needs the batching llama.cpp engine; "
                             f"{engine.model_name} runs on {engine.name}", param="logprobs")
-    ids = await run_in_threadpool(engine.tokenize, prompt)
+    ids = prompt if isinstance(prompt, list) else await run_in_threadpool(engine.tokenize, prompt)
     entries = await run_in_threadpool(engine.prompt_logprobs, ids, body.logprobs)
     return [TokenLogprob(engine.token_bytes(ids[0]), None, [])] + entries[1:]
 

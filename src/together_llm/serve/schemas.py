@@ -80,7 +80,8 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: Union[str, list[str]]
+    # text, texts, token ids (one tokenized prompt) or lists of token ids, as OpenAI takes
+    prompt: Union[str, list[int], list[str], list[list[int]]]
     echo: bool = False
     logprobs: Optional[int] = Field(None, ge=0, le=5)
     max_tokens: Optional[int] = Field(16, ge=1)  # OpenAI's default
@@ -88,9 +89,10 @@ class CompletionRequest(_Sampling):
     @field_validator("prompt")
     @classmethod
     def _prompts(cls, value):
-        prompts = [value] if isinstance(value, str) else value
-        if not prompts:
-            raise ValueError("at least one prompt")
+        one = isinstance(value, str) or (value and all(isinstance(x, int) for x in value))
+        prompts = [value] if one else value
+        if not prompts or any(not p for p in prompts):
+            raise ValueError("prompts must be non-empty")
         return prompts
 
 
