@@ -46,13 +46,8 @@ def sampling_params(config, **flags):
     """SamplingParams from flags, with assistant.yaml's generation defaults for unset ones."""
     from ..engine.sampling import SamplingParams
 
-    defaults = config.generation
-    pick = lambda name: flags.get(name) if flags.get(name) is not None else getattr(defaults, name)
-    return SamplingParams(
-        temperature=pick("temperature"), top_p=pick("top_p"), top_k=pick("top_k"),
-        max_tokens=pick("max_tokens"), repetition_penalty=pick("repetition_penalty"),
-        seed=pick("seed"), stop=[unescape(s) for s in flags.get("stop") or ()],
-    )
+    stop = [unescape(s) for s in flags.pop("stop", None) or ()]
+    return SamplingParams.with_defaults(config.generation, stop=stop, **flags)
 
 
 def unescape(text: str) -> str:

@@ -47,6 +47,15 @@ class SamplingParams:
             if not ok:
                 raise TllmError(message)
 
+    @classmethod
+    def with_defaults(cls, defaults, **given) -> "SamplingParams":
+        """`given` values, with assistant.yaml's generation defaults (a GenerationDefaults)
+        for the ones that are None."""
+        fields = ("temperature", "top_p", "top_k", "max_tokens", "repetition_penalty", "seed")
+        chosen = {name: getattr(defaults, name) for name in fields}
+        chosen.update({name: value for name, value in given.items() if value is not None})
+        return cls(**chosen)
+
     @property
     def greedy(self) -> bool:
         return self.temperature == 0

@@ -25,7 +25,7 @@ def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
         from ..models.registry import remote_key
         from .remote_engine import RemoteEngine
 
-        return RemoteEngine(entry.source, entry.options["model"], remote_key(entry),
+        return RemoteEngine(entry.source, entry.options["model"], remote_key(entry.name, entry.options.get("api_key_env")),
                             context_length=config.context_length)
     adapters = [adapter] if adapter else list(config.adapters)
     choice = engine or config.engine

@@ -122,13 +122,12 @@ def add_model(home: Home, name: str, source: str, remote_model: str | None = Non
     return get_model(home, name)
 
 
-def remote_key(entry: ModelEntry) -> str | None:
-    """The API key of a remote model, from the environment variable it names."""
-    var = entry.options.get("api_key_env")
+def remote_key(name: str, var: str | None) -> str | None:
+    """The API key of remote model `name`, from the environment variable `var` (if any)."""
     if not var:
         return None
     if not os.environ.get(var):
-        raise TllmError(f"model {entry.name!r} reads its API key from ${var}, which is not set")
+        raise TllmError(f"model {name!r} reads its API key from ${var}, which is not set")
     return os.environ[var]
 
 
@@ -141,8 +140,7 @@ def _check_remote(url: str, model: str | None, api_key_env: str | None) -> dict:
     if api_key_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
         raise TllmError(f"invalid environment variable name {api_key_env!r}")
 
-    entry = ModelEntry("new", "remote", url, Path("."), {"api_key_env": api_key_env})
-    offered = RemoteEngine(url, model or "", remote_key(entry), timeout=30).models()
+    offered = RemoteEngine(url, model or "", remote_key("new", api_key_env), timeout=30).models()
     if not offered:
         raise TllmError(f"{url} lists no models")
     if model and model not in offered:

@@ -40,19 +40,16 @@ async def models(request: Request):
 def _params(request: Request, engine: Engine, body, prompt_len: int, index: int) -> SamplingParams:
     """Sampling parameters: the request's, else assistant.yaml's generation defaults."""
     defaults = request.app.state.config.generation
-    pick = lambda value, default: default if value is None else value
     room = engine.context_length - prompt_len
     asked = getattr(body, "max_completion_tokens", None) or body.max_tokens
     if asked is not None and asked > room and engine.counts_tokens:
         raise APIError(400, f"max_tokens is {asked}, but the prompt takes {prompt_len} of the "
                             f"{engine.context_length}-token context, leaving {room}",
                        param="max_tokens", code="context_length_exceeded")
-    return SamplingParams(
-        temperature=pick(body.temperature, defaults.temperature),
-        top_p=pick(body.top_p, defaults.top_p),
-        top_k=pick(body.top_k, defaults.top_k),
-        max_tokens=min(pick(asked, defaults.max_tokens), room) if room > 0 else 1,
-        repetition_penalty=pick(body.repetition_penalty, 1.0),  # OpenAI clients expect none
+    return SamplingParams.with_defaults(
+        defaults, temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
+        max_tokens=min(asked or defaults.max_tokens, room) if room > 0 else 1,
+        repetition_penalty=body.repetition_penalty or 1.0,  # OpenAI clients expect none
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         stop=list(body.stop or []),
         seed=_seed(body.seed if body.seed is not None else defaults.seed, index),

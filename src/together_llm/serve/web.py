@@ -39,9 +39,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
 
         engine = pool.get(engine_name(model))
         seed = None if defaults.seed is None else (defaults.seed + attempt) % (2**32 - 1)
-        params = SamplingParams(temperature=defaults.temperature, top_p=defaults.top_p,
-                                top_k=defaults.top_k, max_tokens=defaults.max_tokens,
-                                repetition_penalty=defaults.repetition_penalty, seed=seed)
+        params = SamplingParams.with_defaults(defaults, seed=seed)
         messages = prompt_of(history, system, len(history))
         history = history + [{"role": "assistant", "content": ""}]
         yield history  # the answer's bubble appears at once, even if it stays empty
