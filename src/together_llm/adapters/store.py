@@ -34,3 +34,42 @@ def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> P
             raise TllmError(f"adapter {name!r} was trained on a different base model "
                             f"(fingerprint {trained_on}, this base is {base_fingerprint})")
     return path
+
+
+def read_card(home: Home, name: str) -> dict:
+    """An adapter's card.json (empty for adapters imported without one)."""
+    card = adapter_dir(home, name) / "card.json"
+    if not card.is_file():
+        return {}
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except ValueError:
+        raise TllmError(f"adapter {name!r} has a damaged card.json") from None
+    return data if isinstance(data, dict) else {}
+
+
+def adapter_summary(home: Home, name: str) -> dict:
+    """What `tllm adapters list` shows of one adapter: its card's main facts, its size, and
+    why it cannot be used, if it cannot (so one bad folder does not hide the others)."""
+    path = home.adapters_dir / name
+    weights = path / "adapter_model.safetensors"
+    try:
+        card = read_card(home, name)
+        problem = None
+    except TllmError as exc:
+        card, problem = {}, str(exc)
+    try:
+        config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except ValueError:
+        config, problem = {}, problem or f"adapter {name!r} has a damaged adapter_config.json"
+    data = card.get("data")
+    return {
+        "name": name,
+        "method": card.get("method") or str(config.get("peft_type", "?")).lower(),
+        "stage": card.get("stage"),
+        "base": card.get("base") or config.get("base_model_name_or_path"),
+        "data": data.get("name") if isinstance(data, dict) else data,
+        "steps": card.get("steps"),
+        "bytes": weights.stat().st_size if weights.is_file() else None,
+        "problem": problem,
+    }

@@ -19,25 +19,35 @@ COMMANDS = {
     "serve": ("together_llm.cli.serve:serve", "Serve the web chat (/) and the OpenAI API (/v1)."),
     "config": ("together_llm.cli.config:config", "Show or change assistant.yaml."),
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
+    "data": ("together_llm.cli.data:data", "Import, check, clean, split and grow datasets."),
+    "adapters": ("together_llm.cli.adapters:adapters", "List, inspect and choose adapters."),
 }
 
 
 class LazyGroup(click.Group):
-    """A group that imports a sub-command's module only when that command is used."""
+    """A group that imports a sub-command's module only when that command is used.
+    `lazy_commands` maps name -> ("module:attribute", one-line help)."""
+
+    lazy_commands: dict = COMMANDS
 
     def list_commands(self, ctx):
-        return list(COMMANDS)
+        return list(self.lazy_commands)
 
     def get_command(self, ctx, name):
-        if name not in COMMANDS:
+        if name not in self.lazy_commands:
             return None
-        module, attr = COMMANDS[name][0].split(":")
+        module, attr = self.lazy_commands[name][0].split(":")
         return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx, formatter):
-        rows = [(name, help) for name, (_, help) in COMMANDS.items()]
+        rows = [(name, help) for name, (_, help) in self.lazy_commands.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def lazy_group(commands: dict) -> type[LazyGroup]:
+    """A LazyGroup class for a command group with its own sub-commands."""
+    return type("LazyGroup", (LazyGroup,), {"lazy_commands": commands})
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

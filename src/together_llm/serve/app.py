@@ -41,11 +41,15 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.middleware("http")
     async def count(request: Request, call_next):
         start = time.perf_counter()
-        response = await call_next(request)
-        path = request.scope.get("route").path if request.scope.get("route") else "other"
-        app.state.metrics.requests.labels(path, str(response.status_code)).inc()
-        app.state.metrics.latency.labels(path).observe(time.perf_counter() - start)
-        return response
+        status = "500"  # an exception escaping the route becomes a 500 further out
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            path = request.scope.get("route").path if request.scope.get("route") else "other"
+            app.state.metrics.requests.labels(path, status).inc()
+            app.state.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:

@@ -1,0 +1,47 @@
+"""`tllm data from-feedback`: ratings and A/B choices from chat and serve into datasets."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..common import home_options, open_home
+
+
+@click.command()
+@click.option("--name", required=True,
+              help="Base name: ratings become NAME-kto (kind feedback), A/B choices NAME-dpo "
+                   "(kind preference).")
+@click.option("--overwrite", is_flag=True, help="Replace NAME-kto / NAME-dpo if they exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new datasets' cards as JSON.")
+@home_options
+def from_feedback(name, overwrite, as_json, home_dir):
+    """Turn the home's feedback into a KTO dataset and a DPO dataset.
+
+    Reads feedback/ratings.jsonl (thumbs up/down on an answer) into NAME-kto, rows
+    {prompt, completion, label}, and feedback/choices.jsonl (the better of two answers)
+    into NAME-dpo, rows {prompt, chosen, rejected}. The web chat of `tllm serve` and
+    POST /v1/feedback write those files. A dataset with no rows is skipped, with a note;
+    a line that cannot be used goes to the dataset's rejected.jsonl with its line number.
+
+    \b
+    Examples:
+      tllm data from-feedback --name mine          # writes mine-kto and mine-dpo
+      tllm data from-feedback --name mine --overwrite --json
+      tllm train --data mine-kto --stage kto --method lora --name liked
+    """
+    from ...data.from_feedback import from_feedback as run
+
+    home = open_home(home_dir)
+    cards = run(home, name, overwrite=overwrite, say=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(cards, indent=2, ensure_ascii=False))
+        return
+    for card in cards:
+        counts = f" ({card['liked']} liked, {card['disliked']} disliked)" if card["kind"] == "feedback" else ""
+        click.echo(f"wrote {card['name']}: {card['rows']} {card['kind']} rows{counts}")
+        if card["rejected"]:
+            reasons = ", ".join(f"{r}: {n}" for r, n in card["rejected_by_reason"].items())
+            click.echo(f"rejected {card['rejected']} lines of {card['source']} ({reasons}); see "
+                       f"{home.path / 'datasets' / card['name'] / 'rejected.jsonl'}", err=True)

@@ -1,0 +1,95 @@
+"""`tllm data self-instruct`: grow an instruction dataset with a teacher model."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..common import home_options, open_home
+
+
+@click.command(name="self-instruct")
+@click.option("--seeds", "seeds_path", type=click.Path(dir_okay=False),
+              help="Seed tasks, JSONL: instruction, instances [{input, output}], "
+                   "is_classification (default: the bundled ones).")
+@click.option("--count", type=int, required=True, help="How many new tasks to keep.")
+@click.option("--teacher", default="default", show_default=True,
+              help="default (the home's model), a registered model name, or the URL of an "
+                   "OpenAI-compatible endpoint.")
+@click.option("--teacher-model", help="URL teacher: the model to ask for (default: its first).")
+@click.option("--api-key", envvar="TLLM_TEACHER_API_KEY",
+              help="URL teacher: the API key (or set TLLM_TEACHER_API_KEY).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Same seed, teacher and seeds = same dataset.")
+@click.option("--max-steps", type=int, default=10, show_default=True,
+              help="Give up after this many steps in a row that keep no new task.")
+@click.option("--name", required=True, help="Name of the new dataset.")
+@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
+@home_options
+def self_instruct(seeds_path, count, teacher, teacher_model, api_key, seed, max_steps, name,
+                  as_json, home_dir):
+    """Generate COUNT new instruction tasks with a teacher model (Self-Instruct) and save
+    them as a chat dataset.
+
+    Each step the teacher continues a list of seed and earlier tasks; new instructions too
+    similar to a kept one (ROUGE-L >= 0.7), too short or long, duplicated, or needing what a
+    text model cannot do (images, files, maps...) are dropped; the teacher then writes inputs
+    and outputs for each (class labels first for classification tasks).
+
+    Interrupted (Ctrl-C)? Run the same command again: it resumes from
+    datasets/.self-instruct-NAME/ without losing or repeating tasks.
+
+    \b
+    Examples:
+      tllm data self-instruct --count 50 --name grown
+      tllm data self-instruct --seeds my_tasks.jsonl --count 200 --seed 1 --name grown
+      tllm data self-instruct --count 500 --teacher http://localhost:8000/v1 --name big
+    """
+    from ...data.self_instruct import describe_drops, self_instruct as run
+
+    home = open_home(home_dir)
+    with _Progress(count) as progress:
+        card = run(home, name, count, seeds_path=seeds_path, teacher=teacher,
+                   teacher_model=teacher_model, api_key=api_key, seed=seed, patience=max_steps,
+                   report=progress.update)
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    details = card["self_instruct"]
+    click.echo(f"{card['name']}: {details['tasks']} tasks, {card['rows']} chat rows "
+               f"({details['generated']} instructions generated in {details['steps']} steps "
+               f"by {details['teacher']})")
+    for level in ("instructions", "instances"):
+        if details[f"dropped_{level}"]:
+            click.echo(f"  dropped {level}: {describe_drops(details[f'dropped_{level}'])}")
+
+
+class _Progress:
+    """A rich progress bar on stderr: tasks kept of the target, and what the filters drop."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("self-instruct"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("{task.description}"),
+                            console=Console(stderr=True), transient=False)
+        self.task = self.bar.add_task("", total=total)
+
+    def update(self, kept: int, total: int, state: dict) -> None:
+        from ...data.self_instruct import describe_drops
+
+        if not self.bar.live.is_started:  # started by the run's first report: errors come first
+            self.bar.start()
+        dropped = state["dropped_instructions"]
+        summary = f" · dropped: {describe_drops(dropped)}" if dropped else ""
+        self.bar.update(self.task, completed=min(kept, total),
+                        description=f"step {state['step'] + 1}{summary}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar.live.is_started:
+            self.bar.stop()
