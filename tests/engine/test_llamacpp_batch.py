@@ -108,6 +108,29 @@ def test_closing_a_generation_frees_its_only_slot():
         list(running)
 
 
+def test_a_cancelled_request_leaves_the_queue_without_waiting_for_a_slot():
+    engine = BatchedLlamaCppEngine(bundled_gguf(), context_length=512, slots=1)
+    try:
+        first = iter(engine.chat(ask(QUESTIONS[0]), SamplingParams(temperature=0, max_tokens=400)))
+        next(first)  # holds the only slot
+        queued = engine.chat(ask(QUESTIONS[1]), GREEDY)
+        pieces = []
+        waiter = threading.Thread(target=lambda: pieces.extend(queued))
+        waiter.start()
+        deadline = time.monotonic() + 20
+        while engine.scheduler.queue_depth == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.scheduler.queue_depth == 1
+        queued.cancel()  # from another thread, as the server does when its client hangs up
+        waiter.join(timeout=10)
+        assert not waiter.is_alive() and pieces == [] and queued.completion is None
+        assert engine.scheduler.queue_depth == 0 and engine.scheduler.busy_slots == 1
+        assert next(first)  # the running request was not disturbed
+        first.close()
+    finally:
+        engine.close()
+
+
 def test_a_grammar_constrains_the_answer(plain, batched):
     grammar = 'root ::= "yes" | "no"'
     for params in (SamplingParams(temperature=0, max_tokens=8, grammar=grammar),

@@ -24,7 +24,6 @@ import threading
 import weakref
 from collections import deque
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import EngineError, TllmError
 from .llamacpp_engine import LlamaCppEngine, auto_threads, usable_cores
@@ -187,11 +186,12 @@ class BatchScheduler:
         for slot in self._slots:
             if slot.request is not None and slot.request.cancelled:
                 self._release(slot)
+        if any(r.cancelled for r in self._waiting):  # withdrawn while queued, anywhere in line
+            for request in [r for r in self._waiting if r.cancelled]:
+                self._waiting.remove(request)
+                self._end(request)
         while self._waiting:
             request = self._waiting[0]
-            if request.cancelled:
-                self._end(self._waiting.popleft())
-                continue
             free = [s for s in self._slots if s.request is None]
             if not free:
                 return
@@ -296,6 +296,33 @@ class BatchScheduler:
         return float(logits[token] - norm), [(int(i), float(logits[i] - norm)) for i in best]
 
 
+class _TokenStream:
+    """A request's tokens as the scheduler hands them over. `close()` (the reader stopped)
+    and `cancel()` (from any thread) both mark the request cancelled: the scheduler frees
+    its slot at the next step, or drops it from the queue, and then ends the stream."""
+
+    def __init__(self, request: _Request):
+        self.request = request
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self.request.out.get()
+        if item is _DONE:
+            self.request.out.put(_DONE)  # later calls end too
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.request.cancelled = True
+            raise item
+        return item
+
+    def cancel(self) -> None:
+        self.request.cancelled = True
+
+    close = cancel
+
+
 def _guarded(method):
     """`method` refused once the engine is closed, and never running while close() frees
     the model (a reader streaming buffered tokens would otherwise detokenize freed memory)."""
@@ -379,7 +406,7 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
         return chain
 
     def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
-                   max_tokens: int) -> Iterator[int]:
+                   max_tokens: int) -> "_TokenStream":
         if not 0 < len(prompt_ids) < self.scheduler.n_ctx_seq:
             raise TllmError(f"the prompt is {len(prompt_ids)} tokens; a slot holds "
                             f"{self.scheduler.n_ctx_seq}")
@@ -390,16 +417,7 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
         except TllmError:
             self._llama_cpp.llama_sampler_free(request.chain)
             raise
-        try:
-            while True:
-                item = request.out.get()
-                if item is _DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            request.cancelled = True  # the scheduler frees the slot at its next step
+        return _TokenStream(request)
 
     def prompt_logprobs(self, prompt_ids: list[int], k: int = 0) -> list:
         """Each prompt token's logprob given the tokens before it (None for the first), with

@@ -101,7 +101,9 @@ class Engine:
 
     def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
                    max_tokens: int) -> Iterator[int]:
-        """Sampled ids, one per step, at most `max_tokens`; closing the iterator cancels."""
+        """Sampled ids, one per step, at most `max_tokens`; closing the iterator cancels.
+        An engine that queues requests returns an iterator with a `cancel()` method too,
+        which another thread may call to withdraw a request still waiting for its turn."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -153,8 +155,19 @@ class Generation:
         self.params = params
         self.max_tokens = max_tokens
         self.trim = trim
-        self.completion: Completion | None = None
+        self.completion: Completion | None = None  # stays None when cancelled
         self.logprobs: list[TokenLogprob] = []  # filled when params.logprobs is set
+        self.cancelled = False
+        self._ids = None  # the engine's token iterator, once decoding has been asked for
+
+    def cancel(self) -> None:
+        """Stop this generation from another thread (the reader went away): a request that
+        still waits for a batch slot leaves the queue at once, instead of being decoded
+        until its next piece shows nobody is reading."""
+        self.cancelled = True
+        cancel = getattr(self._ids, "cancel", None)
+        if cancel is not None:
+            cancel()
 
     def __iter__(self) -> Iterator[str]:
         detok = Detokenizer(self.engine.detokenize)
@@ -162,7 +175,9 @@ class Generation:
         pieces: list[str] = []
         generated, finish = 0, "length"
         with self.engine.serial():
-            ids = self.engine._token_ids(self.prompt_ids, self.params, self.max_tokens)
+            ids = self._ids = self.engine._token_ids(self.prompt_ids, self.params, self.max_tokens)
+            if self.cancelled:  # cancel() came before the iterator existed
+                self.cancel()
             try:
                 for item in ids:
                     token_id = item if isinstance(item, int) else item[0]
@@ -181,6 +196,8 @@ class Generation:
                         break
             finally:
                 ids.close()  # cancels the engine's decoding when we stop early
+        if self.cancelled:
+            return
         tail = out.finish()
         if tail:
             pieces.append(tail)

@@ -2,8 +2,8 @@
 
 Each generation is iterated in its own worker thread, which hands pieces to the event loop
 through an asyncio queue; when the client goes away the async side stops, and the worker
-closes the generation at its next piece, which cancels decoding and frees its slot (a
-request still waiting for a slot is cancelled when it gets one and yields its first piece).
+closes the generation at its next piece, which cancels decoding and frees its slot; a
+request still waiting for a slot is withdrawn from the queue at once (`Generation.cancel`).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ async def pieces(generation: Generation, on_cancel=None) -> AsyncIterator[str]:
                 raise value
     finally:
         abandoned.set()
+        if generation.completion is None:
+            generation.cancel()  # the reader is gone: a queued request leaves the queue now
 
 
 def sse(data) -> str:
