@@ -26,7 +26,6 @@ def assert_openai_error(status, body, expected_status, fragment):
     ({"messages": HI, "temperature": -1}, 400, "temperature"),
     ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
     ({"messages": HI, "model": "nope"}, 404, "model 'nope' does not exist"),
-    ({"messages": HI, "logprobs": True, "stream": True}, 400, "logprobs with stream"),
     ({"messages": HI, "logprobs": True, "top_logprobs": 21}, 400, "top_logprobs"),
 ])
 def test_bad_chat_requests(server, body, status, fragment):

@@ -137,6 +137,29 @@ def test_chat_logprobs_describe_the_answer_tokens(client):
         assert token.logprob == max(t.logprob for t in token.top_logprobs) <= 0
 
 
+def test_streamed_logprobs_equal_the_whole_answers(client):
+    whole = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                           max_tokens=12, logprobs=True, top_logprobs=2)
+    stream = client.chat.completions.create(model="default", messages=QUESTION, temperature=0,
+                                            max_tokens=12, logprobs=True, top_logprobs=2, stream=True)
+    streamed = [t for c in stream if c.choices and c.choices[0].logprobs
+                for t in c.choices[0].logprobs.content]
+    expected = whole.choices[0].logprobs.content
+    assert [t.token for t in streamed] == [t.token for t in expected]
+    assert [t.logprob for t in streamed] == pytest.approx([t.logprob for t in expected], abs=1e-4)
+
+    text = "The capital of France is"
+    once = client.completions.create(model="default", prompt=text, max_tokens=6, temperature=0,
+                                     echo=True, logprobs=1)
+    chunks = list(client.completions.create(model="default", prompt=text, max_tokens=6,
+                                            temperature=0, echo=True, logprobs=1, stream=True))
+    tokens = [t for c in chunks if c.choices[0].logprobs for t in c.choices[0].logprobs.tokens]
+    offsets = [o for c in chunks if c.choices[0].logprobs for o in c.choices[0].logprobs.text_offset]
+    assert tokens == once.choices[0].logprobs.tokens  # the echoed prompt's, then the answer's
+    assert offsets == once.choices[0].logprobs.text_offset
+    assert "".join(c.choices[0].text for c in chunks) == once.choices[0].text
+
+
 def test_prompts_given_as_token_ids_score_like_text(client):
     from together_llm.engine.llamacpp_engine import LlamaCppEngine
     from together_llm.models.gguf_file import bundled_gguf

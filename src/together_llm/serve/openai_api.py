@@ -160,8 +160,6 @@ def _usage(completions) -> dict:
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request):
-    if body.logprobs and body.stream:
-        raise APIError(400, "logprobs with stream are not supported yet", param="logprobs")
     messages = [m.as_dict() for m in body.messages]
     system = request.app.state.config.system_prompt
     if system and messages[0]["role"] != "system":
@@ -169,7 +167,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     engine, generations = await _start(request, body, messages=messages)
     head = _envelope("chat.completion", engine, body)
     if body.stream:
-        return _stream(request, body, generations, {**head, "object": "chat.completion.chunk"}, chat=True)
+        return _stream(request, body, generations, {**head, "object": "chat.completion.chunk"}, chat=True,
+                       logprobs=bool(body.logprobs))
     completions = await _complete_all(request, generations)
     return {**head, "choices": [
         {"index": i, "message": {"role": "assistant", "content": c.text},
@@ -202,8 +201,6 @@ def _text_logprobs(entries: list, offset: int = 0) -> dict:
 
 @router.post("/completions")
 async def completions(body: CompletionRequest, request: Request):
-    if body.logprobs is not None and body.stream:
-        raise APIError(400, "logprobs with stream are not supported yet", param="logprobs")
     if len(body.prompt) > 1 and body.stream:
         raise APIError(400, "streaming takes one prompt", param="prompt")
     choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -211,9 +208,10 @@ async def completions(body: CompletionRequest, request: Request):
         engine, generations = await _start(request, body, prompt=prompt)
         head = _envelope("text_completion", engine, body)
         echo = "" if not body.echo else prompt if isinstance(prompt, str) else engine.detokenize(prompt)
-        if body.stream:
-            return _stream(request, body, generations, head, chat=False, echo=echo)
         scored = await _echo_logprobs(engine, prompt, body) if body.echo and body.logprobs is not None else []
+        if body.stream:
+            return _stream(request, body, generations, head, chat=False, echo=echo,
+                           logprobs=body.logprobs is not None, scored=scored)
         completions = await _complete_all(request, generations)
         for c, g in zip(completions, generations):
             text = echo + c.text
@@ -236,16 +234,22 @@ async def _echo_logprobs(engine: Engine, prompt: str, body) -> list:
 
 
 def _stream(request: Request, body, generations: list[Generation], head: dict, chat: bool,
-            echo: str = "") -> StreamingResponse:
+            echo: str = "", logprobs: bool = False, scored: list = ()) -> StreamingResponse:
+    """Server-sent chunks. With `logprobs`, each chunk carries the logprobs of the tokens
+    generated since the previous chunk (a chunk's text may hold several tokens, or none
+    yet while a possible stop sequence is held back); `scored` are the echoed prompt's."""
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     metrics = request.app.state.metrics
 
-    def chunk(index: int, text: str | None = None, finish: str | None = None, role: bool = False):
+    def chunk(index: int, text: str | None = None, finish: str | None = None, role: bool = False,
+              entries: list | None = None, offset: int = 0):
         if chat:
             delta = {"role": "assistant", "content": ""} if role else ({"content": text} if text else {})
-            choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+            scores = {"content": [_chat_logprob(e) for e in entries]} if entries else None
+            choice = {"index": index, "delta": delta, "logprobs": scores, "finish_reason": finish}
         else:
-            choice = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+            scores = _text_logprobs(entries, offset) if entries else None
+            choice = {"index": index, "text": text or "", "logprobs": scores, "finish_reason": finish}
         return sse({**head, "choices": [choice]})
 
     async def events():
@@ -253,15 +257,23 @@ def _stream(request: Request, body, generations: list[Generation], head: dict, c
         try:
             for index, generation in enumerate(generations):
                 timer = Timer(metrics)
+                sent, offset = 0, 0  # logprobs sent so far; text_offset of the next token
                 if chat:
                     yield chunk(index, role=True)
                 elif echo:
-                    yield chunk(index, echo)
+                    yield chunk(index, echo, entries=list(scored) if logprobs else None)
+                    offset = sum(len(e.token.decode("utf-8", errors="replace")) for e in scored)
                 async for piece in pieces(generation, on_cancel=metrics.cancelled.inc):
                     timer.piece()
-                    yield chunk(index, piece)
+                    entries = None
+                    if logprobs:  # the worker thread appends; take what is there now
+                        entries = generation.logprobs[sent:]
+                        sent += len(entries)
+                    yield chunk(index, piece, entries=entries, offset=offset)
+                    offset += sum(len(e.token.decode("utf-8", errors="replace")) for e in entries or ())
                 timer.done(generation.completion)
-                yield chunk(index, finish=generation.completion.finish_reason)
+                rest = generation.logprobs[sent:] if logprobs else None
+                yield chunk(index, finish=generation.completion.finish_reason, entries=rest, offset=offset)
             if include_usage:
                 yield sse({**head, "choices": [], "usage": _usage([g.completion for g in generations])})
         except Exception as exc:  # headers are sent: report the error in the stream
