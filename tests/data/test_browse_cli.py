@@ -86,3 +86,48 @@ def test_user_errors_are_one_line(home):
     assert "Traceback" not in wrong_kind.stderr + missing.stderr
     helped = run_tllm("data", "import", "--help", home=home)
     assert "Examples:" in helped.stdout and "--strict" in helped.stdout
+
+
+def test_a_json_array_that_stops_early_says_so_and_exits_2(home, tmp_path):
+    rows = [json.dumps({"text": f"row {i}"}) for i in range(3)]
+    source = tmp_path / "cut.json"
+    source.write_text("[\n" + ",\n".join(rows) + ',\n{"text": "x", "n": [1}\n,' + rows[0] + "\n]\n")
+    result = run_tllm("data", "import", source, "--kind", "text", "--format", "jsonl", "--name", "cut",
+                      home=home)
+    assert result.returncode == 2
+    assert result.stdout.splitlines()[0] == (
+        "imported 3 text rows into dataset 'cut' (format jsonl, read 3 records), 0 rejected; "
+        "reading stopped at line 5: Expecting ',' delimiter (line 5); the element's end cannot be "
+        "found: the rest of the file was not read")
+    assert "error: reading stopped at line 5" in result.stderr and "--overwrite" in result.stderr
+    shown = run_tllm("data", "show", "cut", home=home)
+    assert "stopped:             line 5: Expecting ',' delimiter" in shown.stdout
+    checked = run_tllm("data", "validate", source, "--kind", "text", "--format", "jsonl", home=home)
+    assert checked.returncode == 2 and "reading stopped at line 5" in checked.stdout
+    helped = run_tllm("data", "import", "--help", home=home)
+    assert "2 when a broken JSON array stopped reading early" in " ".join(helped.stdout.split())
+
+
+def test_validate_writes_every_rejected_row_and_failed_imports_point_to_it(home, tmp_path):
+    source = tmp_path / "many.jsonl"
+    lines = [json.dumps({"instruction": f"Q{i}"}) for i in range(8)] + ["{oops", b"\xff".decode("latin-1")]
+    source.write_text("\n".join(lines) + "\n", encoding="latin-1")
+    failed = run_tllm("data", "import", source, "--kind", "chat", "--format", "alpaca", "--name", "m",
+                      home=home)
+    assert failed.returncode == 1 and failed.stdout.count("\n  line ") == 5  # only the first 5 shown
+    hint = f"every rejected row: tllm data validate {source} --kind chat --format alpaca --rejected rejected.jsonl"
+    assert hint in failed.stderr
+    out = tmp_path / "rejected.jsonl"
+    checked = run_tllm("data", "validate", source, "--kind", "chat", "--format", "alpaca",
+                       "--rejected", out, home=home)
+    assert checked.returncode == 1 and f"every rejected row, with its line, reason and text: {out}" in checked.stdout
+    kept = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(k["line"], k["reason"]) for k in kept] == [(i, "missing field") for i in range(1, 9)] + [
+        (9, "bad json"), (10, "bad encoding")]
+    assert kept[0] == {"line": 1, "reason": "missing field", "detail": "'output' is missing",
+                       "row": '{"instruction": "Q0"}'}
+    assert kept[-1]["row"] == "\ufffd"
+    strict = run_tllm("data", "import", FIXTURES / "bad_rows.jsonl", "--kind", "chat", "--name", "s",
+                      "--strict", home=home)
+    assert "every rejected row: tllm data validate" in strict.stderr
+    assert not (home.path / "datasets").exists() or not any((home.path / "datasets").iterdir())

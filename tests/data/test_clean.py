@@ -102,7 +102,8 @@ def test_a_row_made_invalid_by_cleaning_is_rejected_not_lost(home):
     row = {"prompt": [{"role": "user", "content": "Say it"}], "chosen": "yes  indeed", "rejected": "yes indeed"}
     kept, rejected, card = clean(home, [row], kind="preference")
     assert kept == []
-    assert rejected[1]["reason"] == "identical answers"
+    assert rejected[1]["reason"] == "invalid after cleaning"
+    assert rejected[1]["detail"].startswith("identical answers: ")
     assert rejected[1]["row"] == row  # the row as it was in the source
     assert card["removed_by_rule"]["invalid after cleaning"] == 1
 
@@ -113,9 +114,9 @@ def test_length_bounds_in_characters(home):
     kept, rejected, card = clean(home, texts(["tiny", "just the right length", "x" * 60]),
                                  min_chars=10, max_chars=40)
     assert kept == [{"text": "just the right length"}]
-    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("too short", "4 characters, at least 10 wanted")
-    assert (rejected[3]["reason"], rejected[3]["detail"]) == ("too long", "60 characters, at most 40 wanted")
-    assert card["removed_by_rule"] == {"min chars": 1, "max chars": 1}
+    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("min chars", "4 characters < 10")
+    assert (rejected[3]["reason"], rejected[3]["detail"]) == ("max chars", "60 characters > 40")
+    assert card["removed_by_rule"] == card["rejected_by_reason"] == {"min chars": 1, "max chars": 1}
 
 
 def test_length_bounds_in_tokens_use_the_base_models_tokenizer(home):
@@ -130,8 +131,8 @@ def test_length_bounds_in_tokens_use_the_base_models_tokenizer(home):
     assert counts[0] < 10 < counts[1] < 100 < counts[2]  # the fixture spans both bounds
     kept, rejected, card = clean(home, texts(rows), min_tokens=10, max_tokens=100)
     assert kept == [{"text": rows[1]}]
-    assert rejected[1]["detail"] == f"{counts[0]} tokens, at least 10 wanted"
-    assert rejected[3]["detail"] == f"{counts[2]} tokens, at most 100 wanted"
+    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("min tokens", f"{counts[0]} tokens < 10")
+    assert (rejected[3]["reason"], rejected[3]["detail"]) == ("max tokens", f"{counts[2]} tokens > 100")
     assert card["removed_by_rule"] == {"min tokens": 1, "max tokens": 1}
 
 
@@ -149,7 +150,7 @@ def test_token_bounds_with_a_transformers_tokenizer(home, tmp_path):
     assert counts[0] < 6 < counts[1]
     kept, rejected, _ = clean(home, texts(rows), min_tokens=6, tokenizer="tiny")
     assert kept == [{"text": rows[1]}]
-    assert rejected[1]["detail"] == f"{counts[0]} tokens, at least 6 wanted"
+    assert rejected[1]["detail"] == f"{counts[0]} tokens < 6"
 
 
 def test_regex_drop_and_keep(home):
@@ -157,11 +158,11 @@ def test_regex_drop_and_keep(home):
                   "Berlin is the capital of Germany.", "Water boils at 100 degrees."])
     kept, rejected, card = clean(home, rows, drop=["(?i)as an ai"], keep=["capital", "boils"])
     assert [r["text"] for r in kept] == [r["text"] for r in rows[1:]]
-    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("regex drop", "matches '(?i)as an ai'")
+    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("drop pattern", "matches '(?i)as an ai'")
 
     kept, rejected, _ = clean(home, rows, keep=["capital"])
     assert len(kept) == 2
-    assert rejected[4]["reason"] == "no keep match"
+    assert (rejected[4]["reason"], rejected[4]["detail"]) == ("keep pattern", "matches none of 'capital'")
 
 
 def test_a_bad_regex_is_named(home):
@@ -191,7 +192,7 @@ def test_language_filter(home):
     kept, rejected, card = clean(home, texts([ENGLISH, FRENCH, GERMAN, "12345 678 !!!"]), lang=["en", "de"])
     assert [r["text"] for r in kept] == [ENGLISH, GERMAN]
     assert (rejected[2]["reason"], rejected[2]["detail"]) == ("language", "detected fr, wanted en, de")
-    assert rejected[4]["reason"] == "language unknown"
+    assert (rejected[4]["reason"], rejected[4]["detail"]) == ("language", "no language detected, wanted en, de")
     assert card["removed_by_rule"]["language"] == 2
 
 
@@ -207,7 +208,7 @@ def test_exact_duplicates_keep_the_first(home):
     rows = texts(["First row here.", "Second   row here.", "Second row here.", "Third.", "First row here."])
     kept, rejected, card = clean(home, rows, dedup=True)
     assert [r["text"] for r in kept] == ["First row here.", "Second row here.", "Third."]
-    assert rejected[3]["detail"] == "same as line 2"
+    assert (rejected[3]["reason"], rejected[3]["detail"]) == ("duplicate", "same as line 2")
     assert rejected[5]["detail"] == "same as line 1"
     assert card["removed_by_rule"]["duplicate"] == 2
 

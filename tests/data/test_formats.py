@@ -7,7 +7,7 @@ import orjson
 import pytest
 
 from together_llm.data import formats, formats_chat
-from together_llm.data.formats import FORMATS, check_format, converter, detect, split_columns
+from together_llm.data.formats import check_format, converter, detect, split_columns
 from together_llm.data.kinds import KINDS, RowError, validate
 from together_llm.errors import TllmError
 
@@ -270,3 +270,22 @@ def test_detection_from_extensions_and_failures(tmp_path):
 def test_belle_dialogue_check():
     assert formats_chat.is_belle_dialogue({"instruction": "  human： hi"})
     assert not formats_chat.is_belle_dialogue({"instruction": "Explain Human: rights"})
+
+
+def test_alpaca_rows_holding_a_belle_dialogue_are_split_into_turns():
+    dialogue = {"instruction": "Human: Hi\nAssistant: Hello!\nHuman: Bye?\nAssistant:", "input": "",
+                "output": "Bye."}
+    expected = {"messages": [user("Hi"), assistant("Hello!"), user("Bye?"), assistant("Bye.")]}
+    as_line = formats.line_converter("alpaca", "chat", {})
+    assert convert("alpaca", "chat", dialogue) == expected
+    assert as_line(dialogue) == orjson.dumps(expected) + b"\n"
+    assert as_line({**dialogue, "system": "Be kind."}) == orjson.dumps(
+        {"messages": [{"role": "system", "content": "Be kind."}, *expected["messages"]]}) + b"\n"
+    # an instruction starting with H that is not a dialogue stays one user turn
+    plain = {"instruction": "How does a Human: prefix look?", "output": "Like this."}
+    assert as_line(plain) == orjson.dumps({"messages": [user(plain["instruction"]),
+                                                        assistant("Like this.")]}) + b"\n"
+    # split rows are checked like any other: two human turns in a row are refused
+    with pytest.raises(RowError) as caught:
+        as_line({"instruction": " human: a\nHuman: b\nAssistant:", "output": "c"})
+    assert caught.value.reason == "role order"

@@ -14,6 +14,10 @@ import orjson
 import pytest
 
 from together_llm.data import self_instruct as si
+from together_llm.data import self_instruct_filters as filters
+from together_llm.data import self_instruct_prompts as prompts
+from together_llm.data.self_instruct_teacher import public_url, teacher_identity
+from together_llm.data.self_instruct_work import WorkFolder
 from together_llm.data.similarity import InstructionPool, rouge_l
 from together_llm.data.store import open_dataset
 from together_llm.errors import TllmError
@@ -23,7 +27,7 @@ from tests.conftest import ROOT, run_tllm
 
 
 def _pool(*texts):
-    return InstructionPool(texts), {si.normalize(t) for t in texts}
+    return InstructionPool(texts), {filters.normalize(t) for t in texts}
 
 
 # --- seeds -------------------------------------------------------------------------------
@@ -37,7 +41,7 @@ def test_bundled_seeds_are_many_diverse_and_usable():
     # and no two so alike that the ROUGE-L rule would have dropped one of them.
     for i, task in enumerate(seeds):
         others = [t["instruction"] for j, t in enumerate(seeds) if j != i]
-        assert si.instruction_problem(task["instruction"], *_pool(*others)) is None, task
+        assert filters.instruction_problem(task["instruction"], *_pool(*others)) is None, task
     for a, b in itertools.combinations(seeds, 2):
         assert rouge_l(a["instruction"], b["instruction"]) < 0.7
 
@@ -75,7 +79,7 @@ def test_cli_rejects_a_bad_seed_file_before_loading_a_model(home, tmp_path):
     "Tell me how to go to the station.", "Look at the GRAPHS and explain the trend.",
 ])
 def test_keyword_filter_drops_what_a_text_model_cannot_serve(text):
-    assert si.instruction_problem(text, *_pool()) == "keyword"
+    assert filters.instruction_problem(text, *_pool()) == "keyword"
 
 
 @pytest.mark.parametrize("text", [
@@ -83,30 +87,30 @@ def test_keyword_filter_drops_what_a_text_model_cannot_serve(text):
     "Write a profile of a famous scientist.", "Suggest a plotline twist for a mystery novel.",
 ])
 def test_keyword_filter_matches_whole_words_only(text):
-    assert si.instruction_problem(text, *_pool()) is None
+    assert filters.instruction_problem(text, *_pool()) is None
 
 
 def test_length_junk_and_duplicate_filters():
     pool = _pool("Write a haiku about rain.")
-    assert si.instruction_problem("Write haiku.", *pool) == "too short"
-    assert si.instruction_problem("Name three birds.", *pool) is None  # 3 words is enough
-    assert si.instruction_problem("Write " + "very " * 150 + "long.", *pool) == "too long"
-    assert si.instruction_problem("- Write a list of birds.", *pool) == "junk"
-    assert si.instruction_problem("¿Cuál es la capital de Francia?", *pool) == "junk"
-    assert si.instruction_problem("write a  HAIKU about rain.", *pool) == "duplicate"
+    assert filters.instruction_problem("Write haiku.", *pool) == "too short"
+    assert filters.instruction_problem("Name three birds.", *pool) is None  # 3 words is enough
+    assert filters.instruction_problem("Write " + "very " * 150 + "long.", *pool) == "too long"
+    assert filters.instruction_problem("- Write a list of birds.", *pool) == "junk"
+    assert filters.instruction_problem("¿Cuál es la capital de Francia?", *pool) == "junk"
+    assert filters.instruction_problem("write a  HAIKU about rain.", *pool) == "duplicate"
 
 
 def test_rouge_rule_drops_near_copies_of_kept_instructions():
     pool = _pool("Write a short poem about the sea.")
     # 6 of 7 tokens shared: ROUGE-L 12/14 = 0.86 >= 0.7
-    assert si.instruction_problem("Write a short poem about the ocean.", *pool) == "similar"
-    assert si.instruction_problem("Write a recipe for vegetable soup.", *pool) is None
+    assert filters.instruction_problem("Write a short poem about the ocean.", *pool) == "similar"
+    assert filters.instruction_problem("Write a recipe for vegetable soup.", *pool) is None
 
 
 def test_instance_filters():
-    shown = frozenset({si.normalize("Tom has 12 - 5 + 8 = 15 apples.")})
+    shown = frozenset({filters.normalize("Tom has 12 - 5 + 8 = 15 apples.")})
     kept = [{"input": "Paris", "output": "France"}]
-    check = lambda given, output: si.instance_problem({"input": given, "output": output}, kept, shown)  # noqa: E731
+    check = lambda given, output: filters.instance_problem({"input": given, "output": output}, kept, shown)  # noqa: E731
     assert check("Rome", "  ") == "empty output"
     assert check("Hello there", "hello  there") == "output is input"
     assert check("", "Tom has 12 - 5 + 8 = 15 apples.") == "copied example"
@@ -118,52 +122,134 @@ def test_instance_filters():
 # --- parsing what the teacher writes -----------------------------------------------------
 def test_parse_instructions_from_a_continued_list():
     text = " Write a limerick.\nTask 10: Name two rivers in Asia.\nTask 11 : List the"
-    assert si.parse_instructions(text, truncated=True) == ["Write a limerick.", "Name two rivers in Asia."]
-    assert si.parse_instructions(text, truncated=False)[-1] == "List the"
+    assert prompts.parse_instructions(text, truncated=True) == ["Write a limerick.", "Name two rivers in Asia."]
+    assert prompts.parse_instructions(text, truncated=False)[-1] == "List the"
     # a blank line ends the list, so what follows is ignored and nothing was cut
-    assert si.parse_instructions("Name a fruit.\n\nSome chatter", truncated=True) == ["Name a fruit."]
-    assert si.instruction_prompt(["A b c.", "D e f."]).endswith("Task 1: A b c.\nTask 2: D e f.\nTask 3:")
+    assert prompts.parse_instructions("Name a fruit.\n\nSome chatter", truncated=True) == ["Name a fruit."]
+    assert prompts.instruction_prompt(["A b c.", "D e f."]).endswith("Task 1: A b c.\nTask 2: D e f.\nTask 3:")
 
 
 def test_parse_instances_input_first_and_output_first():
-    assert si.parse_input_first("Input: 3 and 4\nOutput: 7") == [{"input": "3 and 4", "output": "7"}]
-    assert si.parse_input_first("Input: None\nOutput: Hi!") == [{"input": "", "output": "Hi!"}]
-    assert si.parse_input_first("Output: A tip.") == [{"input": "", "output": "A tip."}]
-    assert si.parse_input_first("Just an answer.") == [{"input": "", "output": "Just an answer."}]
+    assert prompts.parse_input_first("Input: 3 and 4\nOutput: 7") == [{"input": "3 and 4", "output": "7"}]
+    assert prompts.parse_input_first("Input: None\nOutput: Hi!") == [{"input": "", "output": "Hi!"}]
+    assert prompts.parse_input_first("Output: A tip.") == [{"input": "", "output": "A tip."}]
+    assert prompts.parse_input_first("Just an answer.") == [{"input": "", "output": "Just an answer."}]
     # a second "Input:" line starts a second example; a stray second output is cut off
-    assert si.parse_input_first("Input: 2+2\nOutput: 4\nInput: 3+3\nOutput: 6\nOutput: 7") == [
+    assert prompts.parse_input_first("Input: 2+2\nOutput: 4\nInput: 3+3\nOutput: 6\nOutput: 7") == [
         {"input": "2+2", "output": "4"}, {"input": "3+3", "output": "6"}]
     text = " Positive\nInput: I loved it.\nClass label: Negative.\nInput: Dull and long."
-    assert si.parse_output_first(text) == [{"input": "I loved it.", "output": "Positive"},
+    assert prompts.parse_output_first(text) == [{"input": "I loved it.", "output": "Positive"},
                                            {"input": "Dull and long.", "output": "Negative"}]
-    assert si.parse_is_classification(" label") and not si.parse_is_classification(" text")
-    row = si.chat_row({"instruction": "Add the numbers."}, {"input": "3 and 4", "output": "7"})
+    assert prompts.parse_is_classification(" label") and not prompts.parse_is_classification(" text")
+    row = prompts.chat_row({"instruction": "Add the numbers."}, {"input": "3 and 4", "output": "7"})
     assert row["messages"] == [{"role": "user", "content": "Add the numbers.\n\n3 and 4"},
                                {"role": "assistant", "content": "7"}]
 
 
 # --- the work folder ---------------------------------------------------------------------
 def test_work_folder_recovers_from_an_interruption_at_any_point(tmp_path):
-    settings = {"teacher": "default", "seed": 0}
-    work = si.WorkFolder(tmp_path / ".self-instruct-x", settings)
+    settings = {"teacher": {"model": "default", "gguf": "/m.gguf", "gguf_bytes": 1}, "seed": 0}
+    folder = tmp_path / ".self-instruct-x"
     task = {"instruction": "Name two oceans.", "is_classification": False,
             "instances": [{"input": "", "output": "Atlantic and Pacific."}]}
-    work.count("instructions", ["similar"])
-    work.state["position"] = 1
-    work.save()
-    # killed after the task line was flushed but before state.json was updated, in the
-    # middle of writing the next line
-    work.keep(task, ["empty output"])
-    with open(work.tasks_path, "ab") as f:
-        f.write(b'{"step": 0, "position": 2, "instr')
-    resumed = si.WorkFolder(tmp_path / ".self-instruct-x", settings)
-    assert [t["instruction"] for t in resumed.tasks] == ["Name two oceans."]
-    assert resumed.tasks_path.read_bytes().count(b"\n") == 1  # the half line is gone
-    assert (resumed.state["step"], resumed.state["position"]) == (0, 2)  # the kept one is done
-    assert resumed.state["dropped_instructions"] == {"similar": 1}
-    assert resumed.state["dropped_instances"] == {"empty output": 1}
-    with pytest.raises(TllmError, match="--seed was 0, now 1"):
-        si.WorkFolder(tmp_path / ".self-instruct-x", {**settings, "seed": 1})
+    with WorkFolder(folder, settings) as work:
+        work.load()
+        work.count("instructions", ["similar"])
+        work.state["position"] = 1
+        work.save()
+        # killed after the task line was flushed but before state.json was updated, in the
+        # middle of writing the next line
+        work.keep(task, ["empty output"])
+        with open(work.tasks_path, "ab") as f:
+            f.write(b'{"step": 0, "position": 2, "instr')
+    with WorkFolder(folder, settings) as resumed:
+        resumed.load()
+        assert [t["instruction"] for t in resumed.tasks] == ["Name two oceans."]
+        assert resumed.tasks_path.read_bytes().count(b"\n") == 1  # the half line is gone
+        assert (resumed.state["step"], resumed.state["position"]) == (0, 2)  # the kept one is done
+        assert resumed.state["dropped_instructions"] == {"similar": 1}
+        assert resumed.state["dropped_instances"] == {"empty output": 1}
+    with pytest.raises(TllmError, match="--seed was 0, now 1"), \
+            WorkFolder(folder, {**settings, "seed": 1}) as other:
+        other.load()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from together_llm.data.self_instruct_work import WorkFolder
+with WorkFolder(Path(sys.argv[1]), {}):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_run_on_the_same_work_folder_is_refused_until_the_first_one_dies(tmp_path):
+    folder = tmp_path / ".self-instruct-x"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(TllmError, match=rf"already running \(pid {holder.pid}\)"):
+            WorkFolder(folder, {}).__enter__()
+    finally:
+        holder.kill()  # like kill -9: no clean-up runs, the lock file stays
+        holder.wait()
+    assert (folder / "lock").is_file()
+    with WorkFolder(folder, {}) as work:  # a dead run's lock does not block
+        assert (folder / "lock").read_text().strip() == str(os.getpid())
+        work.load()
+
+
+def test_self_instruct_refuses_to_run_beside_a_run_of_the_same_name(home):
+    with WorkFolder(home.path / "datasets" / ".self-instruct-grown", {}):
+        with pytest.raises(TllmError, match=rf"already running \(pid {os.getpid()}\)"):
+            si.self_instruct(home, "grown", 2)
+        result = run_tllm("data", "self-instruct", "--count", "2", "--name", "grown", home=home)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"already running (pid {os.getpid()})" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (home.path / "datasets" / "grown").exists()
+
+
+def test_resuming_with_another_model_behind_default_is_refused(home, tmp_path):
+    from together_llm.models.registry import add_model
+
+    from tests.tiny_models import make_tiny_model
+
+    bundled = teacher_identity(home, "default")
+    assert bundled["model"] == "default" and bundled["gguf_bytes"] > 0
+    folder = home.path / "datasets" / ".self-instruct-grown"
+    with WorkFolder(folder, {"teacher": bundled, "seed": 0}) as work:
+        work.load()
+    add_model(home, "tiny", str(make_tiny_model("gpt2", tmp_path / "tiny")))
+    config = home.load_config()
+    config.model = "tiny"
+    home.save_config(config)
+    switched = teacher_identity(home, "default")  # the same --teacher, another model now
+    assert switched["model"] == "tiny" and switched["fingerprint"]
+    with pytest.raises(TllmError, match=r"the teacher was model default \(.*gguf.*\), now model tiny"), \
+            WorkFolder(folder, {"teacher": switched, "seed": 0}) as work:
+        work.load()
+
+
+def test_teacher_credentials_never_reach_the_work_folder_or_card(home):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the run fails at the first question
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://alice:s3cret@127.0.0.1:{port}/v1?token=t0ken"
+    assert public_url(url) == f"http://127.0.0.1:{port}/v1"
+    with pytest.raises(TllmError, match="cannot reach"):
+        si.self_instruct(home, "grown", 2, teacher=url, teacher_model="m", api_key="sk-k3y")
+    state = (home.path / "datasets" / ".self-instruct-grown" / "state.json").read_text()
+    assert orjson.loads(state)["settings"]["teacher"] == {"url": f"http://127.0.0.1:{port}/v1",
+                                                          "remote_model": "m"}
+    for path in (home.path / "datasets").rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "s3cret" not in text and "t0ken" not in text and "sk-k3y" not in text, path
 
 
 # --- end to end with the bundled model ---------------------------------------------------
@@ -191,6 +277,7 @@ def test_self_instruct_end_to_end(grown):
     details = dataset.card["self_instruct"]
     assert card == dataset.card and dataset.kind == "chat"
     assert details["tasks"] == COUNT and details["teacher"] == "default" and details["seed"] == 3
+    assert details["teacher_identity"]["model"] == "default" and details["teacher_identity"]["gguf_bytes"] > 0
     assert details["generated"] == COUNT + sum(details["dropped_instructions"].values())
     tasks = _tasks(dataset.folder)
     assert len({t["instruction"] for t in tasks}) == COUNT
@@ -207,7 +294,7 @@ def test_self_instruct_end_to_end(grown):
             continue
         # the paper's rule: ROUGE-L < 0.7 against every seed and every instruction kept before
         assert max(rouge_l(task["instruction"], other) for other in seeds + kept) < 0.7
-        assert si.instruction_problem(task["instruction"], *_pool(*seeds, *kept)) is None
+        assert filters.instruction_problem(task["instruction"], *_pool(*seeds, *kept)) is None
         kept.append(task["instruction"])
     assert not (home.path / "datasets" / ".self-instruct-grown").exists()
 
@@ -232,6 +319,9 @@ def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path, grown):
     assert process.returncode == 130, err  # interrupted before the run could finish
     before = _tasks(work)
     assert 1 <= len(before) < COUNT
+    # the resolved teacher is what a resume is checked against, not the word "default"
+    assert orjson.loads((work / "state.json").read_bytes())["settings"]["teacher"] == \
+        grown[1]["self_instruct"]["teacher_identity"]
 
     result = run_tllm(*args[3:], home=home)
     assert result.returncode == 0, result.stderr

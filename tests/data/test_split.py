@@ -73,6 +73,9 @@ def test_resplitting_replaces_the_split(home):
     (10, "1.5", "between 0 and 1"),
     (10, "10", "from 1 to 9"),
     (10, "a tenth", "fraction like 0.1"),
+    (10, "1.0", r"use 1 for one row or a fraction below 1"),
+    (10, 1.0, r"use 1 for one row or a fraction below 1"),
+    (10, "5.0", r"use 5 for 5 rows"),
 ])
 def test_refusals(home, rows, spec, message):
     make(home, rows)
@@ -94,3 +97,12 @@ def test_cli_split(home):
     assert result.stdout.strip() == "src: 15 train rows, 5 eval rows (seed 3)"
     result = run_tllm("data", "split", "src", "--eval", "20", home=home)
     assert result.returncode == 1 and "from 1 to 19" in result.stderr
+
+
+def test_eval_one_is_one_row_and_one_point_zero_says_what_to_write(home):
+    make(home, 10)
+    assert split_dataset(home, "src", "1")["eval"] == 1
+    assert len(read(home, "eval")) == 1 and len(read(home, "train")) == 9
+    result = run_tllm("data", "split", "src", "--eval", "1.0", home=home)
+    assert result.returncode == 1
+    assert "use 1 for one row or a fraction below 1" in result.stderr and "Traceback" not in result.stderr

@@ -38,6 +38,9 @@ def test_interrupted_write_leaves_nothing_behind(home):
 def test_existing_name_is_kept_unless_overwrite_is_asked(home):
     write(home, "notes", [{"text": "old"}])
     with pytest.raises(TllmError, match="already exists"):
+        DatasetWriter.check_free(home, "notes")
+    DatasetWriter.check_free(home, "notes", overwrite=True)
+    with pytest.raises(TllmError, match="already exists"):
         write(home, "notes", [{"text": "new"}])
     assert [r["text"] for r in open_dataset(home, "notes").rows()] == ["old"]
     write(home, "notes", [{"text": "new"}], overwrite=True)
@@ -50,5 +53,12 @@ def test_unknown_and_unsafe_names_are_refused(home):
         open_dataset(home, "missing")
     with pytest.raises(TllmError, match="invalid dataset name"):
         open_dataset(home, "../notes")
+    with pytest.raises(TllmError, match="may not start with '.'"):
+        write(home, ".hidden", [{"text": "a"}])
     with pytest.raises(TllmError, match="no train split"):
         list(open_dataset(home, "notes").rows("train"))
+
+
+def test_numbered_rows_give_the_line_of_each_row(home):
+    write(home, "notes", [{"text": "a"}, {"text": "b"}])
+    assert list(open_dataset(home, "notes").numbered_rows()) == [(1, {"text": "a"}), (2, {"text": "b"})]

@@ -1,37 +1,42 @@
 """`tllm data clean`: repair, filter and deduplicate a dataset into a new one.
 
-The rules run in this fixed order on every row (a rule that is off is skipped):
+The rules run in this fixed order on every row (a rule that is off is skipped). A rule that
+removes a row writes it to rejected.jsonl with the rule's name as the reason, so the card's
+`removed_by_rule` and `rejected_by_reason` use the same names:
 
-  1. fix unicode            repair mojibake and broken characters (ftfy)          rewrites
-  2. normalize whitespace   newlines, runs of spaces, blank lines, ends           rewrites
-  3. min chars / max chars  length of the row's text in characters                removes
-  4. drop / keep pattern    regular expressions over the row's text               removes
-  5. min tokens / max tokens length in the base model's tokens                    removes
-  6. language               langdetect's guess must be one of --lang              removes
-  7. duplicate              the same text as an earlier kept row                  removes
-  8. near duplicate         MinHash/LSH similarity to an earlier kept row         removes
+  rule                    does     detail of a removed row, e.g.
+  fix unicode             rewrites (mojibake and broken characters, ftfy)
+  normalize whitespace    rewrites (newlines, runs of spaces, blank lines, ends)
+  invalid after cleaning  removes  identical answers: 'chosen' and 'rejected' are the same
+  min chars               removes  12 characters < 20
+  max chars               removes  4012 characters > 4000
+  drop pattern            removes  matches '(?i)as an ai'
+  keep pattern            removes  matches none of 'capital', 'boils'
+  min tokens              removes  5 tokens < 8
+  max tokens              removes  1100 tokens > 1024
+  language                removes  detected fr, wanted en   (or: no language detected)
+  duplicate               removes  same as line 3
+  near duplicate          removes  like line 3, similarity 0.86
 
-Rewriting comes first so every later rule sees the repaired text; cheap filters come before
-expensive ones (tokenizing, language detection) so those see fewer rows; deduplication comes
+Rewriting comes first so every later rule sees the repaired text (a rewrite can leave a row
+its kind does not allow: "invalid after cleaning"); cheap filters come before expensive ones
+(tokenizing, language detection) so those see fewer rows; deduplication (dedup.py) comes
 last so that a row removed by a filter never "claims" a text and takes a good row down with
 it. "The row's text" is `kinds.text_of` (every text field joined); rewriting touches every
 text field. Nothing is dropped silently: each removed row goes to the new dataset's
-rejected.jsonl with its line in the source dataset, a reason and a detail, and the card
-counts what each rule removed and changed. One streaming pass; only deduplication keeps
-state: a 16-byte hash per kept row, and for near duplicates its MinHash signature (512
-bytes at the default 128 permutations) plus its place in the LSH index.
+rejected.jsonl with its line in the source dataset, and the card counts what each rule
+removed and changed. One streaming pass; only deduplication keeps state.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
-import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import TllmError
+from .dedup import Deduplicator
 from .kinds import RowError, text_of, validate
 from .store import DatasetWriter, open_dataset
 
@@ -39,12 +44,6 @@ REWRITES = ("fix unicode", "normalize whitespace")
 FILTERS = ("min chars", "max chars", "drop pattern", "keep pattern", "min tokens", "max tokens",
            "language", "duplicate", "near duplicate")
 INVALID = "invalid after cleaning"  # a rewrite left a row its kind does not allow
-
-# Near-duplicates are compared on character 5-grams of the casefolded text rather than word
-# n-grams: characters work for every script (BELLE's Chinese has no spaces to split words
-# on), and on short rows an edited word changes only the few 5-grams around it, while with
-# word 3-grams one edit in a ten-word instruction changes a third of the shingles.
-SHINGLE = 5
 
 
 @dataclass
@@ -127,36 +126,7 @@ def rewrite(kind: str, row: dict, fix: Callable[[str], str]) -> dict:
 
 # --- measuring -------------------------------------------------------------------------------
 
-def token_counter(home, model_name: str | None) -> Callable[[str], int]:
-    """Count tokens with a registered model's tokenizer (default: the home's base model).
-
-    A GGUF model is opened vocabulary-only (no weights, a fraction of a second); an HF
-    directory through transformers."""
-    from ..models.registry import get_model
-
-    entry = get_model(home, model_name or home.load_config().model)
-    if entry.gguf_path is not None:
-        import contextlib
-        import io
-
-        from llama_cpp import Llama
-
-        # Even with verbose=False llama.cpp warns that a vocabulary-only model has no
-        # training context; that line means nothing to someone cleaning data.
-        with contextlib.redirect_stderr(io.StringIO()):
-            vocab = Llama(model_path=str(entry.gguf_path), vocab_only=True, verbose=False)
-        return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-    if entry.hf_dir is not None:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(entry.hf_dir, local_files_only=True)
-        tokenizer.model_max_length = 1 << 62  # counting only: no "longer than the model" warning
-        return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
-    raise TllmError(f"model {entry.name!r} ({entry.kind}) has no local tokenizer to count tokens "
-                    "with: pick a local model with --tokenizer")
-
-
-def language_detector(wanted: list[str]) -> Callable[[str], tuple | None]:
+def language_detector(wanted: list[str]) -> Callable[[str], str | None]:
     """A check that a text is in one of the `wanted` languages (ISO codes as langdetect
     names them: en, fr, de, zh-cn...; "zh" accepts both zh-cn and zh-tw)."""
     import os
@@ -173,93 +143,17 @@ def language_detector(wanted: list[str]) -> Callable[[str], tuple | None]:
             raise TllmError(f"unknown language code {code!r} for --lang: use codes like en, fr, de, zh")
     DetectorFactory.seed = 0  # langdetect samples at random; a seed makes reruns agree
 
-    def check(text: str):
+    def check(text: str) -> str | None:
+        """None for a wanted language, else why not."""
         try:
             found = detect(text)
         except LangDetectException:
-            return "language unknown", "no language could be detected"
+            return f"no language detected, wanted {', '.join(wanted)}"
         if found in wanted or found.split("-")[0] in wanted:
             return None
-        return "language", f"detected {found}, wanted {', '.join(wanted)}"
+        return f"detected {found}, wanted {', '.join(wanted)}"
 
     return check
-
-
-# --- deduplication ---------------------------------------------------------------------------
-
-class Deduplicator:
-    """Exact and near-duplicate detection against the rows kept so far.
-
-    Exact: a hash of the text with its whitespace collapsed. Near: a MinHash signature of
-    the text's character 5-grams, looked up in an LSH index, each candidate confirmed by
-    its estimated Jaccard similarity (LSH alone also returns some less similar rows). A row
-    with a label (classification, feedback) only duplicates a row with the same label: the
-    same text with two labels is a conflict for the user to see, not a copy."""
-
-    def __init__(self, near: bool, threshold: float, num_perm: int):
-        self.seen: dict[bytes, int] = {}
-        self.near = near
-        if near:
-            from datasketch import MinHash, MinHashLSH
-
-            self.threshold, self.num_perm = threshold, num_perm
-            # crc32 instead of datasketch's default sha1: four times faster, deterministic
-            # across runs (unlike hash()), and 32 bits is plenty for the shingles of a row.
-            self._proto = MinHash(num_perm=num_perm, hashfunc=zlib.crc32)
-            self.lsh = _index(MinHashLSH, threshold, num_perm)
-            self.signatures: dict[int, tuple] = {}  # line -> (hash values, label)
-
-    def _signature(self, text: str):
-        from datasketch import MinHash
-
-        flat = " ".join(text.casefold().split())
-        shingles = {flat[i:i + SHINGLE].encode() for i in range(max(1, len(flat) - SHINGLE + 1))}
-        sig = MinHash(num_perm=self.num_perm, hashfunc=zlib.crc32, scheme=self._proto.scheme,
-                      permutations=self._proto.permutations)
-        sig.update_batch(shingles)
-        return sig
-
-    def check(self, line: int, text: str, label) -> tuple | None:
-        """None and remember the row if it is new, else (rule, reason, detail)."""
-        key = hashlib.blake2b(f"{label!r}\0{' '.join(text.split())}".encode(), digest_size=16).digest()
-        if key in self.seen:
-            return "duplicate", "duplicate", f"same as line {self.seen[key]}"
-        sig = None
-        if self.near:
-            import numpy as np
-
-            sig = self._signature(text)
-            best, best_line = -1.0, None
-            for other in sorted(self.lsh.query(sig)):  # sorted: ties name the earliest line
-                values, other_label = self.signatures[other]
-                if other_label == label:
-                    similarity = float(np.count_nonzero(values == sig.hashvalues)) / self.num_perm
-                    if similarity > best:
-                        best, best_line = similarity, other
-            if best_line is not None and best >= self.threshold:
-                return "near duplicate", "near duplicate", f"like line {best_line}, similarity {best:.2f}"
-            self.lsh.insert(line, sig, check_duplication=False)
-            self.signatures[line] = (sig.hashvalues.copy(), label)
-        self.seen[key] = line
-        return None
-
-
-def _index(MinHashLSH, threshold: float, num_perm: int):
-    """An LSH index for finding candidates at `threshold`.
-
-    Every candidate is checked against the real threshold, so a missed pair costs more than
-    an extra candidate: the bands are tuned to miss few (with datasketch's default even
-    weights, a pair 0.05 above a 0.8 threshold is missed about a third of the time; with
-    these, under 1%). Near 1 the tuning wants a single band, which datasketch refuses; an
-    index tuned a little lower only returns more candidates."""
-    lowered = threshold
-    while True:
-        try:
-            return MinHashLSH(threshold=lowered, num_perm=num_perm, weights=(0.05, 0.95))
-        except ValueError:
-            if lowered <= 0.5:
-                raise
-            lowered -= 0.02
 
 
 # --- the pipeline ----------------------------------------------------------------------------
@@ -273,7 +167,12 @@ class Cleaner:
         self.drop = [_compile(p, "--drop") for p in settings.drop]
         self.keep = [_compile(p, "--keep") for p in settings.keep]
         needs_tokens = settings.min_tokens is not None or settings.max_tokens is not None
-        self.count_tokens = token_counter(home, settings.tokenizer) if needs_tokens else None
+        if needs_tokens:
+            from ..models.token_count import token_counter
+
+            self.count_tokens = token_counter(home, settings.tokenizer)
+        else:
+            self.count_tokens = None
         self.language = language_detector(settings.lang) if settings.lang else None
         self.dedup = (Deduplicator(settings.near_dup, settings.near_dup_threshold, settings.num_perm)
                       if settings.dedup else None)
@@ -292,7 +191,8 @@ class Cleaner:
         return [name for name, active in zip(FILTERS, on) if active]
 
     def clean(self, line: int, row: dict) -> tuple[dict, tuple | None]:
-        """(the row, possibly rewritten; None if it stays, else (reason, detail))."""
+        """(the row, possibly rewritten; None if it stays, else (rule, detail)): the rule that
+        removed it is the reason rejected.jsonl gives."""
         changed = False
         for name, fix in (("fix unicode", fix_unicode), ("normalize whitespace", normalize_whitespace)):
             if name in self.modified:
@@ -305,36 +205,33 @@ class Cleaner:
                 row = validate(self.kind, row)
             except RowError as exc:
                 self.removed[INVALID] += 1
-                return row, (exc.reason, f"after cleaning: {exc.detail}")
+                return row, (INVALID, f"{exc.reason}: {exc.detail}")
         verdict = self._filter(line, text_of(self.kind, row), row)
-        if verdict is None:
-            return row, None
-        rule, reason, detail = verdict
-        self.removed[rule] += 1
-        return row, (reason, detail)
+        if verdict is not None:
+            self.removed[verdict[0]] += 1
+        return row, verdict
 
     def _filter(self, line: int, text: str, row: dict) -> tuple | None:
         s = self.settings
         if s.min_chars is not None and len(text) < s.min_chars:
-            return "min chars", "too short", f"{len(text)} characters, at least {s.min_chars} wanted"
+            return "min chars", f"{len(text)} characters < {s.min_chars}"
         if s.max_chars is not None and len(text) > s.max_chars:
-            return "max chars", "too long", f"{len(text)} characters, at most {s.max_chars} wanted"
+            return "max chars", f"{len(text)} characters > {s.max_chars}"
         for pattern in self.drop:
             if pattern.search(text):
-                return "drop pattern", "regex drop", f"matches {pattern.pattern!r}"
+                return "drop pattern", f"matches {pattern.pattern!r}"
         if self.keep and not any(p.search(text) for p in self.keep):
-            wanted = ", ".join(repr(p.pattern) for p in self.keep)
-            return "keep pattern", "no keep match", f"matches none of {wanted}"
+            return "keep pattern", f"matches none of {', '.join(repr(p.pattern) for p in self.keep)}"
         if self.count_tokens is not None:
             tokens = self.count_tokens(text)
             if s.min_tokens is not None and tokens < s.min_tokens:
-                return "min tokens", "too short", f"{tokens} tokens, at least {s.min_tokens} wanted"
+                return "min tokens", f"{tokens} tokens < {s.min_tokens}"
             if s.max_tokens is not None and tokens > s.max_tokens:
-                return "max tokens", "too long", f"{tokens} tokens, at most {s.max_tokens} wanted"
+                return "max tokens", f"{tokens} tokens > {s.max_tokens}"
         if self.language is not None:
             found = self.language(text)
             if found is not None:
-                return ("language", *found)
+                return "language", found
         if self.dedup is not None:
             labelled = self.kind in ("classification", "feedback")
             return self.dedup.check(line, text, row["label"] if labelled else None)
@@ -356,6 +253,7 @@ def clean_dataset(home, name: str, out: str, settings: CleanSettings, *, overwri
     if out == name:
         raise TllmError(f"write the cleaned rows under a new name (--out), not over {name!r}: "
                         "the source stays as it was")
+    DatasetWriter.check_free(home, out, overwrite, flag="--out")  # before a tokenizer is loaded
     cleaner = Cleaner(home, source.kind, settings)
     with DatasetWriter(home, out, source.kind, source=f"datasets/{name}", format="canonical",
                        overwrite=overwrite) as writer:

@@ -14,8 +14,6 @@ import random
 from collections import Counter
 from typing import Callable
 
-import orjson
-
 from ..errors import TllmError
 from .flan_templates import (ANSWER_BREAK, BUILTIN, EXEMPLAR_BREAK, FIELDS, MAX_OPTIONS, QUESTION,
                              SHOT_STYLES, Task, Template, choose_task, load_template_sets)
@@ -69,18 +67,13 @@ def render_row(renderer: Renderer, template: Template, row: dict, exemplars: lis
 
 # --- a dataset through the templates -------------------------------------------------------
 
-def _lines(dataset):
-    """(line number, raw line, parsed row or RowError) for each non-blank line of data.jsonl."""
-    with open(dataset.path(), "rb") as f:
-        for number, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                yield number, raw, validate(dataset.kind, orjson.loads(raw))
-            except orjson.JSONDecodeError as exc:
-                yield number, raw, RowError("bad json", str(exc))
-            except RowError as exc:
-                yield number, raw, exc
+def _checked_rows(dataset):
+    """(line number, row as stored, row checked against the kind or its RowError)."""
+    for number, row in dataset.numbered_rows():
+        try:
+            yield number, row, validate(dataset.kind, row)
+        except RowError as exc:
+            yield number, row, exc
 
 
 def _survey(dataset, task: Task, options: list[str] | None, want_labels: bool,
@@ -89,7 +82,7 @@ def _survey(dataset, task: Task, options: list[str] | None, want_labels: bool,
     (with their line numbers), bounded so memory stays flat for any dataset size."""
     rng = random.Random(f"pool:{seed}")
     labels, pool, seen = set(), [], 0
-    for number, _, row in _lines(dataset):
+    for number, _, row in _checked_rows(dataset):
         if isinstance(row, RowError):
             continue
         if want_labels:
@@ -130,8 +123,10 @@ def flan(home, source: str, name: str, *, template_sets=(BUILTIN,), task: str | 
          variables: dict[str, str] | None = None, shot_style: str = "inline",
          system: str | None = None, pool_size: int = 1000, overwrite: bool = False,
          progress: Callable[[int], None] | None = None) -> dict:
-    """Write chat dataset `name` from classification/seq2seq dataset `source`; returns its card."""
+    """Write chat dataset `name` from classification/seq2seq dataset `source`; returns its card.
+    `progress(n)` is called with the number of rows read so far."""
     dataset = open_dataset(home, source)
+    DatasetWriter.check_free(home, name, overwrite)  # before reading the templates and rows
     if dataset.kind not in FIELDS:
         raise TllmError(f"dataset {source!r} is {dataset.kind} data: FLAN templates read "
                         f"classification or seq2seq datasets")
@@ -170,10 +165,10 @@ def flan(home, source: str, name: str, *, template_sets=(BUILTIN,), task: str | 
             out.reject(number, reason, detail, raw)
             first[:] = first or [f"line {number}: {reason}: {detail}"]
 
-        for number, raw, row in _lines(dataset):
+        for number, raw, row in _checked_rows(dataset):
             done += 1
             if progress and done % 1000 == 0:
-                progress(1000)
+                progress(done)
             if isinstance(row, RowError):
                 reject(number, row.reason, row.detail, raw)
                 continue
@@ -194,7 +189,7 @@ def flan(home, source: str, name: str, *, template_sets=(BUILTIN,), task: str | 
             per_template[template.id] += 1
             few_rows += bool(exemplars)
         if progress:
-            progress(done % 1000)
+            progress(done)
         if not out.rows:
             raise TllmError(f"no row of {source!r} could be rendered with task {chosen.name!r} "
                             f"({first[0] if first else 'the dataset is empty'})")

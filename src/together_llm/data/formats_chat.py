@@ -11,7 +11,9 @@ openai    {"messages": [{"role", "content"}, ...]}, content a string or a list o
 
 `alpaca` checks every field it reads and builds a canonical row by construction (the
 importer's fast path, see formats.FORMATS); the others map speakers and fields, and leave
-content and turn order to `kinds.validate`.
+content and turn order to `kinds.validate`. BELLE files mix both layouts, so an alpaca row
+whose instruction is a "Human: ..." dialogue is split into its turns too (and validated),
+whatever the first row of the file looked like.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 
 import orjson
 
-from .kinds import RowError
+from .kinds import RowError, validate
 
 # ShareGPT exports name the assistant after the product that answered.
 SPEAKERS = {
@@ -74,9 +76,16 @@ def _alpaca_turn(rec: dict) -> tuple[str, str]:
     return instruction, output
 
 
+# What a BELLE dialogue's first character can be: rows are looked at this closely first,
+# since the regular expression costs more than the rest of the fast path's checks.
+_DIALOGUE_FIRST = "Hh \t\n\r\xa0\u3000"
+
+
 def alpaca(rec: dict) -> dict:
     """instruction (+ input) -> user, output -> assistant; system and history when given."""
     instruction, output = _alpaca_turn(rec)
+    if instruction[0] in _DIALOGUE_FIRST and is_belle_dialogue(rec):
+        return _alpaca_dialogue(rec)
     messages = [{"role": "user", "content": instruction}, {"role": "assistant", "content": output}]
     if "history" in rec or "system" in rec:
         messages = _alpaca_context(rec) + messages
@@ -95,6 +104,8 @@ def alpaca_line(rec: dict) -> bytes:
     if "history" in rec or "system" in rec:
         return orjson.dumps(alpaca(rec), option=orjson.OPT_APPEND_NEWLINE)
     instruction, output = _alpaca_turn(rec)
+    if instruction[0] in _DIALOGUE_FIRST and is_belle_dialogue(rec):
+        return orjson.dumps(_alpaca_dialogue(rec), option=orjson.OPT_APPEND_NEWLINE)
     dumps = orjson.dumps
     return b"".join((_USER, dumps(instruction), _ASSISTANT, dumps(output), _END))
 
@@ -148,11 +159,13 @@ def sharegpt(rec: dict) -> dict:
 
 # A speaker label at the start of a line of BELLE's dialogue text ("Human:", "Assistant：").
 _BELLE_TURN = re.compile(r"(?:^|\n)[ \t]*(Human|Assistant)[ \t]*[:：]", re.IGNORECASE)
+# A dialogue starts with the human's turn.
+_BELLE_START = re.compile(r"\s*Human\s*[:：]", re.IGNORECASE)
 
 
 def is_belle_dialogue(rec: dict) -> bool:
     instruction = rec.get("instruction")
-    return type(instruction) is str and re.match(r"\s*Human\s*[:：]", instruction, re.IGNORECASE) is not None
+    return type(instruction) is str and _BELLE_START.match(instruction) is not None
 
 
 def belle(rec: dict) -> dict:
@@ -161,12 +174,25 @@ def belle(rec: dict) -> dict:
         return sharegpt(rec)
     if not is_belle_dialogue(rec):
         return alpaca(rec)
+    return {"messages": _belle_dialogue(rec)}
+
+
+def _belle_dialogue(rec: dict) -> list[dict]:
+    """The turns of a dialogue instruction, the input joined to the last user turn, then
+    the output as the answer."""
     messages = _belle_turns(rec["instruction"])
     extra = _optional(rec, "input")
     if extra is not None and messages and messages[-1]["role"] == "user":
         messages[-1]["content"] = f"{messages[-1]['content']}\n\n{extra}"
     messages.append({"role": "assistant", "content": _field(rec, "output")})
-    return {"messages": messages}
+    return messages
+
+
+def _alpaca_dialogue(rec: dict) -> dict:
+    """An alpaca row holding a BELLE dialogue: split, after any system prompt and history,
+    and checked like rows of formats that are not exact."""
+    before = _alpaca_context(rec) if "history" in rec or "system" in rec else []
+    return validate("chat", {"messages": before + _belle_dialogue(rec)})
 
 
 def _belle_turns(dialogue: str) -> list[dict]:

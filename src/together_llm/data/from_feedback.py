@@ -17,9 +17,9 @@ from typing import Callable
 
 import orjson
 
-from ..errors import TllmError, check_name
+from ..errors import TllmError
 from .kinds import RowError, validate
-from .store import DatasetWriter, datasets_dir, fingerprint_file
+from .store import DatasetWriter, check_dataset_name, fingerprint_file, numbered_lines
 
 RATINGS, CHOICES = "ratings.jsonl", "choices.jsonl"
 HOW_TO_COLLECT = ("rate answers with the thumbs in the web chat (`tllm serve`, then open /), "
@@ -45,23 +45,13 @@ OUTPUTS = (Output(RATINGS, "feedback", "kto", "thumbs up/down ratings",
                   "/v1/feedback with type \"preference\""))
 
 
-def _lines(path):
-    """(line number, raw line) for each non-blank line of a feedback file, streamed."""
-    if not path.is_file():
-        return
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                yield number, line
-
-
 def from_feedback(home, name: str, *, overwrite: bool = False,
                   say: Callable[[str], None] = lambda message: None) -> list[dict]:
     """Write NAME-kto (feedback kind) and NAME-dpo (preference kind) from the home's feedback;
     returns the cards written. `say` receives notes: skipped datasets, one-sided KTO data."""
-    check_name(name, "dataset name")
+    check_dataset_name(name)
     folder = home.path / "feedback"
-    present = {out.file: next(_lines(folder / out.file), None) is not None for out in OUTPUTS}
+    present = {out.file: next(numbered_lines(folder / out.file), None) is not None for out in OUTPUTS}
     if not any(present.values()):
         raise TllmError(f"no feedback yet in {folder} ({RATINGS} and {CHOICES} are missing or "
                         f"empty): {HOW_TO_COLLECT}")
@@ -71,10 +61,7 @@ def from_feedback(home, name: str, *, overwrite: bool = False,
             say(f"skipped {name}-{out.suffix}: no {out.what} in {folder / out.file}; to collect "
                 f"some, {out.how}")
             continue
-        target = datasets_dir(home) / f"{name}-{out.suffix}"
-        if target.exists() and not overwrite:  # refuse before writing either dataset
-            raise TllmError(f"dataset {target.name!r} already exists: choose another --name, "
-                            f"or pass --overwrite")
+        DatasetWriter.check_free(home, f"{name}-{out.suffix}", overwrite)  # before writing either
         todo.append(out)
 
     cards = [card for out in todo if (card := _write(home, name, folder, out, overwrite, say))]
@@ -91,7 +78,7 @@ def _write(home, name: str, folder, out: Output, overwrite: bool, say) -> dict |
     with DatasetWriter(home, f"{name}-{out.suffix}", out.kind, source=str(source),
                        format="tllm-feedback", overwrite=overwrite) as writer:
         problems, lines = [], 0
-        for number, raw in _lines(source):
+        for number, raw in numbered_lines(source):
             lines += 1
             try:
                 stored = orjson.loads(raw)

@@ -7,8 +7,22 @@ JSON Lines, the common case, is read by `jsonl` (a lean loop; several processes 
 file); JSON arrays, CSV and text folders by `readers`.
 
 The outcome rule (`tllm data import`): the dataset is written when at least one row is
-valid; with `strict`, only when every row is. Otherwise nothing is written and the summary
-says why.
+valid; with `strict`, only when every row is and the whole file was read. Otherwise nothing
+is written and the summary says why.
+
+Reading stops early only in a JSON array whose structure is broken past repair (an element
+whose end cannot be found, a missing ',' between elements): the rows before are kept,
+`Summary.stopped` (and the card's "stopped") says at which line and why, and the unread
+rest is not counted as rows, valid or rejected. One element that does not decode is a
+rejected row, and reading goes on after it.
+
+rejected.jsonl, and `tllm data validate --rejected`, hold one JSON object a line:
+  line    the line the record starts on (an int), or for a text folder the file's path
+  reason  one of kinds.REASONS, "bad json", "bad csv", "bad encoding" or "unreadable"
+  detail  what exactly was wrong, and where
+  row     the record's source text as a string, as it is in the file (its line end cut,
+          bytes that are not UTF-8 shown as U+FFFD); null only when there is no text
+          (an unreadable file)
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ from ..errors import TllmError
 from . import jsonl
 from .formats import KIND_FIELDS, check_columns, check_format, detect, line_converter, split_columns
 from .kinds import RowError, check_kind
-from .readers import BadRecord, CsvRecords, JsonArray, TextFiles, starts_with_array
+from .readers import BadRecord, CsvRecords, JsonArray, TextFiles, first_records, starts_with_array
 
 SHOWN = 5  # bad rows a summary keeps to show
 
@@ -42,8 +56,8 @@ class Summary:
     rows: int = 0  # valid rows
     rejected: Counter = field(default_factory=Counter)  # per reason
     first_rejected: list = field(default_factory=list)  # the first few, with line and reason
-    stopped: str | None = None  # why reading stopped before the end of the file
-    skipped_files: int = 0  # files in a folder that are not text files
+    stopped: str | None = None  # where and why reading stopped before the end of the file
+    skipped_files: int = 0  # entries of a folder left out: hidden, or not text files
     written: bool = False
     dataset: Path | None = None
 
@@ -86,7 +100,21 @@ def plan(path, kind: str, fmt: str | None = None, columns=()) -> Plan:
         fmt, how = detect(path, kind, mapping)
     check_format(fmt, kind, f" (detected from {how})" if how else "")
     check_columns(mapping, fmt, kind)
+    if mapping and fmt not in ("csv", "text"):
+        _check_keys(path, mapping)
     return Plan(path, kind, fmt, how, mapping, line_converter(fmt, kind, mapping))
+
+
+def _check_keys(path: Path, columns: dict[str, str]) -> None:
+    """A --column naming a key that none of the first records has is refused before
+    reading, as CSV refuses a column its header lacks (rather than reject every row)."""
+    keys: dict[str, None] = {}
+    for _, record in first_records(path):
+        keys.update(dict.fromkeys(record))
+    for dst, src in columns.items():
+        if keys and src not in keys:
+            raise TllmError(f"--column {dst}={src}: {path.name} has no column {src!r} "
+                            f"(columns: {', '.join(keys)})")
 
 
 class _Rejections:
@@ -114,7 +142,7 @@ def import_file(home, source: Plan, name: str, *, strict: bool = False, overwrit
         _run(source, summary, out.add_line, out.add_file, _Rejections(summary, out.reject), progress,
              part_dir=datasets_dir(home))
         summary.rows = out.rows
-        if summary.rows and not (strict and summary.total_rejected):
+        if summary.rows and not (strict and (summary.total_rejected or summary.stopped)):
             extra = {"detected": summary.detected, "read": summary.read}
             extra.update({k: v for k, v in (("columns", summary.columns), ("stopped", summary.stopped),
                                             ("skipped_files", summary.skipped_files)) if v})
@@ -123,8 +151,10 @@ def import_file(home, source: Plan, name: str, *, strict: bool = False, overwrit
     return summary
 
 
-def check_file(source: Plan, progress: Callable[[int], None] | None = None) -> Summary:
-    """The same reading and checks as an import, writing nothing."""
+def check_file(source: Plan, progress: Callable[[int], None] | None = None,
+               keep: Callable | None = None) -> Summary:
+    """The same reading and checks as an import, writing no dataset; `keep(line, reason,
+    detail, raw)` gets every rejected row (see `store.rejected_line`)."""
     summary = _summary(source)
 
     def count(_line: bytes) -> None:
@@ -132,7 +162,7 @@ def check_file(source: Plan, progress: Callable[[int], None] | None = None) -> S
 
     def count_part(_part: None, rows: int) -> None:
         summary.rows += rows
-    _run(source, summary, count, count_part, _Rejections(summary, None), progress)
+    _run(source, summary, count, count_part, _Rejections(summary, keep), progress)
     return summary
 
 
@@ -146,7 +176,7 @@ def _run(source: Plan, summary: Summary, add_line, add_part, reject, progress,
     if source.format == "text":
         reader = TextFiles(source.path)
         _records(reader, source.to_line, add_line, reject, progress, summary)
-        summary.skipped_files = reader.skipped
+        summary.skipped_files = reader.skipped + reader.hidden
     elif source.format == "csv":
         reader = CsvRecords(source.path)
         try:
@@ -188,11 +218,13 @@ def _records(reader, to_line, add_line, reject, progress, summary: Summary) -> N
     def reject(where, reason, detail, raw):
         keep(where, reason, detail, _printable(raw))
     count = 0
-    for count, (where, record, raw) in enumerate(reader, 1):
+    for where, record, raw in reader:
+        if type(record) is BadRecord and record.fatal:  # the rest is unread: not a row
+            summary.stopped = f"line {where}: {record.detail}"
+            break
+        count += 1
         if type(record) is BadRecord:
             reject(where, record.reason, record.detail, raw)
-            if record.fatal:
-                summary.stopped = f"line {where}: {record.detail}"
             continue
         if type(record) is not dict:
             reject(where, "not an object", f"a row must be a JSON object, not {type(record).__name__}", raw)
@@ -208,13 +240,8 @@ def _records(reader, to_line, add_line, reject, progress, summary: Summary) -> N
     summary.read = count
 
 
-
-def _printable(raw):
-    """A rejected record as rejected.jsonl can hold it (no lone surrogates)."""
-    if isinstance(raw, str):
-        return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(raw, dict):
-        return {k: _printable(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_printable(v) for v in raw]
-    return raw
+def _printable(raw: str | None) -> str | None:
+    """A rejected record's text as rejected.jsonl can hold it (no lone surrogates)."""
+    if raw is None:
+        return None
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

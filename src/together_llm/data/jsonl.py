@@ -55,7 +55,7 @@ def import_lines(path: Path, to_line, add_line, reject, progress=None, start=0, 
                     record = loads(raw)
                 except DecodeError as error:
                     if raw.strip():  # blank lines are not rows
-                        reject(line, "bad json", f"{error.msg} at character {error.pos + 1}", raw)
+                        reject(line, *unparsed(raw, error), raw)
                     continue
                 if type(record) is not dict:
                     reject(line, "not an object",
@@ -74,6 +74,18 @@ def import_lines(path: Path, to_line, add_line, reject, progress=None, start=0, 
             if at == end:
                 break
     return line, kept
+
+
+def unparsed(raw: bytes, error) -> tuple[str, str]:
+    """The reason and detail for a line orjson could not parse: "bad encoding" for bytes
+    that are not UTF-8 or an escaped lone surrogate, as the other readers say, else "bad json"."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return "bad encoding", f"not UTF-8 text ({bad.reason} at byte {bad.start + 1})"
+    if "surrogate" in error.msg:
+        return "bad encoding", f"{error.msg} at character {error.pos + 1}"
+    return "bad json", f"{error.msg} at character {error.pos + 1}"
 
 
 def processes_for(path: Path) -> int:

@@ -21,7 +21,8 @@ KINDS = ("chat", "text", "preference", "feedback", "classification", "seq2seq")
 ROLES = ("system", "user", "assistant")
 
 # The reasons a row is rejected; importers add "bad json", "bad csv" (a record with the wrong
-# number of fields) and "bad encoding" for rows they cannot even read. Reports and cards count rejections under these exact strings.
+# number of fields), "bad encoding" and "unreadable" (a file of a text folder) for rows they
+# cannot even read. Reports and cards count rejections under these exact strings.
 REASONS = ("bad json", "not an object", "missing field", "wrong type", "empty content",
            "unknown role", "role order", "bad label", "identical answers")
 

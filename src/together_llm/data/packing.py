@@ -28,8 +28,7 @@ import bisect
 from typing import Iterable, Sequence
 
 from ..errors import TllmError
-
-IGNORE = -100
+from .preprocess import IGNORE
 STRATEGIES = ("best-fit", "in-order")
 
 # Decoders whose masking ignores position_ids in transformers 5 (checked in

@@ -11,41 +11,31 @@ output otherwise. Instances with an empty output, an output equal to the input, 
 input or too much text are dropped, and so is a task left with none. Each kept task becomes
 one chat row per instance (user: instruction and input; assistant: output).
 
-Work survives interruption: `datasets/.self-instruct-<name>/` holds tasks.jsonl (kept tasks,
-appended and flushed one by one) and state.json (which step and candidate come next and what
-each filter dropped). Running the same command again resumes there; randomness is derived
-from --seed, the step and the candidate, so a resumed run makes what an uninterrupted one
-would. When --count tasks are kept, the dataset is written with its card and tasks.jsonl,
-and the work folder is deleted: everything in it is then in the dataset.
+Work survives interruption: `datasets/.self-instruct-<name>/` (self_instruct_work.py) keeps
+the tasks kept so far and where the run is. Running the same command again resumes there;
+randomness is derived from --seed, the step and the candidate, so a resumed run makes what
+an uninterrupted one would. When --count tasks are kept, the dataset is written with its
+card and tasks.jsonl, and the work folder is deleted: everything in it is then in the
+dataset. The filters live in self_instruct_filters.py, the teacher (which model, its
+questions) in self_instruct_teacher.py, its prompts in self_instruct_prompts.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import random
-import re
 import shutil
-import string
 from pathlib import Path
 
 import orjson
 
-from ..errors import TllmError, check_name
-from .self_instruct_prompts import (chat_row, classification_prompt, input_first_prompt,  # noqa: F401
-                                   instruction_prompt, output_first_prompt, parse_input_first,
-                                   parse_instructions, parse_is_classification, parse_output_first)
+from ..errors import TllmError
+from .self_instruct_filters import describe_drops, instruction_problem, normalize
+from .self_instruct_prompts import chat_row
+from .self_instruct_teacher import Teacher, open_teacher, teacher_identity, teacher_label
+from .self_instruct_work import WorkFolder
 from .similarity import InstructionPool
 
 SEEDS_FILE = Path(__file__).parent / "seeds" / "self_instruct_seeds.jsonl"
-BLOCKED_WORDS = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-                 "map", "maps", "draw", "plot", "go to")
-_BLOCKED = re.compile(r"\b(?:%s)\b" % "|".join(w.replace(" ", r"\s+") for w in BLOCKED_WORDS), re.I)
-MIN_WORDS, MAX_WORDS = 3, 150  # instruction length bounds, as in the paper's code
-MAX_INSTANCE_WORDS = 400  # input + output
-SIMILARITY_LIMIT = 0.7
-HUMAN_SHOWN, MACHINE_SHOWN = 6, 2  # in-context instructions per step
-MAX_INSTANCES = 3
 DEFAULT_PATIENCE = 10  # steps in a row without a new task before giving up
 
 
@@ -88,251 +78,45 @@ def _seed_task(line: bytes, where: str) -> dict:
                           for x in instances]}
 
 
-# --- filters -----------------------------------------------------------------------------
-def normalize(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def instruction_problem(instruction: str, pool: InstructionPool, seen: set[str]) -> str | None:
-    """Why a new instruction is dropped (a filter name), or None to keep it. `seen` holds
-    the normalized text of every kept instruction, `pool` the same for ROUGE-L."""
-    first = instruction[:1]
-    if not first or first in string.punctuation or not first.isascii() or not first.isalnum():
-        return "junk"
-    words = len(instruction.split())
-    if words < MIN_WORDS:
-        return "too short"
-    if words > MAX_WORDS:
-        return "too long"
-    if _BLOCKED.search(instruction):
-        return "keyword"
-    if normalize(instruction) in seen:
-        return "duplicate"
-    if pool.most_similar(instruction)[0] >= SIMILARITY_LIMIT:
-        return "similar"
-    return None
-
-
-def instance_problem(instance: dict, earlier: list[dict], shown: frozenset = frozenset()) -> str | None:
-    """Why an instance is dropped, or None; `earlier` are the task's instances kept so far,
-    `shown` the normalized outputs of the seed examples (a weak teacher copies them)."""
-    given, output = instance["input"], instance["output"]
-    if not output.strip():
-        return "empty output"
-    if normalize(output) == normalize(given):
-        return "output is input"
-    if normalize(output) in shown and len(output.split()) > 3:  # short labels repeat rightly
-        return "copied example"
-    if any(normalize(given) == normalize(e["input"]) for e in earlier):
-        return "duplicate instance"
-    if len(given.split()) + len(output.split()) > MAX_INSTANCE_WORDS:
-        return "instance too long"
-    return None
-
-
-# --- the teacher -------------------------------------------------------------------------
-def open_teacher(home, teacher: str, teacher_model: str | None = None,
-                 api_key: str | None = None):
-    """(engine, description): `default` is the home's own model, an http(s) URL an
-    OpenAI-compatible endpoint (it must serve /v1/completions), anything else a model
-    registered in the home."""
-    if re.match(r"https?://", teacher):
-        from ..engine.remote_engine import RemoteEngine
-
-        model = teacher_model
-        if not model:
-            listed = RemoteEngine(teacher, "", api_key).models()
-            if not listed:
-                raise TllmError(f"{teacher} lists no models; name one with --teacher-model")
-            model = listed[0]
-        return RemoteEngine(teacher, model, api_key), f"{model} at {teacher}"
-    if teacher_model:
-        raise TllmError("--teacher-model names the model of a URL teacher; for a local "
-                        "model give its registered name as --teacher")
-    from ..engine.select import open_engine
-
-    engine = open_engine(home, home.load_config(), model=None if teacher == "default" else teacher)
-    return engine, teacher if engine.model_name == teacher else f"{teacher} ({engine.model_name})"
-
-
-class Teacher:
-    """The three questions Self-Instruct asks its teacher, each from seeded randomness."""
-
-    def __init__(self, engine, seeds: list[dict], seed: int):
-        self.engine, self.seeds, self.seed = engine, seeds, seed
-        self.shown = frozenset(normalize(x["output"]) for t in seeds for x in t["instances"])
-        self.kinds = {flag: [t for t in seeds if t["is_classification"] == flag] for flag in (True, False)}
-
-    def _ask(self, prompt: str, rng: random.Random, *, temperature: float, max_tokens: int,
-             stop: list[str]) -> tuple[str, bool]:
-        from ..engine.sampling import SamplingParams
-
-        # A mild repetition penalty stops a small teacher looping ("no, no, no, ...") until
-        # max_tokens; remote endpoints do not take it (OpenAI has no such field).
-        params = SamplingParams(temperature=temperature, top_p=0.95, max_tokens=max_tokens,
-                                stop=stop, seed=rng.randrange(2**32 - 1), repetition_penalty=1.1)
-        completion = self.engine.complete(prompt, params).run()
-        return completion.text, completion.finish_reason == "length"
-
-    def instructions(self, step: int, machine: list[str]) -> list[str]:
-        """New instructions: the teacher continues a list of six seed and two machine tasks."""
-        rng = random.Random(f"{self.seed}:{step}")
-        shown = rng.sample([t["instruction"] for t in self.seeds], min(HUMAN_SHOWN, len(self.seeds)))
-        shown += rng.sample(machine, min(MACHINE_SHOWN, len(machine)))
-        rng.shuffle(shown)
-        text, cut = self._ask(instruction_prompt(shown), rng, temperature=0.9, max_tokens=128,
-                              stop=["\n\n", f"Task {len(shown) + 8}"])
-        return parse_instructions(text, cut)
-
-    def make_task(self, instruction: str, step: int, position: int) -> tuple[dict, list[str]]:
-        """The task with its instances, and the reasons instances were dropped."""
-        rng = random.Random(f"{self.seed}:{step}:{position}")
-        is_classification = self._is_classification(instruction, rng)
-        with_instances = [t for t in self.kinds[is_classification] if t["instances"]]
-        examples = rng.sample(with_instances, min(2 if is_classification else 3, len(with_instances)))
-        prompt = (output_first_prompt if is_classification else input_first_prompt)(examples, instruction)
-        text, cut = self._ask(prompt, rng, temperature=0.7, max_tokens=128, stop=["\nTask:", "\n\n"])
-        found = (parse_output_first if is_classification else parse_input_first)(text)
-        kept, dropped = [], []
-        if cut and found:  # max_tokens ended it: the last instance is unfinished
-            found.pop()
-            dropped.append("cut off")
-        for instance in found:
-            problem = instance_problem(instance, kept, self.shown)
-            if problem:
-                dropped.append(problem)
-            elif len(kept) < MAX_INSTANCES:
-                kept.append(instance)
-        task = {"instruction": instruction, "is_classification": is_classification, "instances": kept}
-        return task, dropped
-
-    def _is_classification(self, instruction: str, rng: random.Random) -> bool:
-        yes, no = self.kinds[True], self.kinds[False]
-        if not yes or not no:  # the seeds show one kind only: nothing to tell apart
-            return bool(yes)
-        examples = [(t["instruction"], True) for t in rng.sample(yes, min(4, len(yes)))]
-        examples += [(t["instruction"], False) for t in rng.sample(no, min(4, len(no)))]
-        rng.shuffle(examples)
-        text, _ = self._ask(classification_prompt(examples, instruction), rng, temperature=0.0,
-                            max_tokens=2, stop=["\n"])
-        return parse_is_classification(text)
-
-
-# --- the work folder ---------------------------------------------------------------------
-class WorkFolder:
-    """tasks.jsonl (kept tasks, appended and flushed one at a time) and state.json (where
-    the run is and what was dropped). A task line written just before an interruption, whose
-    state update never happened, is adopted on resume; a half-written line is cut off."""
-
-    def __init__(self, folder: Path, settings: dict):
-        self.folder, self.tasks_path = folder, folder / "tasks.jsonl"
-        self.state_path = folder / "state.json"
-        self.tasks: list[dict] = []
-        fresh = {"settings": settings, "step": 0, "position": 0,
-                 "dropped_instructions": {}, "dropped_instances": {}}
-        if self.state_path.is_file():
-            try:
-                self.state = orjson.loads(self.state_path.read_bytes())
-            except orjson.JSONDecodeError:
-                raise TllmError(f"{self.state_path} is damaged; delete {folder} to start over") from None
-            if self.state["settings"] != settings:
-                old = self.state["settings"]
-                changed = "; ".join("the seed file's content changed" if key == "seeds_sha256" else
-                                    f"--{key.replace('_', '-')} was {old.get(key)}, now {value}"
-                                    for key, value in settings.items() if old.get(key) != value)
-                raise TllmError(f"{folder} holds an interrupted run with other settings ({changed}); "
-                                "run it again as it was to resume, or delete that folder")
-            self._load_tasks()
-        else:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.state = fresh
-            self.tasks_path.write_bytes(b"")
-            self.save()
-
-    def _load_tasks(self) -> None:
-        data = self.tasks_path.read_bytes() if self.tasks_path.is_file() else b""
-        good = 0
-        for line in data.splitlines(keepends=True):
-            try:
-                task = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                break
-            if not line.endswith(b"\n"):
-                break
-            good += len(line)
-            self.tasks.append(task)
-        if good < len(data):
-            with open(self.tasks_path, "r+b") as f:
-                f.truncate(good)
-        last = self.tasks[-1] if self.tasks else None
-        if last and (last["step"], last["position"]) >= (self.state["step"], self.state["position"]):
-            self.state.update(step=last["step"], position=last["position"] + 1)
-            self.count("instances", last["dropped"])
-            self.save()
-
-    def save(self) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(self.state, option=orjson.OPT_INDENT_2))
-        tmp.replace(self.state_path)
-
-    def keep(self, task: dict, dropped: list[str]) -> None:
-        """Append a kept task; its instance drops ride along, for adoption on resume."""
-        task = {"step": self.state["step"], "position": self.state["position"], **task,
-                "dropped": dropped}
-        with open(self.tasks_path, "ab", buffering=0) as f:
-            f.write(orjson.dumps(task) + b"\n")
-            os.fsync(f.fileno())
-        self.tasks.append(task)
-
-    def count(self, level: str, reasons: list[str]) -> None:
-        counts = self.state[f"dropped_{level}"]
-        for reason in reasons:
-            counts[reason] = counts.get(reason, 0) + 1
-
-    def steps_without_progress(self) -> int:
-        return self.state["step"] - (self.tasks[-1]["step"] + 1 if self.tasks else 0)
-
-
-def describe_drops(counts: dict) -> str:
-    """'similar 4, too short 2': what a filter level dropped, most first."""
-    ordered = sorted(counts.items(), key=lambda item: -item[1])
-    return ", ".join(f"{reason} {n}" for reason, n in ordered) or "nothing"
-
-
 # --- the run -----------------------------------------------------------------------------
 def self_instruct(home, name: str, count: int, *, seeds_path=None, teacher: str = "default",
                   teacher_model: str | None = None, api_key: str | None = None, seed: int = 0,
                   patience: int = DEFAULT_PATIENCE, report=None) -> dict:
     """Generate `count` tasks into dataset `name` (resuming an interrupted run); returns the
     card. `report(kept, count, state)` is called after each candidate instruction."""
-    from .store import datasets_dir
+    from .store import DatasetWriter, datasets_dir
 
-    check_name(name, "dataset name")
     if count < 1 or patience < 1:
         raise TllmError("--count and --max-steps must be at least 1")
-    if (datasets_dir(home) / name).exists():
-        raise TllmError(f"dataset {name!r} already exists: choose another --name, or remove "
-                        f"{datasets_dir(home) / name} first")
+    DatasetWriter.check_free(home, name, can_overwrite=False)  # before any model is loaded
     seeds_file = Path(seeds_path).resolve() if seeds_path else SEEDS_FILE
     seeds = load_seeds(seeds_file)
-    settings = {"teacher": teacher, "teacher_model": teacher_model, "seed": seed, "seeds": str(seeds_file),
+    identity = teacher_identity(home, teacher, teacher_model, api_key)
+    settings = {"teacher": identity, "seed": seed, "seeds": str(seeds_file),
                 "seeds_sha256": hashlib.sha256(seeds_file.read_bytes()).hexdigest()}
-    engine, described = open_teacher(home, teacher, teacher_model, api_key)
-    try:
-        work = WorkFolder(datasets_dir(home) / f".self-instruct-{name}", settings)
-        _grow(work, Teacher(engine, seeds, seed), seeds, count, patience,
-              report or (lambda kept, count, state: None))
-    finally:
-        engine.close()
-    tasks, state = work.tasks[:count], work.state
-    card = _write_dataset(home, name, tasks, {
-        "teacher": described, "seeds": str(seeds_file), "seed_tasks": len(seeds), "seed": seed,
-        "steps": state["step"] + 1, "tasks": len(tasks),
-        "classification_tasks": sum(t["is_classification"] for t in tasks),
-        "generated": len(work.tasks) + sum(state["dropped_instructions"].values()),
-        "dropped_instructions": state["dropped_instructions"],
-        "dropped_instances": state["dropped_instances"]})
-    shutil.rmtree(work.folder, ignore_errors=True)
+    with WorkFolder(datasets_dir(home) / f".self-instruct-{name}", settings) as work:
+        try:
+            DatasetWriter.check_free(home, name, can_overwrite=False)
+        except TllmError:  # a run that held the lock wrote it meanwhile: this folder is left over
+            shutil.rmtree(work.folder, ignore_errors=True)
+            raise
+        work.load()
+        engine = open_teacher(home, teacher, identity, api_key)
+        try:
+            _grow(work, Teacher(engine, seeds, seed), seeds, count, patience,
+                  report or (lambda kept, count, state: None))
+        finally:
+            engine.close()
+        tasks, state = work.tasks[:count], work.state
+        card = _write_dataset(home, name, tasks, {
+            "teacher": teacher_label(teacher, identity), "teacher_identity": identity,
+            "seeds": str(seeds_file), "seed_tasks": len(seeds), "seed": seed,
+            "steps": state["step"] + 1, "tasks": len(tasks),
+            "classification_tasks": sum(t["is_classification"] for t in tasks),
+            "generated": len(work.tasks) + sum(state["dropped_instructions"].values()),
+            "dropped_instructions": state["dropped_instructions"],
+            "dropped_instances": state["dropped_instances"]})
+        shutil.rmtree(work.folder, ignore_errors=True)  # still locked: no one else is in it
     return card
 
 

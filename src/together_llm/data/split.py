@@ -21,26 +21,44 @@ from .store import open_dataset
 def eval_count(rows: int, spec: float | int | str) -> tuple[int, float]:
     """How many of `rows` rows go to eval, and the fraction that is.
 
-    `spec` is a fraction (0.1: a tenth, rounded half up, at least one row) or a whole count
-    (50). A string is read as a count when it is a plain integer ("50"), else a fraction."""
-    if isinstance(spec, str):
-        text = spec.strip()
-        try:
-            spec = int(text) if text.isdigit() else float(text)
-        except ValueError:
-            raise TllmError(f"--eval must be a fraction like 0.1 or a row count like 50, not {text!r}") from None
+    `spec` is either a fraction strictly between 0 and 1 (0.1: a tenth, rounded half up, at
+    least one row) or a whole row count of 1 or more (50), written without a decimal point.
+    Anything else is refused with what to write instead; in particular "1.0" (a whole
+    dataset? one row?) and "50.0" are refused rather than guessed."""
+    spec = _parse_eval(spec)
     if rows < 2:
         raise TllmError(f"a dataset needs at least 2 rows to split into train and eval, this one has {rows}")
-    if isinstance(spec, int) and not isinstance(spec, bool):
+    if isinstance(spec, int):
         if not 1 <= spec < rows:
             raise TllmError(f"--eval {spec}: a row count must be from 1 to {rows - 1} here "
                             f"({rows} rows, and training needs at least one)")
         return spec, round(spec / rows, 6)
-    fraction = float(spec)
-    if not 0 < fraction < 1:
-        raise TllmError(f"--eval fraction must be between 0 and 1 (exclusive), not {fraction:g}")
-    count = math.floor(rows * fraction + 0.5)
-    return min(max(count, 1), rows - 1), fraction
+    count = math.floor(rows * spec + 0.5)
+    return min(max(count, 1), rows - 1), spec
+
+
+def _parse_eval(spec: float | int | str) -> float | int:
+    """A fraction in (0, 1) as a float, or a row count as an int."""
+    if isinstance(spec, bool):
+        raise TllmError(f"--eval must be a fraction like 0.1 or a row count like 50, not {spec}")
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text.lstrip("+-").isdigit():
+            return int(text)
+        try:
+            spec = float(text)
+        except ValueError:
+            raise TllmError(f"--eval must be a fraction like 0.1 or a row count like 50, not {text!r}") from None
+    if isinstance(spec, int):
+        return spec
+    if 0 < spec < 1:
+        return float(spec)
+    if math.isfinite(spec) and spec >= 1 and spec == int(spec):
+        n = int(spec)
+        raise TllmError(f"--eval {spec:.1f} is neither a fraction nor a row count: use {n} for "
+                        f"{'one row' if n == 1 else f'{n} rows'} or a fraction below 1 (0.1 for a tenth)")
+    raise TllmError(f"--eval fraction must be between 0 and 1 (exclusive), not {spec:g}; "
+                    "or give a whole row count like 50")
 
 
 def _line_spans(path) -> tuple[array, array]:

@@ -41,8 +41,17 @@ def list_datasets(home) -> list["Dataset"]:
     return found
 
 
+def check_dataset_name(name: str) -> str:
+    """A dataset name: safe as a folder name, and not hidden (names starting with "." are
+    this module's temporary folders and Self-Instruct's work folders)."""
+    check_name(name, "dataset name")
+    if name.startswith("."):
+        raise TllmError(f"invalid dataset name {name!r}: it may not start with '.'")
+    return name
+
+
 def open_dataset(home, name: str) -> "Dataset":
-    folder = datasets_dir(home) / check_name(name, "dataset name")
+    folder = datasets_dir(home) / check_dataset_name(name)
     if not (folder / "card.json").is_file():
         known = ", ".join(d.name for d in list_datasets(home)) or "none yet"
         raise TllmError(f"no dataset named {name!r} in {datasets_dir(home)} (datasets: {known})")
@@ -79,6 +88,15 @@ class Dataset:
                 if line.strip():
                     yield orjson.loads(line)
 
+    def numbered_rows(self, split: str | None = None) -> Iterator[tuple[int, dict]]:
+        """(line number, row) pairs, for steps that report rows by their line."""
+        path = self.path(split)
+        for number, line in numbered_lines(path):
+            try:
+                yield number, orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise TllmError(f"{path}:{number} is damaged ({exc}); re-import the dataset") from None
+
     def rejected(self) -> Iterator[dict]:
         path = self.folder / "rejected.jsonl"
         if path.is_file():
@@ -110,15 +128,24 @@ class DatasetWriter:
     Leaving the block without commit() (an error, Ctrl-C) removes the temporary folder.
     """
 
+    @staticmethod
+    def check_free(home, name: str, overwrite: bool = False, flag: str = "--name",
+                   can_overwrite: bool = True) -> None:
+        """Refuse a name that is taken (before expensive work starts), unless overwriting.
+        `flag` is the option that named it; `can_overwrite` whether --overwrite exists."""
+        final = datasets_dir(home) / check_dataset_name(name)
+        if final.exists() and not overwrite:
+            replace = ", pass --overwrite to replace it," if can_overwrite else ""
+            raise TllmError(f"dataset {name!r} already exists: choose another {flag}{replace} "
+                            f"or remove {final} first")
+
     def __init__(self, home, name: str, kind: str, *, source: str, format: str,
                  overwrite: bool = False):
         self.home = home
-        self.name = check_name(name, "dataset name")
+        self.name = check_dataset_name(name)
         self.kind = check_kind(kind)
         self.final = datasets_dir(home) / self.name
-        if self.final.exists() and not overwrite:
-            raise TllmError(f"dataset {name!r} already exists: choose another --name, or remove "
-                            f"{self.final} first")
+        self.check_free(home, name, overwrite)
         self.source, self.format = source, format
         self.tmp = datasets_dir(home) / f".tmp-{self.name}-{os.getpid()}"
         self.rows = 0
@@ -153,14 +180,9 @@ class DatasetWriter:
                 self._digest.update(block)
         self.rows += rows
 
-    def reject(self, line: int | None, reason: str, detail: str, raw=None) -> None:
+    def reject(self, line: int | str | None, reason: str, detail: str, raw=None) -> None:
         """Keep a row that could not be used, with where it was and why."""
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        if isinstance(raw, str):
-            raw = raw.rstrip("\r\n")
-        self._rejected.write(orjson.dumps({"line": line, "reason": reason, "detail": detail,
-                                           "row": raw}) + b"\n")
+        self._rejected.write(rejected_line(line, reason, detail, raw))
         self.rejected_by_reason[reason] += 1
 
     def commit(self, extra: dict | None = None) -> dict:
@@ -193,6 +215,29 @@ class DatasetWriter:
         self._close()
         if not getattr(self, "_committed", False):
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def rejected_line(where, reason: str, detail: str, raw=None) -> bytes:
+    """One line of rejected.jsonl: {"line": where (a line number, or a file's path), "reason",
+    "detail", "row": the record's source text, or null when there is none}. Text that is not
+    valid UTF-8 is kept with replacement characters, so the file always parses."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    elif isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(raw, str):
+        raw = raw.rstrip("\r\n")
+    return orjson.dumps({"line": where, "reason": reason, "detail": detail, "row": raw}) + b"\n"
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) for each non-blank line of a JSONL file; nothing if it is missing."""
+    if not path.is_file():
+        return
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                yield number, line
 
 
 def fingerprint_file(path: Path) -> str:

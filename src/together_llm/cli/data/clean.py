@@ -58,6 +58,7 @@ def clean(name, out, dedup, no_near_dup, near_dup_threshold, num_perm, min_chars
     """
     from ...data.clean import CleanSettings, clean_dataset
     from ...data.store import open_dataset
+    from .progress import progress
 
     if no_near_dup and not dedup:
         raise click.UsageError("--no-near-dup only makes sense with --dedup")
@@ -69,8 +70,8 @@ def clean(name, out, dedup, no_near_dup, near_dup_threshold, num_perm, min_chars
         lang=_languages(lang), dedup=dedup, near_dup=not no_near_dup,
         near_dup_threshold=near_dup_threshold, num_perm=num_perm)
     total = len(open_dataset(home, name))
-    with _progress(f"cleaning {name}", total) as advance:
-        card = clean_dataset(home, name, out, settings, overwrite=overwrite, progress=advance)
+    with progress(f"cleaning {name}", total) as update:
+        card = clean_dataset(home, name, out, settings, overwrite=overwrite, progress=update)
     if as_json:
         click.echo(json.dumps(card, indent=2, ensure_ascii=False))
         return
@@ -91,7 +92,8 @@ def clean(name, out, dedup, no_near_dup, near_dup_threshold, num_perm, min_chars
 @click.command()
 @click.argument("name")
 @click.option("--eval", "eval_spec", default="0.1", show_default=True,
-              help="Eval share: a fraction (0.1) or a number of rows (50).")
+              help="Eval share: a fraction below 1 (0.1: a tenth) or a whole number of rows "
+                   "(50; 1 is one row).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Shuffle seed: same seed, same split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the split as JSON.")
 @home_options
@@ -111,28 +113,3 @@ def split(name, eval_spec, seed, as_json, home_dir):
         return
     click.echo(f"{name}: {result['train']} train rows, {result['eval']} eval rows (seed {seed})")
 
-
-class _progress:
-    """A rich progress bar on stderr, when that is a terminal and the dataset is big enough
-    to wait for; the body gets a function that takes the number of rows done."""
-
-    def __init__(self, label: str, total: int, at_least: int = 5000):
-        self.label, self.total, self.show = label, total, total >= at_least
-
-    def __enter__(self):
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        self.show = self.show and console.is_terminal
-        if not self.show:
-            return lambda done: None
-        from rich.progress import Progress
-
-        self.bar = Progress(console=console, transient=True)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda done: self.bar.update(task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.show:
-            self.bar.stop()

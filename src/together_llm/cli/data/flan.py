@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import click
 
 from ..common import home_options, open_home
-
-
-@contextmanager
-def counting(what: str, total: int):
-    """A progress bar on stderr (shown only on a terminal); yields advance(n)."""
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(what, total=total or None)
-        yield lambda n: bar.advance(task, n)
 
 
 def _vars(ctx, param, values) -> dict[str, str]:
@@ -79,13 +67,14 @@ def flan(source, name, template_sets, task, shots, mix, shot_style, options, var
     """
     from ...data.flan import flan as run
     from ...data.store import open_dataset
+    from .progress import progress
 
     home = open_home(home_dir)
     total = len(open_dataset(home, source))
-    with counting(f"templating {source}", total) as advance:
+    with progress(f"templating {source}", total) as update:
         card = run(home, source, name, template_sets=template_sets, task=task, shots=shots,
                    mix=mix, seed=seed, options=options, variables=variables, shot_style=shot_style,
-                   system=system, pool_size=pool_size, overwrite=overwrite, progress=advance)
+                   system=system, pool_size=pool_size, overwrite=overwrite, progress=update)
     if as_json:
         click.echo(json.dumps(card, indent=2, ensure_ascii=False))
         return

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
+import shlex
 
 import click
 
@@ -11,8 +11,16 @@ from ...data.formats import FORMATS
 from ...data.kinds import KINDS
 from ...errors import TllmError
 from ..common import home_options, open_home
+from .progress import progress as progress_bar
 
-BIG = 16 << 20  # files from this size get a progress bar (when stderr is a terminal)
+BIG = 16 << 20  # files from this size get a progress bar
+
+
+class StoppedEarly(TllmError):
+    """Reading stopped before the end of the file: what was read is kept, but the command
+    did not do all it was asked, so it exits 2 (distinct from 1, nothing done)."""
+
+    exit_code = 2
 
 
 def source_options(func):
@@ -48,10 +56,15 @@ def import_(source, kind, fmt, columns, name, strict, overwrite, as_json, home_d
     feedback: a header row, --column maps columns); text (a .txt/.md file or a folder of
     them, one row a file). JSON files may be JSON Lines or a JSON array.
 
-    Every row is checked. Rows that fail go to the dataset's rejected.jsonl with their line
-    and reason, and the counts per reason are printed. The dataset is written, and the exit
-    status is 0, when at least one row is valid; with --strict, only when every row is
-    (otherwise nothing is written).
+    Every row is checked. Rows that fail go to the dataset's rejected.jsonl with their line,
+    reason and source text, and the counts per reason are printed. The dataset is written
+    when at least one row is valid; with --strict, only when every row is and the whole file
+    was read. To see every rejected row without importing, run `tllm data validate FILE
+    --kind K --rejected bad.jsonl`.
+
+    Exit status: 0 when the dataset was written from the whole file; 1 when nothing was
+    written; 2 when a broken JSON array stopped reading early: the rows before the break are
+    written, the summary names the line, and the rest of the file was not read.
 
     \b
     Examples:
@@ -72,50 +85,77 @@ def import_(source, kind, fmt, columns, name, strict, overwrite, as_json, home_d
         click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:
         _print_summary(summary, name)
-    _notes(summary)
+    _notes(summary, as_json)
+    every = _every_rejection(source, how, summary)
     if not summary.rows:
-        raise TllmError(f"no valid row in {source}: nothing imported")
+        raise TllmError(f"no valid row in {source}: nothing imported{_stop_clause(summary)}{every}")
     if not summary.written:
-        raise TllmError(f"--strict: {summary.total_rejected} rejected row(s), so no dataset was "
-                        f"written (import without --strict to keep the {summary.rows} valid rows)")
+        why = (f"{summary.total_rejected} rejected row(s)" if summary.total_rejected else "")
+        if summary.stopped:
+            why += (" and " if why else "") + f"reading stopped at {summary.stopped.split(':')[0]}"
+        raise TllmError(f"--strict: {why}, so no dataset was written (import without --strict "
+                        f"to keep the {summary.rows} valid rows){every}")
+    if summary.stopped:
+        raise StoppedEarly(f"reading stopped at {summary.stopped}; dataset {name!r} holds the "
+                           f"{summary.rows} rows before it: fix the file and import again with --overwrite")
 
 
 @click.command()
 @click.argument("source", metavar="FILE_OR_DIR")
 @source_options
 @click.option("--strict", is_flag=True, help="Exit 1 if any row is rejected.")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write every rejected row to this JSON Lines file: line, reason, detail and "
+                   "row (the record's source text), as an import's rejected.jsonl.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts and first bad rows as JSON.")
 @home_options
-def validate(source, kind, fmt, columns, strict, as_json, home_dir):
-    """Check FILE_OR_DIR row by row as `tllm data import` would, writing nothing.
+def validate(source, kind, fmt, columns, strict, rejected_path, as_json, home_dir):
+    """Check FILE_OR_DIR row by row as `tllm data import` would, writing no dataset.
 
     Prints the valid rows, the rejected ones per reason, and the first bad rows with their
-    line numbers. Exits 1 when no row is valid (or, with --strict, when any is rejected).
+    line numbers; --rejected writes all of them to a file. Exit status: 0 when the file was
+    read to the end and a row is valid; 1 when no row is valid (or, with --strict, when any
+    is rejected); 2 when a broken JSON array stopped reading early.
 
     \b
     Examples:
       tllm data validate alpaca_data.json --kind chat
+      tllm data validate alpaca_data.json --kind chat --rejected bad.jsonl
       tllm data validate reviews.csv --kind classification --column text=review --column label=stars
       tllm data validate pairs.jsonl --kind preference --strict --json
     """
     from ...data.importer import check_file, plan
+    from ...data.store import rejected_line
 
     how = plan(source, kind, fmt, columns)
     _say_detected(how)
-    with _progress(how.path) as progress:
-        summary = check_file(how, progress=progress)
+    try:
+        out = open(rejected_path, "wb") if rejected_path else None
+    except OSError as error:
+        raise TllmError(f"--rejected {rejected_path}: cannot write it ({error.strerror})") from None
+    try:
+        keep = (lambda *bad: out.write(rejected_line(*bad))) if out else None
+        with _progress(how.path) as progress:
+            summary = check_file(how, progress=progress, keep=keep)
+    finally:
+        if out:
+            out.close()
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(f"{source}: {summary.rows} valid {kind} rows, {summary.total_rejected} rejected "
-                   f"({_read(summary)})")
+                   f"({_read(summary)}){_stop_clause(summary)}")
         _print_reasons(summary)
         _print_first(summary)
-    _notes(summary)
+        if rejected_path:
+            click.echo(f"every rejected row, with its line, reason and text: {rejected_path}")
+    _notes(summary, as_json)
     if not summary.rows:
-        raise TllmError(f"no valid row in {source}")
+        raise TllmError(f"no valid row in {source}{_stop_clause(summary)}")
     if strict and summary.total_rejected:
         raise TllmError(f"--strict: {summary.total_rejected} rejected row(s)")
+    if summary.stopped:
+        raise StoppedEarly(f"reading stopped at {summary.stopped}")
 
 
 def _say_detected(how) -> None:
@@ -127,13 +167,31 @@ def _read(summary) -> str:
     return f"read {summary.read} {summary.unit}"
 
 
+def _stop_clause(summary) -> str:
+    """What the summary line says when reading stopped early, naming the line."""
+    if not summary.stopped:
+        return ""
+    return f"; reading stopped at {summary.stopped}: the rest of the file was not read"
+
+
+def _every_rejection(source, how, summary) -> str:
+    """The command that lists every rejected row, for failures that show only the first few."""
+    if not summary.total_rejected:
+        return ""
+    words = [source, "--kind", how.kind, "--format", how.format]
+    words += [w for dst, src in how.columns.items() for w in ("--column", f"{dst}={src}")]
+    command = " ".join(shlex.quote(str(w)) for w in words)
+    return f"; every rejected row: tllm data validate {command} --rejected rejected.jsonl"
+
+
 def _print_summary(summary, name: str) -> None:
     if summary.written:
         click.echo(f"imported {summary.rows} {summary.kind} rows into dataset {name!r} "
-                   f"(format {summary.format}, {_read(summary)}), {summary.total_rejected} rejected")
+                   f"(format {summary.format}, {_read(summary)}), {summary.total_rejected} rejected"
+                   f"{_stop_clause(summary)}")
     else:
         click.echo(f"{summary.rows} valid {summary.kind} rows, {summary.total_rejected} rejected "
-                   f"({_read(summary)}): nothing written")
+                   f"({_read(summary)}){_stop_clause(summary)}: nothing written")
     _print_reasons(summary)
     if summary.written and summary.total_rejected:
         click.echo(f"rejected rows, each with its line and reason: {summary.dataset / 'rejected.jsonl'}")
@@ -158,34 +216,17 @@ def where(line) -> str:
     return f"line {line}" if isinstance(line, int) else str(line)
 
 
-def _notes(summary) -> None:
-    if summary.stopped:
-        click.echo(f"warning: stopped reading at {summary.stopped}", err=True)
+def _notes(summary, as_json: bool) -> None:
+    if summary.stopped and as_json:  # otherwise the summary line says it
+        click.echo(f"warning: reading stopped at {summary.stopped}: the rest of the file was not read",
+                   err=True)
     if summary.skipped_files:
-        click.echo(f"note: left out {summary.skipped_files} file(s) that are not .txt or .md", err=True)
+        click.echo(f"note: left out {summary.skipped_files} file(s) or folder(s) that are hidden or "
+                   "not .txt/.md", err=True)
 
 
-class _progress:
-    """A progress bar by bytes read, on stderr, for big files when stderr is a terminal;
-    the body gets a function taking the bytes done (or None when there is no bar)."""
-
-    def __init__(self, path):
-        self.bar = None
-        size = path.stat().st_size if path.is_file() else 0
-        self.total = size if size >= BIG and sys.stderr.isatty() else None
-
-    def __enter__(self):
-        if self.total is None:
-            return None
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-        self.bar = Progress("reading", BarColumn(), DownloadColumn(), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.start()
-        task = self.bar.add_task("reading", total=self.total)
-        return lambda done: self.bar.update(task, completed=done)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.stop()
+def _progress(path):
+    """A bar by bytes read, for big files (the shared data-command bar: on stderr, only on a
+    terminal); the body gets a function taking the bytes done."""
+    size = path.stat().st_size if path.is_file() else 0
+    return progress_bar("reading", size, unit="bytes", at_least=BIG)

@@ -19,7 +19,7 @@ from ..common import home_options, open_home
                    "OpenAI-compatible endpoint.")
 @click.option("--teacher-model", help="URL teacher: the model to ask for (default: its first).")
 @click.option("--api-key", envvar="TLLM_TEACHER_API_KEY",
-              help="URL teacher: the API key (or set TLLM_TEACHER_API_KEY).")
+              help="URL teacher: the API key (or set TLLM_TEACHER_API_KEY); never written to disk.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Same seed, teacher and seeds = same dataset.")
 @click.option("--max-steps", type=int, default=10, show_default=True,
@@ -38,7 +38,9 @@ def self_instruct(seeds_path, count, teacher, teacher_model, api_key, seed, max_
     and outputs for each (class labels first for classification tasks).
 
     Interrupted (Ctrl-C)? Run the same command again: it resumes from
-    datasets/.self-instruct-NAME/ without losing or repeating tasks.
+    datasets/.self-instruct-NAME/ without losing or repeating tasks, as long as the teacher
+    (the model behind --teacher, even `default`), --seed and the seeds are the same. One run
+    per NAME at a time. The card records the teacher (a URL without any user:password).
 
     \b
     Examples:
@@ -46,13 +48,16 @@ def self_instruct(seeds_path, count, teacher, teacher_model, api_key, seed, max_
       tllm data self-instruct --seeds my_tasks.jsonl --count 200 --seed 1 --name grown
       tllm data self-instruct --count 500 --teacher http://localhost:8000/v1 --name big
     """
-    from ...data.self_instruct import describe_drops, self_instruct as run
+    from ...data.self_instruct import self_instruct as run
+    from ...data.self_instruct_filters import describe_drops
+    from .progress import progress
 
     home = open_home(home_dir)
-    with _Progress(count) as progress:
+    # Every task takes the teacher seconds: worth a bar (kept on screen) from the first one.
+    with progress("self-instruct", count, unit="tasks", at_least=1, transient=False) as update:
         card = run(home, name, count, seeds_path=seeds_path, teacher=teacher,
                    teacher_model=teacher_model, api_key=api_key, seed=seed, patience=max_steps,
-                   report=progress.update)
+                   report=lambda kept, total, state: update(kept, _step_note(state)))
     if as_json:
         click.echo(json.dumps(card, indent=2))
         return
@@ -65,31 +70,10 @@ def self_instruct(seeds_path, count, teacher, teacher_model, api_key, seed, max_
             click.echo(f"  dropped {level}: {describe_drops(details[f'dropped_{level}'])}")
 
 
-class _Progress:
-    """A rich progress bar on stderr: tasks kept of the target, and what the filters drop."""
 
-    def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _step_note(state: dict) -> str:
+    """What the bar says after the count: the step, and what the filters dropped so far."""
+    from ...data.self_instruct_filters import describe_drops
 
-        self.bar = Progress(TextColumn("self-instruct"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("{task.description}"),
-                            console=Console(stderr=True), transient=False)
-        self.task = self.bar.add_task("", total=total)
-
-    def update(self, kept: int, total: int, state: dict) -> None:
-        from ...data.self_instruct import describe_drops
-
-        if not self.bar.live.is_started:  # started by the run's first report: errors come first
-            self.bar.start()
-        dropped = state["dropped_instructions"]
-        summary = f" · dropped: {describe_drops(dropped)}" if dropped else ""
-        self.bar.update(self.task, completed=min(kept, total),
-                        description=f"step {state['step'] + 1}{summary}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.bar.live.is_started:
-            self.bar.stop()
+    dropped = state["dropped_instructions"]
+    return f"step {state['step'] + 1}" + (f" · dropped: {describe_drops(dropped)}" if dropped else "")
