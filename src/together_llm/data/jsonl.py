@@ -34,9 +34,11 @@ PARALLEL_FROM = 32 << 20  # files from this size are imported by several process
 MAX_PROCESSES = 4
 
 
-def import_lines(path: Path, to_line, add_line, reject, progress=None, start=0, end=None):
+def import_lines(path: Path, to_line, add_line, reject, progress=None, start=0, end=None,
+                 flush=None):
     """Import the lines of `path` in the byte range [start, end) (both at line starts);
-    `to_line` turns a record into its canonical row's JSON line or raises RowError.
+    `to_line` turns a record into its canonical row's JSON line or raises RowError;
+    `flush()`, when given, runs after each batch of lines.
     Returns (lines read, rows kept)."""
     loads = orjson.loads
     DecodeError = orjson.JSONDecodeError
@@ -68,6 +70,8 @@ def import_lines(path: Path, to_line, add_line, reject, progress=None, start=0, 
                     continue
                 add_line(row)
                 kept += 1
+            if flush is not None:
+                flush()
             at = f.tell() if end is None else min(f.tell(), end)
             if progress is not None:
                 progress(at - start)
@@ -175,13 +179,14 @@ def _helper(job: list) -> None:
             open(rejected_path, "wb", buffering=1 << 16) as rejected:
         def reject(where, reason, detail, raw):
             rejected.write(orjson.dumps([where, reason, detail, raw.decode("utf-8", "replace")]) + b"\n")
-        add = data.write if data_path else _discard
-        lines, rows = import_lines(Path(path), to_line, add, reject, None, start, end)
+        pending: list[bytes] = []  # written a batch at a time, as DatasetWriter does
+
+        def flush() -> None:
+            if data_path:
+                data.write(b"".join(pending))
+            pending.clear()
+        lines, rows = import_lines(Path(path), to_line, pending.append, reject, None, start, end, flush)
     sys.stdout.write(orjson.dumps([lines, rows]).decode())
-
-
-def _discard(_line: bytes) -> None:
-    pass
 
 
 if __name__ == "__main__":

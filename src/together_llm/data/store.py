@@ -152,6 +152,7 @@ class DatasetWriter:
         self.rejected_by_reason: Counter[str] = Counter()
         self._digest = hashlib.sha256()
         self._data = self._rejected = None
+        self._pending: list[bytes] = []  # lines add_line has not written yet
 
     def __enter__(self) -> "DatasetWriter":
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -161,19 +162,27 @@ class DatasetWriter:
         return self
 
     def add(self, row: dict) -> None:
-        line = orjson.dumps(row) + b"\n"
-        self._data.write(line)
-        self._digest.update(line)
-        self.rows += 1
+        self.add_line(orjson.dumps(row) + b"\n")
 
     def add_line(self, line: bytes) -> None:
-        """Add an already serialised canonical row (ending with a newline)."""
-        self._data.write(line)
-        self._digest.update(line)
+        """Add an already serialised canonical row (ending with a newline). Lines are
+        gathered and written and hashed a few thousand at a time: a write and a hash call
+        per line made a million-row import 12-20% slower."""
+        self._pending.append(line)
         self.rows += 1
+        if len(self._pending) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            block = b"".join(self._pending)
+            self._pending.clear()
+            self._data.write(block)
+            self._digest.update(block)
 
     def add_file(self, path: Path, rows: int) -> None:
         """Append a file of `rows` serialised canonical rows (a part another process wrote)."""
+        self._flush()
         with open(path, "rb") as f:
             while block := f.read(1 << 20):
                 self._data.write(block)
@@ -187,6 +196,7 @@ class DatasetWriter:
 
     def commit(self, extra: dict | None = None) -> dict:
         """Close the files, write card.json and move the dataset into place; returns the card."""
+        self._flush()
         self._close()
         card = {
             "name": self.name, "kind": self.kind, "source": self.source, "format": self.format,
