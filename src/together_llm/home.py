@@ -107,7 +107,7 @@ def set_value(config: AssistantConfig, key: str, raw) -> None:
         raise TllmError(f"unknown config key {key!r}; keys: {', '.join(known)}")
     f, owner = known[key]
     kind = _field_type(type(owner), f.name)
-    value = _coerce(key, raw, kind, f.metadata)
+    value = coerce(key, raw, kind, f.metadata)
     if isinstance(owner, GenerationDefaults):
         from .engine.sampling import SamplingParams  # the one place sampling bounds live
 
@@ -118,7 +118,7 @@ def set_value(config: AssistantConfig, key: str, raw) -> None:
     setattr(owner, f.name, value)
 
 
-def _coerce(key: str, raw, kind, meta):
+def coerce(key: str, raw, kind, meta):
     optional = False
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(kind) if a is not type(None)]

@@ -20,6 +20,7 @@ COMMANDS = {
     "config": ("together_llm.cli.config:config", "Show or change assistant.yaml."),
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
     "data": ("together_llm.cli.data:data", "Import, check, clean, split and grow datasets."),
+    "train": ("together_llm.cli.train:train", "Train an adapter or a model on a dataset."),
     "adapters": ("together_llm.cli.adapters:adapters", "List, inspect and choose adapters."),
 }
 

@@ -1,0 +1,82 @@
+"""The model a recipe trains: the base resolved to a Hugging Face directory, loaded for the
+stage's task, with the method applied (a PEFT wrapper, or every weight for `full`).
+
+`resolve_base` and `check_base` only read config.json, so the method x architecture pair is
+refused before torch is imported; `load_for_training` does the heavy part."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import TllmError
+from ..models.families import check_method
+from ..models.load_hf import read_config
+
+
+def resolve_base(home, name: str | None, report=print) -> tuple[str, Path]:
+    """(model name, HF directory) of base `name` (default: assistant.yaml's model). A GGUF
+    model is converted to its HF twin once, as the transformers engine does."""
+    from ..models.registry import get_model
+
+    name = name or home.load_config().model
+    entry = get_model(home, name)
+    if entry.kind == "remote":
+        raise TllmError(f"model {name!r} is a remote endpoint; training needs local weights")
+    hf_dir = entry.hf_dir
+    if hf_dir is None:
+        from ..models.convert import convert_gguf
+
+        report(f"converting {name} to a transformers model once (tllm models convert)...")
+        hf_dir = convert_gguf(entry.gguf_path, entry.local_dir, report=report)
+    return name, Path(hf_dir)
+
+
+def check_base(hf_dir: Path, method: str, task: str) -> dict:
+    """The base's config.json, after the registry agreed to train it with `method`."""
+    config = read_config(hf_dir)
+    check_method(config["model_type"], method, task)
+    return config
+
+
+def peft_options(recipe) -> dict:
+    """The recipe's PEFT options, in PEFT's own names, for the recipe's method."""
+    if recipe.method in ("lora", "qlora"):
+        options = {"r": recipe.rank, "lora_alpha": recipe.alpha, "lora_dropout": recipe.dropout}
+        if recipe.target_modules:
+            options["target_modules"] = list(recipe.target_modules)
+        if recipe.dora:
+            options["use_dora"] = True
+        return options
+    if recipe.method in ("prefix", "ptuning", "prompt"):
+        return {"num_virtual_tokens": recipe.num_virtual_tokens}
+    return {}
+
+
+def load_for_training(hf_dir: Path, config: dict, recipe, task: str):
+    """(model in train mode, tokenizer): the base (or, with init=random, a fresh model of the
+    base's config) with the recipe's method applied. Seeded, so the adapter's initial
+    weights are the same in every run of the same recipe."""
+    import torch
+
+    from ..models.families import peft_config
+    from ..models.load_hf import load_hf
+
+    torch.manual_seed(recipe.seed)
+    # fp32: CPUs have no fast half-precision matmul, and bf16 loses the small LoRA updates.
+    model, tokenizer = load_hf(hf_dir, task, recipe.method, dtype=torch.float32)
+    if recipe.init == "random":
+        import transformers
+
+        torch.manual_seed(recipe.seed)
+        model = transformers.AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+    # A cache in train mode is wasted memory, and with packing it would let examples see
+    # each other (data/packing.py): never build one.
+    model.config.use_cache = False
+    adapter = peft_config(config, recipe.method, task, **peft_options(recipe))
+    if adapter is not None:
+        import peft
+
+        torch.manual_seed(recipe.seed)
+        model = peft.get_peft_model(model, adapter)
+    model.train()
+    return model, tokenizer

@@ -1,0 +1,39 @@
+"""Data-parallel: two CPU processes under torchrun (gloo) learn exactly what one process
+learns with twice the gradient accumulation."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from together_llm.train.recipe import load_recipe
+from together_llm.train.run import train
+from tests.conftest import ROOT
+
+torch = pytest.importorskip("torch")
+
+
+def test_two_processes_match_one_with_twice_the_accumulation(tiny_home):
+    from safetensors.torch import load_file
+
+    # Dropout off: two processes draw their own dropout masks, one process draws one stream.
+    common = {"data": "sounds", "max_steps": "4", "batch_size": "3", "dropout": "0",
+              "lr": "1e-2", "logging_every": "1"}
+    flags = [part for key, value in common.items() for part in (f"--{key.replace('_', '-')}", value)]
+    env = {**os.environ, "TLLM_HOME": str(tiny_home.path), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "together_llm.cli.main", "train", *flags, "--name", "two", "--json"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["processes"] == 2  # one JSON: only rank 0 reports
+
+    train(tiny_home, load_recipe(None, {**common, "name": "one", "grad_accum": "2"}))
+    one = load_file(tiny_home.adapters_dir / "one" / "adapter_model.safetensors")
+    two = load_file(tiny_home.adapters_dir / "two" / "adapter_model.safetensors")
+    assert one.keys() == two.keys()
+    for key in one:
+        assert torch.allclose(one[key], two[key], atol=1e-6), key
+    assert not all(torch.equal(v, torch.zeros_like(v)) for k, v in one.items() if "lora_B" in k)
