@@ -6,8 +6,9 @@ Both sides train the same LoRA (rank --rank on q_proj and v_proj, alpha 2 x rank
 tokenized examples (data/preprocess.encode_chat: the chat template, loss on the assistant's
 turns only), each in its own fresh process so its peak memory (ru_maxrss) is its own:
 
-  ours      together_llm.train.run.train: one padding-free packed row per micro-batch and
-            logits only where a token is learned
+  ours      together_llm.train.run.train: each micro-batch sorted by length and split into
+            groups padded by at most an eighth, one forward pass each, and logits only
+            where a token is learned
   baseline  transformers.Trainer + peft.get_peft_model, batches padded to their longest
             (DataCollatorForSeq2Seq), the way a plain fine-tuning script does it
 
