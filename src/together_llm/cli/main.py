@@ -77,6 +77,11 @@ def _debug_requested(argv) -> bool:
 
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    import logging
+
+    # On import, bitsandbytes warns that it cannot fetch an optional CPU kernel from the hub
+    # (nothing is fetched at run time here); its built-in kernel works, so say nothing.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     try:
         cli.main(args=argv, prog_name="tllm", standalone_mode=False)
     except click.exceptions.Exit as exc:
