@@ -140,7 +140,7 @@ def import_file(home, source: Plan, name: str, *, strict: bool = False, overwrit
     with DatasetWriter(home, name, source.kind, source=str(source.path.resolve()),
                        format=source.format, overwrite=overwrite) as out:
         _run(source, summary, out.add_line, out.add_file, _Rejections(summary, out.reject), progress,
-             part_dir=datasets_dir(home))
+             part_dir=datasets_dir(home), add_block=out.add_block)
         summary.rows = out.rows
         if summary.rows and not (strict and (summary.total_rejected or summary.stopped)):
             extra = {"detected": summary.detected, "read": summary.read}
@@ -171,7 +171,7 @@ def _summary(source: Plan) -> Summary:
 
 
 def _run(source: Plan, summary: Summary, add_line, add_part, reject, progress,
-         part_dir: Path | None = None) -> None:
+         part_dir: Path | None = None, add_block=None) -> None:
     summary.unit = "files" if source.format == "text" else "records"
     if source.format == "text":
         reader = TextFiles(source.path)
@@ -191,9 +191,10 @@ def _run(source: Plan, summary: Summary, add_line, add_part, reject, progress,
         processes = jsonl.processes_for(source.path)
         if processes > 1:
             summary.read = jsonl.import_lines_parallel(source, add_line, add_part, reject, progress,
-                                                       processes, part_dir)
+                                                       processes, part_dir, add_block)
         else:
-            summary.read, _ = jsonl.import_lines(source.path, source.to_line, add_line, reject, progress)
+            summary.read, _ = jsonl.import_lines(source.path, source.to_line, add_line, reject, progress,
+                                                 add_block=add_block)
 
 
 def _check_header(reader: CsvRecords, source: Plan) -> None:

@@ -180,6 +180,14 @@ class DatasetWriter:
             self._data.write(block)
             self._digest.update(block)
 
+    def add_block(self, data, rows: int) -> None:
+        """Add `rows` serialised canonical rows at once (bytes or any buffer, each row ending
+        with a newline), after the lines add_line has gathered."""
+        self._flush()
+        self._data.write(data)
+        self._digest.update(data)
+        self.rows += rows
+
     def add_file(self, path: Path, rows: int) -> None:
         """Append a file of `rows` serialised canonical rows (a part another process wrote)."""
         self._flush()
