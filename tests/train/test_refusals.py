@@ -59,8 +59,8 @@ def test_existing_adapter_needs_overwrite(tiny_home):
 
 
 def test_refused_before_loading(tiny_home):
-    with pytest.raises(TllmError, match="stage dpo .* is not implemented yet"):
-        train(tiny_home, recipe(stage="dpo"))
+    with pytest.raises(TllmError, match="stage rl .* is not implemented yet"):
+        train(tiny_home, recipe(stage="rl"))
     with pytest.raises(TllmError, match="unknown model 'nope'"):
         train(tiny_home, recipe(base="nope"))
     with pytest.raises(TllmError, match="no dataset named 'missing'"):

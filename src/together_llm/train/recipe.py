@@ -39,8 +39,10 @@ class Recipe:
 
     # what to train, on what
     data: typing.Optional[str] = _f(None, "dataset to train on (a name from `tllm data list`)")
-    stage: str = _f("sft", "pt: continued pretraining on text; sft: chat fine-tuning "
-                    "(loss on the assistant's turns only)", choices=STAGE_NAMES)
+    stage: str = _f("sft", "pt: continued pretraining on text; sft: chat fine-tuning (loss on "
+                    "the assistant's turns only); dpo, orpo: preference pairs; kto: thumbs "
+                    "up/down (feedback data); rm: a reward model on preference pairs",
+                    choices=STAGE_NAMES)
     method: str = _f("lora", "full, lora, qlora (4-bit base), prefix, ptuning or prompt", choices=METHODS)
     name: typing.Optional[str] = _f(None, "name of the adapter (or, for full, the model) to create")
     base: typing.Optional[str] = _f(None, "base model (a name from `tllm models list`); "

@@ -8,6 +8,8 @@
     plots/loss.png  the loss curve
     checkpoints/    step-N/ folders (checkpoint.py), for --resume
 
+pt and sft train in our own loop (loop.py); dpo, orpo, kto and rm run a TRL trainer in the
+same layout (trl_run.py: its log lines carry TRL's names, its checkpoints are the Trainer's).
 Everything that can be refused from the recipe, the dataset card and the base's config.json
 is refused before torch is imported; rows that tokenization leaves with nothing to learn are
 reported, and a dataset left empty by them is refused, never trained on.
@@ -51,6 +53,10 @@ def train_model(home, recipe: Recipe, report=lambda message: None, show_progress
     if next(dataset.rows(train_split), None) is None:
         raise TllmError(f"dataset {dataset.name!r} has no rows to train on"
                         + (" in its train split" if train_split else ""))
+    if stage.uses_trl:  # dpo, orpo, kto, rm: a TRL trainer in the same run folder
+        from .trl_run import train_trl
+
+        return train_trl(home, recipe, stage, dataset, report, show_progress, stop_after)
     check_free(home, recipe)
     recipe.base, hf_dir = resolve_base(home, recipe.base, report)
     config = check_base(hf_dir, recipe.method, stage.task)
@@ -165,14 +171,16 @@ def runs_dir(home) -> Path:
     return home.path / "runs"
 
 
-def _open_run(home, recipe: Recipe, rank: int) -> tuple[Path, Path | None]:
+def _open_run(home, recipe: Recipe, rank: int, find_checkpoint=None) -> tuple[Path, Path | None]:
     """(run folder, checkpoint to resume from or None): a new run, or with --resume the
-    latest unfinished run of the same name."""
+    latest unfinished run of the same name. `find_checkpoint(folder)` finds the newest
+    checkpoint (default: our loop's; TRL runs have the Trainer's)."""
     from .loop import latest_checkpoint
 
+    find_checkpoint = find_checkpoint or latest_checkpoint
     if recipe.resume:
-        run_dir = _run_to_resume(home, recipe)
-        return run_dir, latest_checkpoint(run_dir / "checkpoints")
+        run_dir = _run_to_resume(home, recipe, find_checkpoint)
+        return run_dir, find_checkpoint(run_dir / "checkpoints")
     run_id = _broadcast(_new_run_id(home, recipe.name) if rank == 0 else None)
     run_dir = runs_dir(home) / run_id
     if rank == 0:
@@ -190,14 +198,12 @@ def _new_run_id(home, name: str) -> str:
     return run_id
 
 
-def _run_to_resume(home, recipe: Recipe) -> Path:
-    from .loop import latest_checkpoint
-
+def _run_to_resume(home, recipe: Recipe, find_checkpoint) -> Path:
     candidates = []
     for run_dir in sorted(runs_dir(home).glob("*/config.yaml")):
         saved = yaml.safe_load(run_dir.read_text(encoding="utf-8")) or {}
         if saved.get("name") == recipe.name and not (run_dir.parent / "metrics.json").exists():
-            if latest_checkpoint(run_dir.parent / "checkpoints") is not None:
+            if find_checkpoint(run_dir.parent / "checkpoints") is not None:
                 candidates.append((run_dir.parent, saved))
     if not candidates:
         raise TllmError(f"no interrupted run of {recipe.name!r} with a checkpoint to resume "

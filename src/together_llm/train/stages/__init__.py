@@ -1,7 +1,7 @@
 """The training stages: which dataset kinds each one accepts, which model task it trains,
-and how it turns rows into examples.
+and how it trains (our own loop for pt and sft, a TRL trainer for dpo, orpo, kto and rm).
 
-One module per stage (`pt.py`, `sft.py`, ...), each defining a `STAGE`; this registry lists
+One module per stage (`pt.py`, `sft.py`, `dpo.py`, ...), each defining a `STAGE`; this registry lists
 them all, including the ones not written yet, so that `--stage dpo` is refused with a clear
 "not implemented yet" rather than an unknown name. Nothing here imports torch.
 """
@@ -11,21 +11,22 @@ from __future__ import annotations
 from ...errors import RefusedError, TllmError
 from ..recipe import STAGE_NAMES
 from .base import Stage
+from .dpo import STAGE as DPO
+from .kto import STAGE as KTO
+from .orpo import STAGE as ORPO
 from .pt import STAGE as PT
+from .rm import STAGE as RM
 from .sft import STAGE as SFT
 
 # The stages still to come, with what they will accept, so refusals can already say it.
 _PLANNED = {
     "seq2seq": Stage("seq2seq", ("seq2seq", "chat"), "seq2seq", "encoder-decoder instruction tuning"),
     "classify": Stage("classify", ("classification",), "classify", "a classification head"),
-    "dpo": Stage("dpo", ("preference",), "causal-lm", "direct preference optimization"),
-    "orpo": Stage("orpo", ("preference",), "causal-lm", "odds-ratio preference optimization"),
-    "kto": Stage("kto", ("feedback",), "causal-lm", "thumbs up/down alignment (KTO)"),
-    "rm": Stage("rm", ("preference",), "classify", "a reward model with a scalar head"),
     "rl": Stage("rl", ("chat",), "causal-lm", "online RL against a reward model"),
 }
 
-STAGES: dict[str, Stage] = {"pt": PT, "sft": SFT, **_PLANNED}
+_READY = {s.name: s for s in (PT, SFT, DPO, ORPO, KTO, RM)}
+STAGES: dict[str, Stage] = {name: _READY.get(name) or _PLANNED[name] for name in STAGE_NAMES}
 assert set(STAGES) == set(STAGE_NAMES), "recipe.STAGE_NAMES and the registry disagree"
 
 

@@ -1,9 +1,11 @@
-"""What a training stage is: the dataset kinds it accepts, the model task it trains, and the
-function that turns canonical rows into token examples."""
+"""What a training stage is: the dataset kinds it accepts, the model task it trains, and
+how it trains: either our own loop (`encode` turns canonical rows into token examples) or a
+TRL trainer (`convert` turns a row into TRL's conversational format, `trainer` builds the
+TRL trainer; train/trl_run.py runs it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 
@@ -13,11 +15,23 @@ class Stage:
     kinds: tuple[str, ...]  # dataset kinds it trains on
     task: str  # the model task (models.families.TASKS) it loads the base for
     summary: str
-    # encode(rows, tokenizer, max_length, stats) -> [{"input_ids", "labels"}, ...];
-    # None for a stage that is not implemented yet.
+    # Own loop: encode(rows, tokenizer, max_length, stats) -> [{"input_ids", "labels"}, ...].
     encode: Optional[Callable] = None
     random_init: bool = False  # whether --init random makes sense (pretraining from scratch)
+    # TRL: convert(row) -> one TRL example; trainer(model, tokenizer, args, train, eval,
+    # peft_config, callbacks) -> a transformers Trainer, where args are TrainingArguments
+    # keywords the recipe decides (trl_run.training_args).
+    convert: Optional[Callable] = None
+    trainer: Optional[Callable] = None
+    # check(recipe, dataset_name, examples): refuse, before loading, what the stage cannot learn
+    check: Optional[Callable] = None
+    # method -> why this stage cannot train with it (checked before anything loads)
+    refused_methods: dict = field(default_factory=dict, hash=False)
 
     @property
     def implemented(self) -> bool:
-        return self.encode is not None
+        return self.encode is not None or self.trainer is not None
+
+    @property
+    def uses_trl(self) -> bool:
+        return self.trainer is not None

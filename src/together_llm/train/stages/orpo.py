@@ -1,0 +1,30 @@
+"""orpo: odds-ratio preference optimization on `preference` datasets, with TRL's
+ORPOTrainer (trl.experimental in TRL 1.x).
+
+One loss both teaches the chosen answers (their language-model loss) and pushes the odds of
+the chosen answer above those of the rejected one; there is no reference model at all."""
+
+from __future__ import annotations
+
+from .base import Stage
+from .dpo import preference_example
+
+
+def trainer(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
+    import warnings
+
+    with warnings.catch_warnings():  # TRL warns on import that the API may change
+        warnings.simplefilter("ignore")
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    return ORPOTrainer(model=model, args=ORPOConfig(**args), train_dataset=train,
+                       eval_dataset=eval_set, processing_class=tokenizer,
+                       peft_config=peft_config, callbacks=callbacks)
+
+
+# TRL's ORPO lines its logits up with the input tokens, so virtual tokens prepended to
+# them (P-tuning, prompt tuning) break it; prefix tuning adds no positions and works.
+_VIRTUAL = "it lines logits up with the input, and this method prepends virtual tokens to them"
+STAGE = Stage("orpo", ("preference",), "causal-lm", "odds-ratio preference optimization",
+              convert=preference_example, trainer=trainer,
+              refused_methods={"ptuning": _VIRTUAL, "prompt": _VIRTUAL})

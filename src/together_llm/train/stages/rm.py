@@ -1,0 +1,25 @@
+"""rm: a reward model on `preference` datasets, with TRL's RewardTrainer.
+
+The base gets a scalar head (sequence classification with one output; decoders score the
+last real token) trained so that each chosen answer scores above its rejected one. With a
+PEFT method the head is trained whole and saved with the adapter (PEFT's modules_to_save),
+so `PeftModel.from_pretrained` on `AutoModelForSequenceClassification(num_labels=1)` gives
+the reward model back. The rl stage trains a chat model against it."""
+
+from __future__ import annotations
+
+from .base import Stage
+from .dpo import preference_example
+
+
+def trainer(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
+    from trl import RewardConfig, RewardTrainer
+
+    return RewardTrainer(model=model, args=RewardConfig(**args), train_dataset=train,
+                         eval_dataset=eval_set, processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+
+
+# The task is "classify": a scalar head, on an encoder or on a decoder (trl_run loads it).
+STAGE = Stage("rm", ("preference",), "classify", "a reward model with a scalar head",
+              convert=preference_example, trainer=trainer)
