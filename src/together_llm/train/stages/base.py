@@ -35,3 +35,21 @@ class Stage:
     @property
     def uses_trl(self) -> bool:
         return self.trainer is not None
+
+
+def trl_trainer(module: str, trainer: str, config: str) -> Callable:
+    """A Stage.trainer that builds TRL's `trainer` class with its `config` class from
+    `module` (imported only when a run starts: TRL is heavy, and its experimental modules
+    warn on import that their API may change)."""
+    def build(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
+        import importlib
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = importlib.import_module(module)
+        trainer_class, config_class = getattr(found, trainer), getattr(found, config)
+        return trainer_class(model=model, args=config_class(**args), train_dataset=train,
+                             eval_dataset=eval_set, processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=callbacks)
+    return build

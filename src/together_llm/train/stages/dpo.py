@@ -7,7 +7,7 @@ conversational format, so it renders them with the model's own chat template."""
 
 from __future__ import annotations
 
-from .base import Stage
+from .base import Stage, trl_trainer
 
 
 def assistant(text: str) -> list[dict]:
@@ -20,13 +20,6 @@ def preference_example(row: dict) -> dict:
             "rejected": assistant(row["rejected"])}
 
 
-def trainer(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
-    from trl import DPOConfig, DPOTrainer
-
-    return DPOTrainer(model=model, args=DPOConfig(**args), train_dataset=train,
-                      eval_dataset=eval_set, processing_class=tokenizer,
-                      peft_config=peft_config, callbacks=callbacks)
-
-
 STAGE = Stage("dpo", ("preference",), "causal-lm", "direct preference optimization",
-              convert=preference_example, trainer=trainer)
+              convert=preference_example,
+              trainer=trl_trainer("trl", "DPOTrainer", "DPOConfig"))

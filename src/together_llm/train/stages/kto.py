@@ -8,7 +8,7 @@ least two (the drift is estimated from mismatched pairs within a micro-batch).""
 from __future__ import annotations
 
 from ...errors import TllmError
-from .base import Stage
+from .base import Stage, trl_trainer
 from .dpo import assistant
 
 
@@ -31,13 +31,6 @@ def check(recipe, dataset_name: str, examples: list[dict]) -> None:
                         f"{dataset_name!r} is {side}: add some {missing} rows")
 
 
-def trainer(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
-    from trl import KTOConfig, KTOTrainer
-
-    return KTOTrainer(model=model, args=KTOConfig(**args), train_dataset=train,
-                      eval_dataset=eval_set, processing_class=tokenizer,
-                      peft_config=peft_config, callbacks=callbacks)
-
-
 STAGE = Stage("kto", ("feedback",), "causal-lm", "thumbs up/down alignment (KTO)",
-              convert=feedback_example, trainer=trainer, check=check)
+              convert=feedback_example, trainer=trl_trainer("trl", "KTOTrainer", "KTOConfig"),
+              check=check)

@@ -6,25 +6,14 @@ the chosen answer above those of the rejected one; there is no reference model a
 
 from __future__ import annotations
 
-from .base import Stage
+from .base import Stage, trl_trainer
 from .dpo import preference_example
-
-
-def trainer(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
-    import warnings
-
-    with warnings.catch_warnings():  # TRL warns on import that the API may change
-        warnings.simplefilter("ignore")
-        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
-
-    return ORPOTrainer(model=model, args=ORPOConfig(**args), train_dataset=train,
-                       eval_dataset=eval_set, processing_class=tokenizer,
-                       peft_config=peft_config, callbacks=callbacks)
 
 
 # TRL's ORPO lines its logits up with the input tokens, so virtual tokens prepended to
 # them (P-tuning, prompt tuning) break it; prefix tuning adds no positions and works.
 _VIRTUAL = "it lines logits up with the input, and this method prepends virtual tokens to them"
 STAGE = Stage("orpo", ("preference",), "causal-lm", "odds-ratio preference optimization",
-              convert=preference_example, trainer=trainer,
+              convert=preference_example,
+              trainer=trl_trainer("trl.experimental.orpo", "ORPOTrainer", "ORPOConfig"),
               refused_methods={"ptuning": _VIRTUAL, "prompt": _VIRTUAL})

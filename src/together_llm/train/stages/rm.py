@@ -8,18 +8,11 @@ the reward model back. The rl stage trains a chat model against it."""
 
 from __future__ import annotations
 
-from .base import Stage
+from .base import Stage, trl_trainer
 from .dpo import preference_example
-
-
-def trainer(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks):
-    from trl import RewardConfig, RewardTrainer
-
-    return RewardTrainer(model=model, args=RewardConfig(**args), train_dataset=train,
-                         eval_dataset=eval_set, processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
 
 
 # The task is "classify": a scalar head, on an encoder or on a decoder (trl_run loads it).
 STAGE = Stage("rm", ("preference",), "classify", "a reward model with a scalar head",
-              convert=preference_example, trainer=trainer)
+              convert=preference_example,
+              trainer=trl_trainer("trl", "RewardTrainer", "RewardConfig"))
