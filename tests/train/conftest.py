@@ -76,3 +76,21 @@ def tiny_home(tmp_path, tiny_llama) -> Home:
     write_dataset(home, "sounds", "chat", chat_rows())
     write_dataset(home, "notes", "text", text_rows())
     return home
+
+
+def saved_adapter(home, name: str) -> dict:
+    """An adapter's saved tensors, by name."""
+    from safetensors.torch import load_file
+
+    return load_file(home.adapters_dir / name / "adapter_model.safetensors")
+
+
+def assert_same_adapters(home, a: str, b: str, atol: float) -> dict:
+    """Adapters `a` and `b` hold the same tensors within `atol`; returns a's tensors."""
+    import torch
+
+    first, second = saved_adapter(home, a), saved_adapter(home, b)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.allclose(first[key], second[key], atol=atol), key
+    return first

@@ -12,12 +12,12 @@ from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train
 from tests.conftest import ROOT
 
+from .conftest import assert_same_adapters
+
 torch = pytest.importorskip("torch")
 
 
 def test_two_processes_match_one_with_twice_the_accumulation(tiny_home):
-    from safetensors.torch import load_file
-
     # Dropout off: two processes draw their own dropout masks, one process draws one stream.
     common = {"data": "sounds", "max_steps": "4", "batch_size": "3", "dropout": "0",
               "lr": "1e-2", "logging_every": "1"}
@@ -31,9 +31,5 @@ def test_two_processes_match_one_with_twice_the_accumulation(tiny_home):
     assert json.loads(result.stdout)["processes"] == 2  # one JSON: only rank 0 reports
 
     train(tiny_home, load_recipe(None, {**common, "name": "one", "grad_accum": "2"}))
-    one = load_file(tiny_home.adapters_dir / "one" / "adapter_model.safetensors")
-    two = load_file(tiny_home.adapters_dir / "two" / "adapter_model.safetensors")
-    assert one.keys() == two.keys()
-    for key in one:
-        assert torch.allclose(one[key], two[key], atol=1e-6), key
+    one = assert_same_adapters(tiny_home, "one", "two", atol=1e-6)
     assert not all(torch.equal(v, torch.zeros_like(v)) for k, v in one.items() if "lora_B" in k)

@@ -13,7 +13,7 @@ from together_llm.errors import TllmError
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train, train_model
 
-from .conftest import ANIMALS, write_dataset
+from .conftest import ANIMALS, assert_same_adapters, write_dataset
 
 torch = pytest.importorskip("torch")
 
@@ -238,8 +238,6 @@ def test_kto_needs_both_good_and_bad_rows(pref_home):
 
 @pytest.mark.slow
 def test_an_interrupted_dpo_run_resumes_to_the_same_adapter(pref_home):
-    from safetensors.torch import load_file
-
     from together_llm.train.loop import Interrupted
 
     common = {"stage": "dpo", "max_steps": 6, "save_every": 0, "scheduler": "cosine"}
@@ -255,11 +253,7 @@ def test_an_interrupted_dpo_run_resumes_to_the_same_adapter(pref_home):
     assert [r["step"] for r in log] == [2, 4, 6]
     assert [r["learning_rate"] for r in log] == pytest.approx([r["learning_rate"] for r in whole_log])
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in whole_log], rel=1e-4)
-    a = load_file(pref_home.adapters_dir / "whole" / "adapter_model.safetensors")
-    b = load_file(pref_home.adapters_dir / "parts" / "adapter_model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    assert_same_adapters(pref_home, "whole", "parts", atol=1e-5)
 
 
 def test_orpo_refuses_methods_that_prepend_virtual_tokens(pref_home):

@@ -16,7 +16,7 @@ from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train
 from tests.conftest import ROOT
 
-from .conftest import LEARNABLE
+from .conftest import LEARNABLE, assert_same_adapters
 
 torch = pytest.importorskip("torch")
 
@@ -27,12 +27,6 @@ def recipe(name, **fields):
     return load_recipe(None, {"data": "sounds", "name": name, "max_steps": 12, "batch_size": 3,
                               "logging_every": 1, "save_every": 0, **LEARNABLE,
                               "scheduler": "cosine", "dropout": "0.1", **fields})
-
-
-def adapter(home, name):
-    from safetensors.torch import load_file
-
-    return load_file(home.adapters_dir / name / "adapter_model.safetensors")
 
 
 def test_interrupted_run_resumes_to_the_same_adapter(tiny_home):
@@ -56,9 +50,7 @@ def test_interrupted_run_resumes_to_the_same_adapter(tiny_home):
                  (tiny_home.path / "runs" / whole["run_id"] / "log.jsonl").read_text().splitlines()]
     assert [r["lr"] for r in log] == pytest.approx([r["lr"] for r in whole_log])
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in whole_log], rel=1e-4)
-    a, b = adapter(tiny_home, "whole"), adapter(tiny_home, "parts")
-    for key in a:
-        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    assert_same_adapters(tiny_home, "whole", "parts", atol=1e-5)
     with pytest.raises(TllmError, match="no interrupted run of 'parts'"):
         train(tiny_home, recipe("parts", resume="true", overwrite="true"))
 

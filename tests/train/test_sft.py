@@ -11,7 +11,7 @@ from together_llm.models.fingerprint import fingerprint
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train_model
 
-from .conftest import LEARNABLE
+from .conftest import LEARNABLE, assert_same_adapters
 
 torch = pytest.importorskip("torch")
 
@@ -85,16 +85,10 @@ def test_run_folder_artifacts(tiny_home):
 def test_grouped_and_padded_training_learn_the_same(tiny_home):
     """Length groups only remove padding: the same steps on the same examples give the same
     adapter as one padded batch (dropout off, so both see the same computation)."""
-    from safetensors.torch import load_file
-
     common = {"max_steps": 4, "dropout": "0"}
     train_model(tiny_home, recipe(name="packed", **common))
     train_model(tiny_home, recipe(name="padded", packing="false", **common))
-    packed = load_file(tiny_home.adapters_dir / "packed" / "adapter_model.safetensors")
-    padded = load_file(tiny_home.adapters_dir / "padded" / "adapter_model.safetensors")
-    assert packed.keys() == padded.keys()
-    for key in packed:
-        assert torch.allclose(packed[key], padded[key], atol=1e-4), key
+    assert_same_adapters(tiny_home, "packed", "padded", atol=1e-4)
 
 
 def test_pt_on_text_learns(tiny_home):

@@ -39,6 +39,7 @@ from . import jsonl
 from .formats import KIND_FIELDS, check_columns, check_format, detect, line_converter, split_columns
 from .kinds import RowError, check_kind
 from .readers import BadRecord, CsvRecords, JsonArray, TextFiles, first_records, starts_with_array
+from .store import printable
 
 SHOWN = 5  # bad rows a summary keeps to show
 
@@ -217,7 +218,7 @@ def _records(reader, to_line, add_line, reject, progress, summary: Summary) -> N
     keep = reject
 
     def reject(where, reason, detail, raw):
-        keep(where, reason, detail, _printable(raw))
+        keep(where, reason, detail, printable(raw))
     count = 0
     for where, record, raw in reader:
         if type(record) is BadRecord and record.fatal:  # the rest is unread: not a row
@@ -239,10 +240,3 @@ def _records(reader, to_line, add_line, reject, progress, summary: Summary) -> N
         if progress is not None and count % 1024 == 0:
             progress(reader.position())
     summary.read = count
-
-
-def _printable(raw: str | None) -> str | None:
-    """A rejected record's text as rejected.jsonl can hold it (no lone surrogates)."""
-    if raw is None:
-        return None
-    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from ..errors import TllmError
+from .readers import BOM
 from .self_instruct_filters import describe_drops, instruction_problem, normalize
 from .self_instruct_prompts import chat_row
 from .self_instruct_teacher import Teacher, open_teacher, teacher_identity, teacher_label
@@ -49,7 +50,7 @@ def load_seeds(path: Path | str | None = None) -> list[dict]:
     tasks = []
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
-            line = line.removeprefix(b"\xef\xbb\xbf") if number == 1 else line  # a BOM
+            line = line.removeprefix(BOM) if number == 1 else line
             if line.strip():
                 tasks.append(_seed_task(line, f"{path}:{number}"))
     if len(tasks) < 2:

@@ -235,14 +235,22 @@ class DatasetWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def printable(raw):
+    """A record's text as JSON can hold it: lone surrogates (from bytes that were not UTF-8)
+    become replacement characters. Anything but a string passes through."""
+    if not isinstance(raw, str):
+        return raw
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def rejected_line(where, reason: str, detail: str, raw=None) -> bytes:
     """One line of rejected.jsonl: {"line": where (a line number, or a file's path), "reason",
     "detail", "row": the record's source text, or null when there is none}. Text that is not
     valid UTF-8 is kept with replacement characters, so the file always parses."""
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", "replace")
-    elif isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    else:
+        raw = printable(raw)
     if isinstance(raw, str):
         raw = raw.rstrip("\r\n")
     return orjson.dumps({"line": where, "reason": reason, "detail": detail, "row": raw}) + b"\n"
