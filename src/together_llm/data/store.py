@@ -177,15 +177,18 @@ class DatasetWriter:
         if self._pending:
             block = b"".join(self._pending)
             self._pending.clear()
-            self._data.write(block)
-            self._digest.update(block)
+            self._write(block)
+
+    def _write(self, data) -> None:
+        """The one place rows reach data.jsonl, so the fingerprint covers every byte."""
+        self._data.write(data)
+        self._digest.update(data)
 
     def add_block(self, data, rows: int) -> None:
         """Add `rows` serialised canonical rows at once (bytes or any buffer, each row ending
         with a newline), after the lines add_line has gathered."""
         self._flush()
-        self._data.write(data)
-        self._digest.update(data)
+        self._write(data)
         self.rows += rows
 
     def add_file(self, path: Path, rows: int) -> None:
@@ -193,8 +196,7 @@ class DatasetWriter:
         self._flush()
         with open(path, "rb") as f:
             while block := f.read(1 << 20):
-                self._data.write(block)
-                self._digest.update(block)
+                self._write(block)
         self.rows += rows
 
     def reject(self, line: int | str | None, reason: str, detail: str, raw=None) -> None:
