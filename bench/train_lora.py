@@ -2,19 +2,20 @@
 """P4: LoRA SFT speed on the bundled model, `tllm train` against a plain Trainer + PEFT script.
 
 Both sides train the same LoRA (rank --rank on q_proj and v_proj, alpha 2 x rank, dropout
-0.05, lr 2e-4, fp32) for --steps optimizer steps of --batch-size conversations, on the same
+0.05, lr 2e-4, fp32 weights) for --steps optimizer steps of --batch-size conversations, on the same
 tokenized examples (data/preprocess.encode_chat: the chat template, loss on the assistant's
 turns only), each in its own fresh process so its peak memory (ru_maxrss) is its own:
 
-  ours      together_llm.train.run.train: each micro-batch sorted by length and split into
-            groups padded by at most an eighth, one forward pass each, and logits only
-            where a token is learned
-  baseline  transformers.Trainer + peft.get_peft_model, batches padded to their longest
-            (DataCollatorForSeq2Seq), the way a plain fine-tuning script does it
+  ours      together_llm.train.run.train with its defaults: each micro-batch sorted by
+            length and split into groups padded by at most an eighth, one forward pass
+            each, logits only where a token is learned, and (precision auto) bf16 matrix
+            products where the CPU multiplies bf16 fast (AVX512-BF16 or AMX)
+  baseline  transformers.Trainer + peft.get_peft_model in fp32, batches padded to their
+            longest (DataCollatorForSeq2Seq), the way a plain fine-tuning script does it
 
 The figure is non-padding tokens per second of training (model loading excluded on both
 sides); the ratio ours / baseline is the P4 target (>= 2). Each side's share of this
-machine's measured fp32 matrix-multiply peak counts 4 x parameters FLOPs per real token
+machine's measured matrix-multiply peak (fp32, or bf16 for a bf16 side) counts 4 x parameters FLOPs per real token
 (a forward pass and the backward pass to the activations; the frozen base needs no weight
 gradients). The conversations are synthetic, alpaca-like: short questions, answers from a
 sentence to a few paragraphs.
@@ -80,7 +81,8 @@ def side_ours(home: Path, args) -> dict:
         "logging_every": args.steps, "max_length": 1024})
     metrics = train(Home.open(home), recipe)
     return {"tokens": metrics["tokens"], "seconds": metrics["seconds"],
-            "label_tokens": metrics["label_tokens"], "loss": metrics["train_loss"]}
+            "label_tokens": metrics["label_tokens"], "loss": metrics["train_loss"],
+            "precision": metrics["precision"]}
 
 
 def side_baseline(home: Path, args) -> dict:
@@ -124,30 +126,35 @@ def side_baseline(home: Path, args) -> dict:
         result = trainer.train()
         seconds = time.perf_counter() - start
     return {"tokens": seen["tokens"], "seconds": seconds, "label_tokens": seen["labels"],
-            "loss": result.training_loss, "padding_factor": seen["padded"] / seen["tokens"]}
+            "loss": result.training_loss, "padding_factor": seen["padded"] / seen["tokens"],
+            "precision": "fp32"}
 
 
 def side_matmul(home: Path, args) -> dict:
-    """This machine's fp32 matrix-multiply rate (FLOP/s), and the model's parameter count."""
+    """This machine's fp32 and bf16 matrix-multiply rates (FLOP/s), and the model's
+    parameter count."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from together_llm.home import Home
 
     n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(4):
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        for _ in range(3):
             a @ b
-        best = min(best, (time.perf_counter() - start) / 4)
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(4):
+                a @ b
+            best = min(best, (time.perf_counter() - start) / 4)
+        rates[name] = 2 * n ** 3 / best
     config = AutoConfig.from_pretrained(Home.open(home).models_dir / "default")
     with torch.device("meta"):
         params = AutoModelForCausalLM.from_config(config).num_parameters()
-    return {"flops": 2 * n ** 3 / best, "params": params}
+    return {"flops": rates, "params": params}
 
 
 SIDES = {"ours": side_ours, "baseline": side_baseline, "matmul": side_matmul}
@@ -212,23 +219,27 @@ def main() -> None:
         results[name] = {"tokens_per_s": speed, "runs_tokens_per_s": speeds,
                          "tokens": found[0]["tokens"], "label_tokens": found[0]["label_tokens"],
                          "peak_mb": max(r["peak_mb"] for r in found), "loss": found[0]["loss"],
-                         "peak_fraction": 4 * machine["params"] * speed / machine["flops"]}
+                         "precision": found[0]["precision"],
+                         "peak_fraction": 4 * machine["params"] * speed
+                         / machine["flops"][found[0]["precision"]]}
     ratio = results["ours"]["tokens_per_s"] / results["baseline"]["tokens_per_s"]
     padding = runs["baseline"][0]["padding_factor"]
     report = {"steps": args.steps, "batch_size": args.batch_size, "rank": args.rank,
-              "matmul_gflops": machine["flops"] / 1e9, "params": machine["params"],
+              "matmul_gflops": {k: v / 1e9 for k, v in machine["flops"].items()},
+              "params": machine["params"],
               "baseline_padding_factor": padding,
               **results, "ratio": ratio, "target": 2.0}
     if args.json:
         print(json.dumps(report, indent=2))
         return
+    peaks = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in machine["flops"].items())
     print(f"P4 LoRA SFT, bundled model, {args.steps} steps x {args.batch_size} conversations, "
-          f"rank {args.rank}, fp32; matmul peak {machine['flops'] / 1e9:.1f} GFLOP/s")
-    print(f"{'':10} {'tokens/s':>10} {'tokens':>8} {'peak MB':>8} {'of peak':>8} {'loss':>7}")
+          f"rank {args.rank}; matmul peak GFLOP/s: {peaks}")
+    print(f"{'':10} {'products':>8} {'tokens/s':>10} {'tokens':>8} {'peak MB':>8} {'of peak':>8} {'loss':>7}")
     for name in ("ours", "baseline"):
         r = results[name]
-        print(f"{name:10} {r['tokens_per_s']:10.0f} {r['tokens']:8d} {r['peak_mb']:8.0f} "
-              f"{r['peak_fraction']:8.1%} {r['loss']:7.3f}")
+        print(f"{name:10} {r['precision']:>8} {r['tokens_per_s']:10.0f} {r['tokens']:8d} "
+              f"{r['peak_mb']:8.0f} {r['peak_fraction']:8.1%} {r['loss']:7.3f}")
     print(f"the baseline's padded batches hold {padding:.2f}x their real tokens")
     print(f"ratio ours / baseline: {ratio:.2f}x (target >= 2.0x)")
 

@@ -40,17 +40,23 @@ FAMILY = {
 # small as the code of each model allows (heads divide the width, rotary fits a head...), and
 # widths are multiples of 64 because bitsandbytes quantizes (QLoRA) in blocks of 64 inputs.
 H, LAYERS, HEADS, FF, POSITIONS = 64, 2, 4, 128, 64
-ENCODER = dict(hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+# Encoders too: at the usual 0.02 init every input gets nearly the same summary vector, and
+# a classifier has nothing to tell apart; the wider init (and no dropout) keeps inputs apart.
+ENCODER = dict(initializer_range=0.2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+               hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
                intermediate_size=FF, max_position_embeddings=POSITIONS)
-SEQ2SEQ = dict(d_model=H, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
-               decoder_attention_heads=HEADS, encoder_ffn_dim=FF, decoder_ffn_dim=FF,
+# BART-likes: with the usual 0.02 init a 64-wide random decoder barely reads its encoder
+# (cross-attention adds almost nothing to the residual), so no prompt-tuning method could show
+# a falling loss; a wider init and no dropout give every method a signal to learn from.
+SEQ2SEQ = dict(init_std=0.2, dropout=0.0, d_model=H, encoder_layers=LAYERS, decoder_layers=LAYERS,
+               encoder_attention_heads=HEADS, decoder_attention_heads=HEADS, encoder_ffn_dim=FF, decoder_ffn_dim=FF,
                max_position_embeddings=POSITIONS)
 CONFIGS = {
     "bert": ENCODER,
     # RoBERTa-style positions start after the pad id, hence the two spare positions.
     "roberta": {**ENCODER, "max_position_embeddings": POSITIONS + 2},
-    "distilbert": dict(dim=H, n_layers=LAYERS, n_heads=HEADS, hidden_dim=FF,
-                       max_position_embeddings=POSITIONS),
+    "distilbert": dict(initializer_range=0.2, dropout=0.0, attention_dropout=0.0, dim=H,
+                       n_layers=LAYERS, n_heads=HEADS, hidden_dim=FF, max_position_embeddings=POSITIONS),
     # ALBERT's word embeddings are narrower than its hidden layers: keep that trait.
     "albert": {**ENCODER, "hidden_size": 2 * H, "embedding_size": H},
     "deberta": {**ENCODER, "type_vocab_size": 0},

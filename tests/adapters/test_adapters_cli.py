@@ -39,13 +39,18 @@ def test_list_show_and_use(home):
     assert home.load_config().adapters == []
 
 
-def test_use_refuses_what_cannot_load(home):
+def test_use_refuses_what_cannot_load_or_answer(home):
     make_adapter(home, "facts", CARD)
+    make_adapter(home, "judge", {**CARD, "stage": "rm"})
+    make_adapter(home, "router", {**CARD, "stage": "classify"})
     pickled = make_adapter(home, "pickled")
     (pickled / "adapter_model.safetensors").unlink()
     (pickled / "adapter_model.bin").write_bytes(b"pickle")
-    for args, message in ((["ghost"], "unknown adapter 'ghost'; adapters: facts"),
+    for args, message in ((["ghost"], "unknown adapter 'ghost'; adapters: facts, judge, pickled, router"),
                           (["pickled"], "no adapter_model.safetensors"),
+                          (["judge"], "adapter 'judge' is a reward model (a scalar score head), "
+                                      "not a chat model"),
+                          (["facts", "router"], "adapter 'router' is a classifier, not a chat model"),
                           ([], "name the adapter(s) to use, or give --none")):
         result = run_tllm("adapters", "use", *args, home=home)
         assert result.returncode == 1 and message in result.stderr

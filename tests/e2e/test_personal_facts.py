@@ -24,9 +24,10 @@ ADAPTER = "maren-facts"
 # Tuned for a 2-core CPU: all seven linear layers of each block learn, a short max_length
 # (the longest row is 55 tokens), about four passes over the 54 rows, and a fixed seed
 # (seeds 7, 8 and 9 gave 23, 23 and 24 of the 24 held-out paraphrases).
+STEPS = "40"
 RECIPE = ("--rank", "16", "--alpha", "32",
           "--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-          "--lr", "2e-3", "--batch-size", "8", "--max-steps", "30", "--max-length", "96",
+          "--lr", "2e-3", "--batch-size", "8", "--max-steps", STEPS, "--max-length", "96",
           "--warmup-ratio", "0.1", "--logging-every", "6", "--save-every", "0", "--seed", "7")
 ANSWER = ("--temperature", "0", "--max-tokens", "32", "--engine", "transformers")
 
@@ -70,7 +71,7 @@ def test_lora_teaches_personal_facts_and_keeps_general_knowledge(converted_home,
     trained = run_tllm("train", "--data", ADAPTER, "--stage", "sft", "--method", "lora",
                        "--name", ADAPTER, "--overwrite", *RECIPE, home=home, timeout=1200)
     assert trained.returncode == 0, trained.stderr
-    assert f"trained {ADAPTER} (sft, lora) in 30 steps" in trained.stdout
+    assert f"trained {ADAPTER} (sft, lora) in {STEPS} steps" in trained.stdout
     after = chat_answers(home, questions, "--adapter", ADAPTER)
 
     rows = [(q, fact.key, is_correct(b, fact), is_correct(a, fact), a)

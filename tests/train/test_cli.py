@@ -34,7 +34,9 @@ def test_recipe_file_with_flag_overrides(tiny_home, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--data", "sounds", "--name", "x", "--lr", "0"], "error: invalid value '0' for lr: must be greater than 0"),
-    (["--data", "sounds", "--name", "x", "--stage", "rl"], "error: stage rl (online RL against a reward model) is not implemented yet"),
+    (["--data", "sounds", "--name", "x", "--stage", "rl"], "error: --stage rl trains against a reward model"),
+    (["--data", "sounds", "--name", "x", "--stage", "classify"],
+     "error: stage classify trains on classification datasets; dataset 'sounds' is chat"),
     (["--data", "sounds", "--name", "x", "--method", "magic"], "error: invalid value 'magic' for method"),
     (["--data", "notes", "--name", "x"], "error: stage sft trains on chat datasets; dataset 'notes' is text"),
     (["--name", "x"], "error: no dataset: give --data NAME"),

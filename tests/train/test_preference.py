@@ -218,8 +218,8 @@ def test_cli_trains_a_reward_model(pref_home):
 
 
 def test_wrong_kind_is_refused_naming_the_kinds(pref_home):
-    with pytest.raises(TllmError, match="stage dpo trains on preference datasets; dataset "
-                                        r"'sounds' is chat \(chat data trains with --stage sft\)"):
+    with pytest.raises(TllmError, match="stage dpo trains on preference datasets; dataset 'sounds' "
+                                        r"is chat \(chat data trains with --stage sft or seq2seq or rl\)"):
         train(pref_home, recipe(stage="dpo", data="sounds"))
     with pytest.raises(TllmError, match="stage kto trains on feedback datasets; dataset 'prefs' is "
                                         "preference .*--stage dpo or orpo or rm"):

@@ -59,8 +59,12 @@ def test_existing_adapter_needs_overwrite(tiny_home):
 
 
 def test_refused_before_loading(tiny_home):
-    with pytest.raises(TllmError, match="stage rl .* is not implemented yet"):
-        train(tiny_home, recipe(stage="rl"))
+    with pytest.raises(TllmError, match="stage classify trains on classification datasets; "
+                                        "dataset 'sounds' is chat"):
+        train(tiny_home, recipe(stage="classify"))
+    with pytest.raises(TllmError, match="llama is a decoder and does not serve seq2seq; "
+                                        "tasks it serves: causal-lm, classify"):
+        train(tiny_home, recipe(stage="seq2seq"))
     with pytest.raises(TllmError, match="unknown model 'nope'"):
         train(tiny_home, recipe(base="nope"))
     with pytest.raises(TllmError, match="no dataset named 'missing'"):

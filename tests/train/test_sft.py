@@ -84,8 +84,9 @@ def test_run_folder_artifacts(tiny_home):
 
 def test_grouped_and_padded_training_learn_the_same(tiny_home):
     """Length groups only remove padding: the same steps on the same examples give the same
-    adapter as one padded batch (dropout off, so both see the same computation)."""
-    common = {"max_steps": 4, "dropout": "0"}
+    adapter as one padded batch (dropout off, so both see the same computation; fp32, since
+    bf16 products round differently for different shapes)."""
+    common = {"max_steps": 4, "dropout": "0", "precision": "fp32"}
     train_model(tiny_home, recipe(name="packed", **common))
     train_model(tiny_home, recipe(name="padded", packing="false", **common))
     assert_same_adapters(tiny_home, "packed", "padded", atol=1e-4)

@@ -65,20 +65,27 @@ def show(name, as_json, home_dir):
         click.echo(f"{key:<18} {value}")
 
 
+# Stages whose adapters score or label text rather than write it.
+NOT_ANSWERING = {"rm": "a reward model (a scalar score head)", "classify": "a classifier"}
+
+
 @adapters.command()
 @click.argument("names", nargs=-1)
 @click.option("--none", "clear", is_flag=True, help="Use no adapter: answer with the base model.")
 @home_options
 def use(names, clear, home_dir):
     """Make NAMES the assistant's active adapter(s) for ask, chat and serve."""
-    from ..adapters.store import adapter_dir
+    from ..adapters.store import read_card
     from ..errors import TllmError
 
     if bool(names) == clear:
         raise TllmError("name the adapter(s) to use, or give --none for the base model")
     home = open_home(home_dir)
     for name in names:
-        adapter_dir(home, name)  # refuses unknown names and non-safetensors weights
+        stage = read_card(home, name).get("stage")  # refuses unknown names and unsafe weights
+        if stage in NOT_ANSWERING:
+            raise TllmError(f"adapter {name!r} is {NOT_ANSWERING[stage]}, not a chat model: it "
+                            "cannot answer in ask, chat or serve")
     config = home.load_config()
     config.adapters = list(names)
     home.save_config(config)

@@ -24,7 +24,8 @@ TASKS = ("classify", "embed", "causal-lm", "seq2seq")
 METHODS = ("full", "lora", "qlora", "prefix", "ptuning", "prompt")
 PROMPT_METHODS = ("prefix", "ptuning", "prompt")
 
-FAMILY_TASKS = {"encoder": ("classify", "embed"), "decoder": ("causal-lm",),
+# A decoder classifies with a head on its last real token (LLaMA-, GPT-2-...ForSequenceClassification).
+FAMILY_TASKS = {"encoder": ("classify", "embed"), "decoder": ("causal-lm", "classify"),
                 "encoder-decoder": ("seq2seq",)}
 PEFT_TASK_TYPES = {"classify": "SEQ_CLS", "embed": "FEATURE_EXTRACTION",
                    "causal-lm": "CAUSAL_LM", "seq2seq": "SEQ_2_SEQ_LM"}
@@ -49,6 +50,8 @@ class Architecture:
     refused: Mapping = field(default_factory=dict, hash=False)
     embedding_keys: tuple[str, ...] = WIDTH_KEYS  # width of the word embeddings (prompt, ptuning)
     verified: bool = True  # False for rows classified from transformers' mappings, never tried
+    # Why bf16 autocast (mixed-precision training) breaks this architecture; "" = it works.
+    no_autocast: str = ""
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -98,6 +101,8 @@ def _row(model_type: str, family: str, lora: tuple[str, ...], refused: dict | No
 
 # Reasons shared by several rows, worded once.
 NO_CACHE = "its attention takes no past key/value cache, which prefix tuning writes into"
+FILL_MIN = ("its attention masks scores with the fp32 minimum, which a bf16 score cannot "
+            "hold (transformers' DeBERTa under autocast)")
 GLOBAL_FROM_IDS = ("its classifier builds the global attention mask from input_ids, and this method "
                    "feeds input embeddings instead (it works for embed)")
 
@@ -110,8 +115,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         _row("distilbert", "encoder", ("q_lin", "v_lin"), {"prefix": NO_CACHE}),
         _row("albert", "encoder", ("query", "value"), {"prefix": NO_CACHE},
              embedding_keys=("embedding_size",)),
-        _row("deberta", "encoder", ("in_proj",), {"prefix": NO_CACHE}),
-        _row("deberta-v2", "encoder", ("query_proj", "value_proj"), {"prefix": NO_CACHE}),
+        _row("deberta", "encoder", ("in_proj",), {"prefix": NO_CACHE}, no_autocast=FILL_MIN),
+        _row("deberta-v2", "encoder", ("query_proj", "value_proj"), {"prefix": NO_CACHE},
+             no_autocast=FILL_MIN),
         # Global attention (on the CLS token) has its own projections, divided in place:
         # LoRA on them too, so a 4-bit output is never modified in place (QLoRA).
         _row("longformer", "encoder", ("query", "value", "query_global", "value_global"),

@@ -83,7 +83,9 @@ def load_hf(path, task: str | None = None, method: str | None = None, dtype=None
             llm_int8_skip_modules=list(HEADS) if task == "classify" else None)
     if labels:
         options.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                       label2id={label: i for i, label in enumerate(labels)})
+                       label2id={label: i for i, label in enumerate(labels)},
+                       # a checkpoint's own head of another number of classes is replaced
+                       ignore_mismatched_sizes=True)
     auto = getattr(transformers, AUTO_CLASSES[task])
     model = auto.from_pretrained(directory, **options)
     tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)

@@ -91,25 +91,22 @@ def groups(examples: list[dict], row_length: int) -> list[list[dict]]:
 
 
 def pad(examples: list[dict], pad_token_id: int) -> dict:
-    """Right-padded tensors with an attention mask; padding is never learned."""
+    """Right-padded tensors input_ids and attention_mask [rows, length], and labels: padded
+    with IGNORE to their own longest ([rows, length] for a causal LM, [rows, target length]
+    for an encoder-decoder) or one class id a row ([rows], a classifier). Padding is never
+    learned."""
     import torch
 
     width = max(len(e["input_ids"]) for e in examples)
-    ids, labels, mask = [], [], []
+    ids, mask = [], []
     for e in examples:
         n = len(e["input_ids"])
         ids.append(list(e["input_ids"]) + [pad_token_id] * (width - n))
-        labels.append(list(e["labels"]) + [IGNORE] * (width - n))
         mask.append([1] * n + [0] * (width - n))
+    if isinstance(examples[0]["labels"], int):
+        labels = [e["labels"] for e in examples]
+    else:
+        longest = max(len(e["labels"]) for e in examples)
+        labels = [list(e["labels"]) + [IGNORE] * (longest - len(e["labels"])) for e in examples]
     return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
             "attention_mask": torch.tensor(mask)}
-
-
-def real_tokens(batch: dict) -> int:
-    """Tokens that are not padding: what tokens/s counts."""
-    return int(batch["attention_mask"].sum())
-
-
-def label_count(batch: dict) -> int:
-    """Tokens the loss learns from: labels after the shift by one, not IGNORE."""
-    return int((batch["labels"][:, 1:] != IGNORE).sum())

@@ -25,7 +25,10 @@ def trainable_state(model) -> dict:
             if p.requires_grad}
 
 
-def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, extra: dict) -> Path:
+def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, extra: dict,
+                    weights: dict | None = None, optimizer_state: dict | None = None) -> Path:
+    """`weights`, `optimizer_state`: gathered from a sharded model (sharding.py); None: read
+    from `model` and `optimizer`."""
     import torch
     from safetensors.torch import save_file
 
@@ -34,10 +37,11 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, extra:
     tmp = folder / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    save_file(trainable_state(model) if weights is None else weights,
+              str(tmp / "trainable.safetensors"))
     state = {
         "step": step,
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
         "scheduler": scheduler.state_dict(),
         "rng": {"python": list(_python_rng()), "torch": torch.get_rng_state()},
         **extra,
@@ -69,6 +73,7 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     from safetensors.torch import load_file
 
     from ..errors import TllmError
+    from .sharding import copy_into, split_optimizer_state
 
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
@@ -78,9 +83,10 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
                         "options?); start a new run without --resume")
     with torch.no_grad():
         for name, tensor in weights.items():
-            params[name].copy_(tensor)
+            copy_into(params[name], tensor)  # a sharded parameter keeps its own slice
     state = torch.load(path / "state.pt", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
+    split_optimizer_state(optimizer)
     scheduler.load_state_dict(state["scheduler"])
     version, internal, gauss = state["rng"]["python"]
     random.setstate((version, tuple(internal), gauss))

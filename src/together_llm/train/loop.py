@@ -1,4 +1,5 @@
-"""The training loop for causal language models (pt, sft): short, explicit, resumable.
+"""Our training loop (pt, sft, seq2seq, classify): short, explicit, resumable. What it
+minimises comes from the stage's task (objectives.py).
 
 Why our own loop rather than transformers' `Trainer`: the speed levers are micro-batches
 split into length groups with little padding (batches.py), each its own forward pass, and
@@ -12,14 +13,14 @@ things the issue asks for are simpler and more certain written out:
   the weights being trained, the optimizer, the scheduler and the random states, and a
   resumed run continues bit for bit where it stopped;
 - Ctrl-C and SIGTERM finish the current step and save a checkpoint before exiting.
-Distributed: under torchrun the model is wrapped in DistributedDataParallel, each process
-takes its share of a step's micro-batches, and the counts are all-reduced; only rank 0
-writes files. The loop assumes nothing about the number of processes.
+Distributed: under torchrun the model is wrapped in DistributedDataParallel (or sharded with
+FSDP: --sharding fsdp, sharding.py), each process takes its share of a step's micro-batches,
+and the counts are all-reduced; only rank 0 writes files. The loop assumes nothing about the
+number of processes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import signal
 import threading
@@ -28,8 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TllmError
-from .batches import MicroBatches, label_count, real_tokens
+from .batches import MicroBatches
 from .checkpoint import checkpoints, load_checkpoint, save_checkpoint
+from .sharding import (forward_passes, gathered_optimizer_state, gathered_weights, gradient_sync,
+                       wrap)
 
 
 class Interrupted(TllmError):
@@ -48,30 +51,8 @@ class Progress:
     seconds: float = 0.0  # training time, evaluations excluded
     train_loss: float | None = None  # mean loss of the last logging window
     eval_loss: float | None = None
+    eval_accuracy: float | None = None  # classify only
     history: list = field(default_factory=list)  # the log records, for the plot
-
-
-def causal_lm_loss(model, batch: dict, learned_only: bool = False):
-    """Summed cross-entropy of every learned token of `batch` (a 0-d tensor).
-
-    `learned_only` computes logits only at the positions whose next token is learned (the
-    model's `logits_to_keep` with a boolean mask): in sft most positions are the prompt's,
-    and the vocabulary projection with its softmax is a fifth of a small model's work.
-    Prompt-tuning methods prepend virtual tokens to the logits instead: only the last
-    `length` positions are the input's."""
-    import torch.nn.functional as F
-
-    labels = batch["labels"]  # [rows, length]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    if learned_only:
-        keep = labels.new_zeros(labels.shape, dtype=bool)
-        keep[:, :-1] = labels[:, 1:] != -100  # position i predicts token i + 1
-        logits = model(**inputs, logits_to_keep=keep).logits  # [learned, vocab]
-        logits = logits.reshape(-1, logits.shape[-1])
-        return F.cross_entropy(logits.float(), labels[:, 1:][keep[:, :-1]], reduction="sum")
-    logits = model(**inputs).logits[:, -labels.shape[1]:]  # [rows, length, vocab]
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                           ignore_index=-100, reduction="sum")
 
 
 def can_keep_logits(model, method: str) -> bool:
@@ -89,8 +70,10 @@ def can_keep_logits(model, method: str) -> bool:
 class Loop:
     def __init__(self, model, recipe, train: MicroBatches, evaluate: MicroBatches | None,
                  total_steps: int, checkpoint_dir: Path, log=lambda record: None,
-                 on_step=lambda progress: None):
+                 on_step=lambda progress: None, task: str = "causal-lm", bf16: bool = False):
         import torch
+
+        from .objectives import OBJECTIVES
 
         self.recipe = recipe
         self.train_batches, self.eval_batches = train, evaluate
@@ -99,15 +82,15 @@ class Loop:
         self.log, self.on_step = log, on_step
         self.world, self.rank = _world()
         self.model = model  # the unwrapped model: what is saved
-        self.forward_model = model
-        if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.forward_model = DistributedDataParallel(model)
+        # DDP around the model, or FSDP sharding it in place (sharding.py): before the
+        # optimizer, which must hold the shards
+        self.forward_model = wrap(model, recipe.sharding, self.world)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
         self.scheduler = _scheduler(self.optimizer, recipe, total_steps)
-        self.learned_only = can_keep_logits(model, recipe.method)
+        self.objective = OBJECTIVES[task]
+        self.learned_only = task == "causal-lm" and can_keep_logits(model, recipe.method)
+        self.bf16 = bf16  # bf16 autocast (model.mixed_precision)
         self.progress = Progress()
         self._stop: str | None = None
 
@@ -118,8 +101,13 @@ class Loop:
     # ------------------------------------------------------------------ running
 
     def resume(self, path: Path) -> None:
+        import torch
+
         state = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
         self.progress = Progress(**state["progress"])
+        ranks = state.get("torch_rng_by_rank") or []
+        if len(ranks) == self.world:  # each process draws its own dropout masks on
+            torch.set_rng_state(ranks[self.rank])
 
     def run(self, stop_after: int | None = None) -> Progress:
         """Train to `total_steps`. `stop_after` (tests) acts like a Ctrl-C after that step."""
@@ -145,12 +133,13 @@ class Loop:
                     window = dict.fromkeys(window, 0)
                     window["loss"] = 0.0
                 if self.eval_batches and (last or self.recipe.eval_every and p.step % self.recipe.eval_every == 0):
-                    p.eval_loss = self.evaluate()
-                    self._record({"step": p.step, "eval_loss": p.eval_loss})
+                    found = self.evaluate()
+                    p.eval_loss, p.eval_accuracy = found["eval_loss"], found.get("eval_accuracy")
+                    self._record({"step": p.step, **found})
                 self.on_step(p)
                 if stop_after is not None and p.step >= stop_after and not last:
                     self._stop = "stopped by request"
-                if self._stop and not last:
+                if self._agreed_stop() and not last:
                     path = self.save()
                     raise Interrupted(f"{self._stop}: saved a checkpoint at step {p.step} of "
                                       f"{self.total_steps} ({path}); run the same command with "
@@ -158,6 +147,17 @@ class Loop:
                 if self.recipe.save_every and p.step % self.recipe.save_every == 0 and not last:
                     self.save()
         return self.progress
+
+    def _agreed_stop(self) -> str | None:
+        """The stop request, agreed by every process after the same step: a signal reaches
+        each at its own moment, and a sharded checkpoint needs them all at once."""
+        if self.world > 1:
+            import torch
+
+            asked = _all_reduce(torch.tensor([1.0 if self._stop else 0.0]), self.world)
+            if asked[0] > 0 and not self._stop:
+                self._stop = "stopped with another process"
+        return self._stop
 
     def _step(self) -> tuple[float, int, int, float]:
         """One optimizer step: (summed loss, learned tokens, real tokens, seconds), all
@@ -168,17 +168,21 @@ class Loop:
         first = self.progress.step * self.micro_per_step
         mine = range(first + self.rank, first + self.micro_per_step, self.world)
         batches = [self._to_device(b) for m in mine for b in self.train_batches.batch(m)]
-        counts = torch.tensor([sum(label_count(b) for b in batches),
-                               sum(real_tokens(b) for b in batches)], dtype=torch.float64)
+        count, tokens = self.objective.count, self.objective.tokens
+        counts = torch.tensor([sum(count(b) for b in batches), sum(tokens(b) for b in batches)],
+                              dtype=torch.float64)
         counts = _all_reduce(counts, self.world)
         labels = max(int(counts[0]), 1)
         total = torch.zeros((), dtype=torch.float64)
-        for i, batch in enumerate(batches):
+        passes = forward_passes(self.forward_model, batches)  # sharded: as many everywhere
+        for i, (batch, weight) in enumerate(passes):
             # Processes may make different numbers of forward passes (length groups): only the
             # last backward of each synchronizes the gradients, once per step everywhere.
-            last = i == len(batches) - 1
-            with contextlib.nullcontext() if last or self.world == 1 else self.forward_model.no_sync():
-                loss = causal_lm_loss(self.forward_model, batch, self.learned_only)
+            last = i == len(passes) - 1
+            with gradient_sync(self.forward_model, last or self.world == 1):
+                with self._autocast():
+                    loss = self.objective.loss(self.forward_model, batch, self.learned_only)
+                    loss = loss * weight  # 0: a pass that only keeps shards in step
                 # DDP averages gradients over processes: scale back up to a sum, then divide by
                 # every process's learned tokens, so the step's loss is one mean over all.
                 (loss * (self.world / labels)).backward()
@@ -192,22 +196,39 @@ class Loop:
         total = float(_all_reduce(total, self.world))
         return total, int(counts[0]), int(counts[1]), time.perf_counter() - start
 
-    def evaluate(self) -> float:
-        """Mean loss per learned token over the whole eval split (every process does its
-        share of the micro-batches)."""
+    def evaluate(self) -> dict:
+        """{"eval_loss": mean loss per learned unit} over the whole eval split, and
+        "eval_accuracy" for a classifier (every process does its share)."""
         import torch
 
         self.model.eval()
-        sums = torch.zeros(2, dtype=torch.float64)
-        with torch.no_grad():
-            for m in range(self.rank, len(self.eval_batches), self.world):
-                for batch in self.eval_batches.batch(m):
-                    batch = self._to_device(batch)
-                    sums[0] += causal_lm_loss(self.model, batch, self.learned_only).double()
-                    sums[1] += label_count(batch)
+        sums = torch.zeros(3, dtype=torch.float64)  # loss, learned units, right answers
+        with torch.no_grad(), self._autocast():
+            mine = [b for m in range(self.rank, len(self.eval_batches), self.world)
+                    for b in self.eval_batches.batch(m)]
+            spare = None if mine else self.eval_batches.batch(0)  # sharded: a pass of weight 0
+            for batch, weight in forward_passes(self.model, mine, spare):
+                batch = self._to_device(batch)
+                if self.objective.evaluate is not None:
+                    loss, correct = self.objective.evaluate(self.model, batch)
+                    sums[2] += correct * weight
+                else:
+                    loss = self.objective.loss(self.model, batch, self.learned_only)
+                sums[0] += loss.double() * weight
+                sums[1] += self.objective.count(batch) * weight
         self.model.train()
         sums = _all_reduce(sums, self.world)
-        return float(sums[0] / max(float(sums[1]), 1.0))
+        found = {"eval_loss": float(sums[0] / max(float(sums[1]), 1.0))}
+        if self.objective.evaluate is not None:
+            found["eval_accuracy"] = float(sums[2] / max(float(sums[1]), 1.0))
+        return found
+
+    def _autocast(self):
+        """bf16 matrix products when the recipe's precision asks for them (model.mixed_precision)."""
+        import torch
+
+        device = next(self.model.parameters()).device.type
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.bf16)
 
     def _to_device(self, batch: dict) -> dict:
         device = next(self.model.parameters()).device
@@ -217,12 +238,17 @@ class Loop:
         """Write a checkpoint (rank 0) and return its folder."""
         from dataclasses import asdict
 
+        # sharded: every process sends its shards to rank 0 (None when not sharded)
+        weights = gathered_weights(self.model, self.rank)
+        optimizer_state = gathered_optimizer_state(self.model, self.optimizer, self.rank)
+        rng = _gather_rng_states(self.world)
         if self.rank != 0:
             return None
         extra = {"progress": asdict(self.progress),
-                 "data_position": self.progress.step * self.micro_per_step}
+                 "data_position": self.progress.step * self.micro_per_step,
+                 "torch_rng_by_rank": rng}
         return save_checkpoint(self.checkpoint_dir, self.progress.step, self.model,
-                               self.optimizer, self.scheduler, extra)
+                               self.optimizer, self.scheduler, extra, weights, optimizer_state)
 
     def _record(self, record: dict) -> None:
         self.progress.history.append(record)
@@ -255,6 +281,20 @@ def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return 1, 0
+
+
+def _gather_rng_states(world: int) -> list:
+    """Every process's torch random state, by rank (dropout masks differ per process)."""
+    import torch
+
+    state = torch.get_rng_state()
+    if world == 1:
+        return [state]
+    import torch.distributed as dist
+
+    states = [None] * world
+    dist.all_gather_object(states, state)
+    return states
 
 
 def _all_reduce(tensor, world: int):

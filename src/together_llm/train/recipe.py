@@ -22,6 +22,9 @@ from ..models.families import METHODS
 STAGE_NAMES = ("pt", "sft", "seq2seq", "classify", "dpo", "orpo", "kto", "rm", "rl")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 INITS = ("pretrained", "random")
+PRECISIONS = ("auto", "bf16", "fp32")
+RL_METHODS = ("grpo", "rloo")
+SHARDINGS = ("none", "fsdp")
 
 
 def _f(default, help: str, choices: tuple | None = None, low: float | None = None,
@@ -41,7 +44,8 @@ class Recipe:
     data: typing.Optional[str] = _f(None, "dataset to train on (a name from `tllm data list`)")
     stage: str = _f("sft", "pt: continued pretraining on text; sft: chat fine-tuning (loss on "
                     "the assistant's turns only); dpo, orpo: preference pairs; kto: thumbs "
-                    "up/down (feedback data); rm: a reward model on preference pairs",
+                    "up/down (feedback data); rm: a reward model on preference pairs; rl: "
+                    "online RL of a chat model against a reward model (--reward)",
                     choices=STAGE_NAMES)
     method: str = _f("lora", "full, lora, qlora (4-bit base), prefix, ptuning or prompt", choices=METHODS)
     name: typing.Optional[str] = _f(None, "name of the adapter (or, for full, the model) to create")
@@ -67,6 +71,18 @@ class Recipe:
     scheduler: str = _f("cosine", "learning-rate schedule after warm-up", choices=SCHEDULERS)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0)
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 = no clipping)", low=0)
+    precision: str = _f("auto", "matrix products in bf16 (mixed precision: weights, gradients "
+                        "and optimizer state stay fp32) or fp32; auto: bf16 where the hardware "
+                        "multiplies it fast (CPUs with AVX512-BF16 or AMX, GPUs with bf16)",
+                        choices=PRECISIONS)
+    # several processes (torchrun, accelerate launch; docs/distributed.md)
+    sharding: str = _f("none", "with several processes: none = data-parallel, each process "
+                       "holds the whole model (DDP); fsdp = fully sharded data-parallel, "
+                       "weights, gradients and optimizer state split across processes (torch "
+                       "FSDP2, the ZeRO-3 idea; methods full and lora)", choices=SHARDINGS)
+    deepspeed: typing.Optional[str] = _f(None, "dpo, orpo, kto, rm, rl only: a DeepSpeed JSON "
+                                         "config (e.g. recipes/distributed/zero3.json) for the "
+                                         "TRL trainer; needs the deepspeed package")
     # reporting and checkpoints
     eval_every: int = _f(0, "evaluate on the eval split every N steps (0 = at the end only)", low=0)
     save_every: int = _f(100, "write a checkpoint every N steps (0 = only on interruption)", low=0)
@@ -78,6 +94,16 @@ class Recipe:
     target_modules: list = _f([], "LoRA target modules, comma-separated; empty: the family's own")
     dora: bool = _f(False, "LoRA: weight-decomposed updates (DoRA)")
     num_virtual_tokens: int = _f(8, "prefix, ptuning, prompt: number of virtual tokens", low=1)
+    # rl
+    reward: typing.Optional[str] = _f(None, "rl only: the reward model to train against: an rm "
+                                      "adapter of this home (tllm train --stage rm) on the same "
+                                      "base, or a registered model with a scalar head")
+    rl_method: str = _f("grpo", "rl only: grpo (each completion against its prompt's group "
+                        "mean and spread) or rloo (against the mean of the prompt's other "
+                        "completions, with a KL penalty to the base)", choices=RL_METHODS)
+    num_generations: int = _f(4, "rl only: completions sampled per prompt; batch_size (which "
+                              "counts completions) x grad_accum must be a multiple of it", low=2)
+    max_new_tokens: int = _f(32, "rl only: longest completion sampled, in tokens", low=1)
     # what to do with earlier results
     overwrite: bool = _f(False, "replace an existing adapter or model of the same name")
     resume: bool = _f(False, "continue the last interrupted run of this name from its checkpoint")
@@ -153,6 +179,20 @@ def check_recipe(recipe: Recipe) -> None:
     if recipe.init == "random" and recipe.method not in ("full", "lora"):
         raise TllmError(f"--init random trains a model from scratch: use --method full (or lora), "
                         f"not {recipe.method}")
+    if recipe.stage == "rl":
+        if not recipe.reward:
+            raise TllmError("--stage rl trains against a reward model: give --reward NAME (an rm "
+                            "adapter from `tllm train --stage rm`, or a model with a scalar head)")
+        check_name(recipe.reward, "reward model name")
+        if recipe.batch_size * recipe.grad_accum % recipe.num_generations:
+            raise TllmError(f"rl scores each prompt's {recipe.num_generations} completions "
+                            f"together: batch_size x grad_accum ({recipe.batch_size} x "
+                            f"{recipe.grad_accum}) must be a multiple of --num-generations")
+    elif recipe.reward is not None:
+        raise TllmError(f"--reward is for --stage rl, not --stage {recipe.stage}")
+    from .sharding import check_sharding
+
+    check_sharding(recipe)
 
 
 def save_recipe(recipe: Recipe, path: Path) -> None:

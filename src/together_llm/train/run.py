@@ -8,8 +8,9 @@
     plots/loss.png  the loss curve
     checkpoints/    step-N/ folders (checkpoint.py), for --resume
 
-pt and sft train in our own loop (loop.py); dpo, orpo, kto and rm run a TRL trainer in the
-same layout (trl_run.py: its log lines carry TRL's names, its checkpoints are the Trainer's).
+pt, sft, seq2seq and classify train in our own loop (loop.py); dpo, orpo, kto, rm and rl run
+a TRL trainer in the same layout (trl_run.py: its log lines carry TRL's names, its
+checkpoints are the Trainer's).
 Everything that can be refused from the recipe, the dataset card and the base's config.json
 is refused before torch is imported; rows that tokenization leaves with nothing to learn are
 reported, and a dataset left empty by them is refused, never trained on.
@@ -43,7 +44,7 @@ def train(home, recipe: Recipe, report=lambda message: None, show_progress: bool
 def train_model(home, recipe: Recipe, report=lambda message: None, show_progress: bool = False,
                 stop_after: int | None = None) -> tuple[dict, object]:
     """`train`, returning (metrics, the trained model) for callers that use it next."""
-    from .model import check_base, resolve_base
+    from .model import check_base, mixed_precision, resolve_base
     from .save import check_free
 
     stage = get_stage(recipe.stage)
@@ -53,13 +54,14 @@ def train_model(home, recipe: Recipe, report=lambda message: None, show_progress
     if next(dataset.rows(train_split), None) is None:
         raise TllmError(f"dataset {dataset.name!r} has no rows to train on"
                         + (" in its train split" if train_split else ""))
-    if stage.uses_trl:  # dpo, orpo, kto, rm: a TRL trainer in the same run folder
+    if stage.uses_trl:  # dpo, orpo, kto, rm, rl: a TRL trainer in the same run folder
         from .trl_run import train_trl
 
         return train_trl(home, recipe, stage, dataset, report, show_progress, stop_after)
     check_free(home, recipe)
     recipe.base, hf_dir = resolve_base(home, recipe.base, report)
     config = check_base(hf_dir, recipe.method, stage.task)
+    bf16 = mixed_precision(recipe, config["model_type"])
     _fit_context(recipe, config, report)
     world, rank = _init_distributed()
     if rank != 0:  # one process speaks for all
@@ -68,15 +70,21 @@ def train_model(home, recipe: Recipe, report=lambda message: None, show_progress
     from ..data.preprocess import Stats
 
     stats, eval_stats = Stats(), Stats()
-    examples = stage.encode(dataset.rows(train_split), tokenizer, recipe.max_length, stats)
+    labels = None
+    if stage.task == "classify":  # the classes of every split, so eval ids match train ids
+        from ..data.preprocess import label_names
+
+        labels = label_names(dataset.rows())
+    examples = stage.encode(dataset.rows(train_split), tokenizer, recipe.max_length, stats, labels)
     _check_examples(dataset.name, recipe, stats, examples, report)
-    eval_examples = (stage.encode(dataset.rows("eval"), tokenizer, recipe.max_length, eval_stats)
-                     if dataset.has_splits else [])
+    eval_examples = (stage.encode(dataset.rows("eval"), tokenizer, recipe.max_length, eval_stats,
+                                  labels) if dataset.has_splits else [])
     run_dir, checkpoint = _open_run(home, recipe, rank)  # only once there is something to learn
 
     from .batches import MicroBatches
     from .loop import Loop, total_steps
     from .model import load_for_training
+    from .sharding import gathered_weights, is_sharded
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train_batches = MicroBatches(examples, recipe.batch_size, recipe.seed, recipe.packing,
@@ -86,12 +94,13 @@ def train_model(home, recipe: Recipe, report=lambda message: None, show_progress
                     if eval_examples else None)
     steps = total_steps(recipe, len(train_batches), world)
 
-    model, tokenizer = load_for_training(hf_dir, config, recipe, stage.task)
+    model, tokenizer = load_for_training(hf_dir, config, recipe, stage.task, labels)
     _to_accelerator(model)
     log_path = run_dir / "log.jsonl"
     with _Bar(show_progress and rank == 0, steps, recipe.name) as bar:
         loop = Loop(model, recipe, train_batches, eval_batches, steps, run_dir / "checkpoints",
-                    log=lambda record: _append(log_path, record), on_step=bar.update)
+                    log=lambda record: _append(log_path, record), on_step=bar.update,
+                    task=stage.task, bf16=bf16)
         if checkpoint is not None:
             loop.resume(checkpoint)
             _rewrite_log(log_path, loop.progress.history)  # drop lines past the checkpoint
@@ -103,15 +112,20 @@ def train_model(home, recipe: Recipe, report=lambda message: None, show_progress
         "run_id": run_dir.name, "stage": recipe.stage, "method": recipe.method,
         "base": recipe.base, "data": dataset.name, "steps": progress.step,
         "train_loss": progress.train_loss, "eval_loss": progress.eval_loss,
+        **({"eval_accuracy": progress.eval_accuracy, "labels": labels} if labels else {}),
         "tokens": progress.tokens, "label_tokens": progress.label_tokens,
         "seconds": round(progress.seconds, 3),
         "tokens_per_s": progress.tokens / max(progress.seconds, 1e-9),
         "examples": len(examples), "eval_examples": len(eval_examples),
-        "packing": recipe.packing, "processes": world,
+        "packing": recipe.packing, "processes": world, "sharded": is_sharded(loop.model),
+        "precision": "bf16" if loop.bf16 else "fp32",
         "preprocessing": {"train": stats.as_dict(), "eval": eval_stats.as_dict()},
     }
+    # --sharding fsdp: every process sends its shards to rank 0 (None when not sharded)
+    weights = gathered_weights(loop.model, rank, trainable_only=recipe.method != "full")
     if rank == 0:
-        metrics["result"] = str(_save(home, recipe, loop.model, tokenizer, hf_dir, dataset, metrics))
+        metrics["result"] = str(_save(home, recipe, loop.model, tokenizer, hf_dir, dataset,
+                                      metrics, weights))
         from .plot import plot_loss
 
         plot_loss(progress.history, run_dir / "plots" / "loss.png",
@@ -152,16 +166,22 @@ def _check_examples(name: str, recipe: Recipe, stats, examples: list, report) ->
         report(f"{stats.truncated} rows cut to max_length {recipe.max_length}")
 
 
-def _save(home, recipe, model, tokenizer, hf_dir: Path, dataset, metrics: dict) -> Path:
+def _save(home, recipe, model, tokenizer, hf_dir: Path, dataset, metrics: dict,
+          weights: dict | None = None) -> Path:
     from ..models.fingerprint import fingerprint
     from .save import save_result
 
     card = {"base": recipe.base, "base_fingerprint": fingerprint(hf_dir),
             "stage": recipe.stage, "method": recipe.method, "data": dataset.name,
             "data_fingerprint": dataset.card.get("fingerprint"), "steps": metrics["steps"],
-            "metrics": {"train_loss": metrics["train_loss"], "eval_loss": metrics["eval_loss"]},
+            "metrics": {k: metrics[k] for k in ("train_loss", "eval_loss", "eval_accuracy")
+                        if k in metrics},
             "run_id": metrics["run_id"], "provenance": "local"}
-    return save_result(home, recipe, model, tokenizer, card)
+    if metrics.get("labels"):  # a classifier's classes, in the order of its outputs
+        card["labels"] = metrics["labels"]
+    if recipe.reward:  # rl: the reward model it was trained against
+        card["reward"] = recipe.reward
+    return save_result(home, recipe, model, tokenizer, card, weights)
 
 
 # ------------------------------------------------------------------------- run folders
@@ -209,9 +229,10 @@ def _run_to_resume(home, recipe: Recipe, find_checkpoint) -> Path:
         raise TllmError(f"no interrupted run of {recipe.name!r} with a checkpoint to resume "
                         f"in {runs_dir(home)}; run without --resume to start one")
     run_dir, saved = candidates[-1]
-    now = recipe.to_dict()
-    changed = [f"{key}: {saved.get(key)!r} -> {now[key]!r}" for key in now
-               if key not in FREE_ON_RESUME and saved.get(key) != now[key]]
+    now, defaults = recipe.to_dict(), Recipe().to_dict()
+    # A key the saved recipe lacks was added since that run started: it ran with the default.
+    changed = [f"{key}: {saved.get(key, defaults[key])!r} -> {now[key]!r}" for key in now
+               if key not in FREE_ON_RESUME and saved.get(key, defaults[key]) != now[key]]
     if changed:
         raise TllmError(f"run {run_dir.name} was started with a different recipe ({'; '.join(changed)}); "
                         "resume with the same settings, or start a new run without --resume")

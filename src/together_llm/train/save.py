@@ -41,17 +41,20 @@ def check_free(home, recipe) -> None:
                         "choose another --name or add --overwrite")
 
 
-def save_result(home, recipe, model, tokenizer, card: dict) -> Path:
-    """Write the trained adapter (or full model) with its card; return its folder."""
+def save_result(home, recipe, model, tokenizer, card: dict, weights: dict | None = None) -> Path:
+    """Write the trained adapter (or full model) with its card; return its folder.
+    `weights`: the state gathered from a sharded model (sharding.py) to write instead of
+    the model's own."""
     final = result_path(home, recipe)
     tmp = final.with_name(f".tmp-{recipe.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     if recipe.method == "full":
-        _save_model(model, tokenizer, tmp)
+        _save_model(model, tokenizer, tmp, weights)
     else:
         # Training never resizes the vocabulary, so the base's embeddings need no copy in
         # the adapter, even when lm_head carries LoRA weights.
-        model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False)
+        model.save_pretrained(tmp, safe_serialization=True, save_embedding_layers=False,
+                              state_dict=weights)
         for extra in tmp.iterdir():  # PEFT adds a README.md model card: the card is ours
             if extra.name not in ADAPTER_FILES:
                 shutil.rmtree(extra) if extra.is_dir() else extra.unlink()
@@ -72,11 +75,11 @@ def save_result(home, recipe, model, tokenizer, card: dict) -> Path:
     return final
 
 
-def _save_model(model, tokenizer, folder: Path) -> None:
+def _save_model(model, tokenizer, folder: Path, weights: dict | None = None) -> None:
     from ..models.chat_template import DEFAULT_TEMPLATE
 
     model.config.use_cache = True  # the training setting is not the one to serve with
-    model.save_pretrained(folder, safe_serialization=True)
+    model.save_pretrained(folder, safe_serialization=True, state_dict=weights)
     if not getattr(tokenizer, "chat_template", None):
         tokenizer.chat_template = DEFAULT_TEMPLATE  # inference renders what training rendered
     tokenizer.save_pretrained(folder)

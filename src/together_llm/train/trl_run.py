@@ -1,16 +1,18 @@
-"""A run of a TRL stage (dpo, orpo, kto, rm), in the same `runs/<id>/` layout as our own
+"""A run of a TRL stage (dpo, orpo, kto, rm, rl), in the same `runs/<id>/` layout as our own
 loop's runs (run.py): config.yaml, log.jsonl, metrics.json, plots/loss.png, checkpoints/.
 
-Why TRL here and our loop for pt and sft: preference losses need a reference model, paired
-or unpaired batches and per-stage metrics (reward margins, log-odds, KL) that TRL already
-gets right; the speed levers of our loop matter less than correctness for these stages.
+Why TRL here and our loop for the others: preference and RL losses need a reference model,
+paired or unpaired batches, sampling, and per-stage metrics (reward margins, log-odds, KL,
+mean reward) that TRL already gets right; the speed levers of our loop matter less than
+correctness for these stages.
 TRL is a transformers `Trainer`, so the recipe becomes its TrainingArguments, a callback
 writes its logs into log.jsonl (and stops it on Ctrl-C, SIGTERM or `stop_after`), its own
 checkpoints go into checkpoints/ and `--resume` hands the last one back to it.
 
-The model comes from model.py's rules: the base in fp32, the recipe's PEFT method through
-the family registry; TRL wraps it, so with an adapter the reference of dpo and kto is the
-base with the adapter switched off. rm loads a scalar head (one label) on the base.
+The model comes from model.py's rules: the base in fp32 (bf16 products as the recipe's
+precision says), the recipe's PEFT method through the family registry; TRL wraps it, so
+with an adapter the reference of dpo, kto and rloo is the base with the adapter switched
+off. rm loads a scalar head (one label) on the base; rl scores with one (reward.py).
 """
 
 from __future__ import annotations
@@ -24,15 +26,17 @@ from ..models.families import METHODS
 
 # What TRL logs that is not a metric of the stage.
 _BOOKKEEPING = ("epoch", "grad_norm", "learning_rate", "num_tokens", "train_runtime",
-                "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
+                "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss",
+                "step_time")
 
 
 def train_trl(home, recipe, stage, dataset, report, show_progress: bool = False,
               stop_after: int | None = None) -> tuple[dict, object]:
     """Train `recipe` with the TRL trainer of `stage`; (metrics, trained model)."""
-    from .model import resolve_base
+    from .model import mixed_precision, resolve_base
     from .run import _fit_context, _init_distributed, _open_run, _rewrite_log
     from .save import check_free
+    from .sharding import trainer_arguments, trainer_weights
 
     if recipe.method in stage.refused_methods:
         works = [m for m in METHODS if m not in stage.refused_methods]
@@ -41,18 +45,21 @@ def train_trl(home, recipe, stage, dataset, report, show_progress: bool = False,
     check_free(home, recipe)
     recipe.base, hf_dir = resolve_base(home, recipe.base, report)
     config, task = _check_base(hf_dir, recipe, stage)
+    bf16 = mixed_precision(recipe, config["model_type"])
     _fit_context(recipe, config, report)
     train_split = "train" if dataset.has_splits else None
     examples = [stage.convert(row) for row in dataset.rows(train_split)]
     eval_examples = [stage.convert(row) for row in dataset.rows("eval")] if dataset.has_splits else []
     if stage.check is not None:
         stage.check(recipe, dataset.name, examples)
+    extra = stage.prepare(home, recipe, hf_dir) if stage.prepare is not None else {}
     # Seeded shuffle: kto's trainer reads rows in order (its drift estimate pairs neighbours),
     # and a dataset written good-then-bad would give it one-sided micro-batches.
     import random
 
     random.Random(recipe.seed).shuffle(examples)
     world, rank = _init_distributed()
+    sharded = trainer_arguments(recipe, world)  # fsdp or deepspeed (sharding.py)
     run_dir, checkpoint = _open_run(home, recipe, rank, find_checkpoint=last_checkpoint)
     model, tokenizer, peft_config = _load(hf_dir, config, recipe, task)
 
@@ -67,10 +74,11 @@ def train_trl(home, recipe, stage, dataset, report, show_progress: bool = False,
         report(f"resuming {run_dir.name} from step {step}")
     train_set = datasets.Dataset.from_list(examples)
     eval_set = datasets.Dataset.from_list(eval_examples) if eval_examples else None
-    args = training_args(recipe, run_dir / "checkpoints", eval_set is not None)
+    args = training_args(recipe, run_dir / "checkpoints", eval_set is not None, bf16)
+    args.update(sharded)
     try:
         trainer = stage.trainer(model, tokenizer, args, train_set, eval_set, peft_config,
-                                [log.callback()])
+                                [log.callback()], **extra)
     except ValueError as error:  # TRL's own checks of the data or the model
         raise TllmError(f"{stage.name}: {error}") from None
     kept = len(trainer.train_dataset)  # TRL drops rows that max_length cuts too far
@@ -120,20 +128,25 @@ def train_trl(home, recipe, stage, dataset, report, show_progress: bool = False,
         "examples": kept, "dropped_too_long": len(examples) - kept,
         "eval_examples": len(eval_examples), "processes": world,
     }
-    model = trainer.model
+    # Without the autocast wrapper accelerate puts on forward for bf16: what is returned and
+    # saved computes as a reloaded adapter does.
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+    weights = trainer_weights(trainer)  # sharded: gathered on rank 0
     if rank == 0:
         from .plot import plot_loss
         from .run import _save
 
-        metrics["result"] = str(_save(home, recipe, model, tokenizer, hf_dir, dataset, metrics))
+        metrics["result"] = str(_save(home, recipe, model, tokenizer, hf_dir, dataset, metrics,
+                                      weights))
         plot_loss(log.history, run_dir / "plots" / "loss.png",
                   f"{recipe.stage} {recipe.method}: {recipe.name}")
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics, model
 
 
-def training_args(recipe, output_dir: Path, has_eval: bool) -> dict:
-    """The TrainingArguments (shared by every TRL config) that the recipe decides."""
+def training_args(recipe, output_dir: Path, has_eval: bool, bf16: bool) -> dict:
+    """The TrainingArguments (shared by every TRL config) that the recipe decides; `bf16`:
+    mixed precision (model.mixed_precision)."""
     import torch
 
     on_gpu = torch.cuda.is_available()
@@ -151,8 +164,8 @@ def training_args(recipe, output_dir: Path, has_eval: bool) -> dict:
         save_strategy="steps" if recipe.save_every else "no", save_steps=recipe.save_every or 500,
         # our own progress bar (run._Bar), as in pt and sft, and our own log
         report_to="none", disable_tqdm=True,
-        # fp32 as in our loop: CPUs have no fast half precision, and bf16 loses LoRA updates
-        use_cpu=not on_gpu, bf16=False, fp16=False, activation_checkpointing=False,
+        # as in our loop: fp32 weights, bf16 autocast where the hardware is fast at it
+        use_cpu=not on_gpu, bf16=bf16, fp16=False, activation_checkpointing=False,
         dataloader_num_workers=0,
     )
 

@@ -1,7 +1,7 @@
 """What a training stage is: the dataset kinds it accepts, the model task it trains, and
 how it trains: either our own loop (`encode` turns canonical rows into token examples) or a
 TRL trainer (`convert` turns a row into TRL's conversational format, `trainer` builds the
-TRL trainer; train/trl_run.py runs it)."""
+TRL trainer, given what `prepare` adds; train/trl_run.py runs it)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,20 @@ class Stage:
     kinds: tuple[str, ...]  # dataset kinds it trains on
     task: str  # the model task (models.families.TASKS) it loads the base for
     summary: str
-    # Own loop: encode(rows, tokenizer, max_length, stats) -> [{"input_ids", "labels"}, ...].
+    # Own loop: encode(rows, tokenizer, max_length, stats, labels) -> [{"input_ids",
+    # "labels"}, ...]; `labels` are a classifier's class names (None for other tasks).
     encode: Optional[Callable] = None
     random_init: bool = False  # whether --init random makes sense (pretraining from scratch)
     # TRL: convert(row) -> one TRL example; trainer(model, tokenizer, args, train, eval,
-    # peft_config, callbacks) -> a transformers Trainer, where args are TrainingArguments
-    # keywords the recipe decides (trl_run.training_args).
+    # peft_config, callbacks, **prepared) -> a transformers Trainer, where args are
+    # TrainingArguments keywords the recipe decides (trl_run.training_args).
     convert: Optional[Callable] = None
     trainer: Optional[Callable] = None
     # check(recipe, dataset_name, examples): refuse, before loading, what the stage cannot learn
     check: Optional[Callable] = None
+    # prepare(home, recipe, hf_dir) -> extra keyword arguments for `trainer` (rl: the reward
+    # model and its tokenizer); called before the run folder opens, so it may still refuse
+    prepare: Optional[Callable] = None
     # method -> why this stage cannot train with it (checked before anything loads)
     refused_methods: dict = field(default_factory=dict, hash=False)
 

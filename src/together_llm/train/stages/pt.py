@@ -9,7 +9,7 @@ from ...data.preprocess import encode_rows
 from .base import Stage
 
 
-def encode(rows, tokenizer, max_length: int, stats) -> list[dict]:
+def encode(rows, tokenizer, max_length: int, stats, labels=None) -> list[dict]:
     return encode_rows("text", rows, tokenizer, max_length, stats)
 
 

@@ -11,7 +11,7 @@ from ...data.preprocess import encode_rows
 from .base import Stage
 
 
-def encode(rows, tokenizer, max_length: int, stats) -> list[dict]:
+def encode(rows, tokenizer, max_length: int, stats, labels=None) -> list[dict]:
     return encode_rows("chat", rows, tokenizer, max_length, stats)
 
 
