@@ -16,6 +16,7 @@ GOOD = {
     "feedback": {"prompt": [{"role": "user", "content": "2+2?"}], "completion": "4", "label": True},
     "classification": {"text": "Great film", "label": "positive"},
     "seq2seq": {"source": "Hello", "target": "Bonjour"},
+    "choice": {"question": "2+2?", "choices": ["4", "5"], "answer": 0},
 }
 
 

@@ -22,6 +22,7 @@ COMMANDS = {
     "data": ("together_llm.cli.data:data", "Import, check, clean, split and grow datasets."),
     "train": ("together_llm.cli.train:train", "Train an adapter or a model on a dataset."),
     "adapters": ("together_llm.cli.adapters:adapters", "List, inspect and choose adapters."),
+    "eval": ("together_llm.cli.eval:eval_command", "Measure an adapter or model on a dataset beside its base (report with charts)."),
     "arena": ("together_llm.cli.arena:arena", "Rate assistants against each other (Bradley-Terry leaderboard)."),
 }
 

@@ -110,8 +110,8 @@ def normalize_whitespace(text: str) -> str:
 
 
 def rewrite(kind: str, row: dict, fix: Callable[[str], str]) -> dict:
-    """The row with `fix` applied to every text field (the label of a classification row
-    included; a feedback row's boolean label is not text)."""
+    """The row with `fix` applied to every text field (the label of a classification row and
+    the choices of a choice row included; a feedback row's boolean label is not text)."""
     def turns(messages):
         return [{"role": m["role"], "content": fix(m["content"])} for m in messages]
 
@@ -121,6 +121,9 @@ def rewrite(kind: str, row: dict, fix: Callable[[str], str]) -> dict:
         answers = ("chosen", "rejected") if kind == "preference" else ("completion",)
         return {"prompt": turns(row["prompt"]), **{k: fix(row[k]) for k in answers},
                 **({"label": row["label"]} if kind == "feedback" else {})}
+    if kind == "choice":  # a text answer is one of the choices: fixed the same way
+        return {"question": fix(row["question"]), "choices": [fix(c) for c in row["choices"]],
+                "answer": fix(row["answer"]) if isinstance(row["answer"], str) else row["answer"]}
     return {k: fix(v) if isinstance(v, str) else v for k, v in row.items()}
 
 

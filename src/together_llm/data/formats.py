@@ -41,7 +41,7 @@ from .readers import first_record
 KIND_FIELDS = {
     "chat": ("messages",), "text": ("text",), "preference": ("prompt", "chosen", "rejected"),
     "feedback": ("prompt", "completion", "label"), "classification": ("text", "label"),
-    "seq2seq": ("source", "target", "context"),
+    "seq2seq": ("source", "target", "context"), "choice": ("question", "choices", "answer"),
 }
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")

@@ -1,4 +1,4 @@
-"""The six dataset kinds and the one canonical row schema of each (DESIGN §2).
+"""The dataset kinds and the one canonical row schema of each (DESIGN §2).
 
 Every row that enters a home goes through `validate(kind, row)`: it returns the row in its
 canonical shape (only the schema's keys, in the schema's order) or raises `RowError` with a
@@ -13,11 +13,12 @@ to `tllm data clean`, where the card records what each rule changed.
 | feedback       | {"prompt": messages, "completion", "label": bool}           |
 | classification | {"text", "label"}                                            |
 | seq2seq        | {"source", "target"} and, for extractive QA, "context"      |
+| choice         | {"question", "choices": [2+ str], "answer": index or choice} |
 """
 
 from __future__ import annotations
 
-KINDS = ("chat", "text", "preference", "feedback", "classification", "seq2seq")
+KINDS = ("chat", "text", "preference", "feedback", "classification", "seq2seq", "choice")
 ROLES = ("system", "user", "assistant")
 
 # The reasons a row is rejected; importers add "bad json", "bad csv" (a record with the wrong
@@ -127,8 +128,35 @@ def _seq2seq(row):
     return canonical
 
 
+def _choice(row):
+    """A multiple-choice question: two or more non-blank choices and the right one, as its
+    index or its exact text (kept as given)."""
+    question = _text(row, "question")
+    if "choices" not in row or row["choices"] is None:
+        raise RowError("missing field", "'choices' is missing")
+    choices = row["choices"]
+    if not isinstance(choices, list) or len(choices) < 2:
+        raise RowError("wrong type", "'choices' must be a list of two or more strings")
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, str):
+            raise RowError("wrong type", f"choices[{i}] must be a string, not {type(choice).__name__}")
+        if not choice.strip():
+            raise RowError("empty content", f"choices[{i}] is empty")
+    if "answer" not in row or row["answer"] is None:
+        raise RowError("missing field", "'answer' is missing")
+    answer = row["answer"]
+    if isinstance(answer, bool) or not isinstance(answer, (int, str)):
+        raise RowError("bad label", f"'answer' must be a choice's index or text, not {answer!r}")
+    if isinstance(answer, int) and not 0 <= answer < len(choices):
+        raise RowError("bad label", f"'answer' index {answer} is not among the {len(choices)} choices")
+    if isinstance(answer, str) and answer not in choices:
+        raise RowError("bad label", f"'answer' {answer!r} is not one of the choices")
+    return {"question": question, "choices": list(choices), "answer": answer}
+
+
 _VALIDATORS = {"chat": _chat, "text": _text_row, "preference": _preference,
-               "feedback": _feedback, "classification": _classification, "seq2seq": _seq2seq}
+               "feedback": _feedback, "classification": _classification, "seq2seq": _seq2seq,
+               "choice": _choice}
 
 
 def validate(kind: str, row) -> dict:
@@ -156,4 +184,6 @@ def text_of(kind: str, row: dict) -> str:
         return "\n".join([prompt, *answers])
     if kind == "seq2seq":
         return "\n".join(filter(None, (row.get("context"), row["source"], row["target"])))
+    if kind == "choice":
+        return "\n".join([row["question"], *row["choices"]])
     return row["text"]
