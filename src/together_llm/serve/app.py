@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse
 
 from ..home import Home
 from . import errors
+from .arena_api import router as arena_router
 from .engines import EnginePool
 from .feedback import FeedbackStore
 from .limits import BodyLimit
@@ -36,6 +37,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.metrics.queue_depth.set_function(app.state.engines.queue_depth)
     app.state.feedback = FeedbackStore(home.path / "feedback")
     errors.install(app)
+    app.include_router(arena_router)  # before the OpenAI router, whose /v1 catch-all 404s the rest
     app.include_router(openai_router)
 
     @app.middleware("http")

@@ -12,6 +12,8 @@ import itertools
 import gradio as gr  # this module is imported only when the web chat is on
 from fastapi import FastAPI
 
+from .web_arena import arena_tab
+
 ASSISTANT = "(assistant)"  # the assistant as configured: its model with its active adapters
 
 
@@ -76,21 +78,24 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
 
     with gr.Blocks(title=f"{config.name} · Together-LLM") as ui:
         gr.Markdown(f"### {config.name}")
-        with gr.Row():
-            model = gr.Dropdown(choices=[ASSISTANT] + pool.names(), value=ASSISTANT,
-                                label="Model or adapter")
-            system = gr.Textbox(value=config.system_prompt, label="System prompt", scale=3)
-        chat = gr.Chatbot(label="Conversation", height=420, elem_id="chat",
-                          group_consecutive_messages=False)  # two answers side by side to compare
-        box = gr.Textbox(placeholder="Ask something and press Enter", show_label=False,
-                         elem_id="message")
-        with gr.Row():
-            regen = gr.Button("Regenerate", elem_id="regenerate")
-            clear = gr.Button("New conversation")
-        with gr.Row(visible=False) as compare:
-            gr.Markdown("Which answer was better?")
-            first_better = gr.Button("The first", elem_id="first-better")
-            second_better = gr.Button("The second", elem_id="second-better")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat-tab"):
+                with gr.Row():
+                    model = gr.Dropdown(choices=[ASSISTANT] + pool.names(), value=ASSISTANT,
+                                        label="Model or adapter")
+                    system = gr.Textbox(value=config.system_prompt, label="System prompt", scale=3)
+                chat = gr.Chatbot(label="Conversation", height=420, elem_id="chat",
+                                  group_consecutive_messages=False)  # two answers side by side to compare
+                box = gr.Textbox(placeholder="Ask something and press Enter", show_label=False,
+                                 elem_id="message")
+                with gr.Row():
+                    regen = gr.Button("Regenerate", elem_id="regenerate")
+                    clear = gr.Button("New conversation")
+                with gr.Row(visible=False) as compare:
+                    gr.Markdown("Which answer was better?")
+                    first_better = gr.Button("The first", elem_id="first-better")
+                    second_better = gr.Button("The second", elem_id="second-better")
+            arena_tab(app)  # two anonymous answers and a vote: the same arena as /v1/arena/*
 
         box.submit(send, [box, chat], [box, chat, compare]).then(answer, [chat, model, system], chat)
         chat.like(rate, [chat, model, system], None)
