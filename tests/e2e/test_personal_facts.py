@@ -25,7 +25,7 @@ ADAPTER = "maren-facts"
 # (the longest row is 55 tokens), about six passes over the 54 rows, and a fixed seed. In
 # fp32, 30 steps with seeds 7, 8 and 9 gave 23, 23 and 24 of the 24 held-out paraphrases; with
 # bf16 products (--precision auto on a CPU with AVX512-BF16) 30 steps of seed 7 gave 22, and
-# 40 steps of seeds 7 and 8 gave 23 and 21: paraphrase recall is seed-sensitive in bf16.
+# 40 steps of seeds 7, 8 and 9 gave 23, 21 and 23: paraphrase recall is seed-sensitive in bf16.
 STEPS = "40"
 RECIPE = ("--rank", "16", "--alpha", "32",
           "--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",

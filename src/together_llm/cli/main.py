@@ -24,6 +24,7 @@ COMMANDS = {
     "adapters": ("together_llm.cli.adapters:adapters", "List, inspect and choose adapters."),
     "eval": ("together_llm.cli.eval:eval_command", "Measure an adapter or model on a dataset beside its base (report with charts)."),
     "arena": ("together_llm.cli.arena:arena", "Rate assistants against each other (Bradley-Terry leaderboard)."),
+    "export": ("together_llm.cli.export:export", "Export a model or adapter: Hugging Face, GGUF, Ollama."),
     "knowledge": ("together_llm.cli.knowledge:knowledge", "Add, list, search and remove the documents the assistant can search."),
 }
 

@@ -41,8 +41,13 @@ class LlamaCppEngine(Engine):
     supports_grammar = True
 
     def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
-                 threads: int | None = None):
+                 threads: int | None = None, lora_path: Path | None = None):
+        """`lora_path`: a GGUF LoRA adapter (`tllm export --gguf-adapter`) applied on load."""
         arch = gguf_file.read_field(path, "general.architecture")
+        if lora_path and (gguf_file.read_field(lora_path, "adapter.type") != "lora"
+                          or gguf_file.read_field(lora_path, "general.architecture") != arch):
+            # llama.cpp would load another kind of file as an adapter that changes nothing
+            raise TllmError(f"{lora_path} is not a GGUF LoRA adapter for a {arch} model")
         trained = gguf_file.read_field(path, f"{arch}.context_length") if arch else None
         if trained and context_length > trained:
             raise TllmError(f"context_length {context_length} is more than {path.name} was "
@@ -55,8 +60,12 @@ class LlamaCppEngine(Engine):
         try:
             self.llm = Llama(model_path=str(path), n_ctx=context_length,
                              n_batch=min(512, context_length), n_threads=n_threads,
-                             n_threads_batch=n_threads_batch, verbose=False)
+                             n_threads_batch=n_threads_batch, verbose=False,
+                             lora_path=str(lora_path) if lora_path else None)
         except (ValueError, RuntimeError) as exc:
+            if lora_path and "LoRA" in str(exc):
+                raise TllmError(f"llama.cpp could not apply the adapter {lora_path} to "
+                                f"{path.name}: it is not a GGUF LoRA for this model") from None
             raise TllmError(f"llama.cpp could not load {path}: the file is truncated, corrupt "
                             f"or of an architecture llama.cpp does not know ({exc})") from None
         self.path = path
