@@ -1,8 +1,16 @@
-"""The tiny random LLaMA, loaded once for the evaluation tests, on one thread."""
+"""The tiny random LLaMA, loaded once for the evaluation tests, on one thread; and a home on
+it (`eval_home`) with an adapter and small datasets of every kind eval measures."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+
+from together_llm.data.kinds import validate
+from together_llm.data.store import DatasetWriter
+from together_llm.home import Home
+from tests.tiny_models import make_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -24,3 +32,62 @@ def tiny(tmp_path_factory):
 
     directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
     return AutoModelForCausalLM.from_pretrained(directory).eval(), AutoTokenizer.from_pretrained(directory)
+
+
+ANIMALS = [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("duck", "quack"), ("owl", "hoot")]
+
+
+def write_dataset(home, name: str, kind: str, rows: list[dict]) -> None:
+    with DatasetWriter(home, name, kind, source="test", format=kind) as out:
+        for row in rows:
+            out.add(validate(kind, row))
+        out.commit()
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """The tiny LLaMA, seeing 256 positions (rotary: nothing else changes)."""
+    directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
+    config = json.loads((directory / "config.json").read_text())
+    config["max_position_embeddings"] = 256
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory
+
+
+@pytest.fixture
+def eval_home(tmp_path, tiny_dir) -> Home:
+    """A home on `tiny` with an adapter `noisy` and datasets notes (text), sounds (chat) and
+    quiz (choice)."""
+    import peft
+    from transformers import AutoModelForCausalLM
+
+    from together_llm.models.fingerprint import fingerprint
+    from together_llm.models.registry import add_model
+
+    home = Home.open(tmp_path / "home")
+    add_model(home, "tiny", str(tiny_dir))
+    config = home.load_config()
+    config.model = "tiny"
+    home.save_config(config)
+    write_dataset(home, "notes", "text", [{"text": f"The {a} says {s}. " * 3} for a, s in ANIMALS])
+    write_dataset(home, "sounds", "chat", [
+        {"messages": [{"role": "user", "content": f"What does the {a} say?"},
+                      {"role": "assistant", "content": f"The {a} says {s}."}]} for a, s in ANIMALS])
+    write_dataset(home, "quiz", "choice", [
+        {"question": f"The {a} says", "choices": [s, "purr", "bark"], "answer": i % 3 if i % 2 else s}
+        for i, (a, s) in enumerate(ANIMALS)])
+
+    import torch
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
+                           init_lora_weights=False, task_type="CAUSAL_LM")
+    folder = home.adapters_dir / "noisy"
+    peft.get_peft_model(model, lora).save_pretrained(folder, safe_serialization=True,
+                                                     save_embedding_layers=False)
+    (folder / "README.md").unlink(missing_ok=True)
+    (folder / "card.json").write_text(json.dumps({
+        "name": "noisy", "base": "tiny", "base_fingerprint": fingerprint(tiny_dir),
+        "stage": "sft", "method": "lora"}))
+    return home

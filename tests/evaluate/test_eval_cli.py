@@ -9,9 +9,6 @@ from click.testing import CliRunner
 from together_llm.cli.eval import eval_command
 from together_llm.errors import RefusedError
 
-# The home with the tiny LLaMA, the `noisy` adapter and the datasets of the run tests.
-from tests.evaluate.test_eval_run import eval_home, tiny_dir  # noqa: F401
-
 
 def invoke(home, *args):
     return CliRunner().invoke(eval_command, [*args, "--home", str(home.path)])
@@ -25,7 +22,7 @@ def test_help_lists_the_metrics_and_examples():
         assert word in shown.output
 
 
-def test_table_and_json_set_the_adapter_beside_its_base(eval_home):  # noqa: F811
+def test_table_and_json_set_the_adapter_beside_its_base(eval_home):
     shown = invoke(eval_home, "--data", "notes", "--adapter", "noisy", "--report")
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
@@ -43,7 +40,7 @@ def test_table_and_json_set_the_adapter_beside_its_base(eval_home):  # noqa: F81
     assert result["results"]["subject"]["perplexity"] > 1
 
 
-def test_a_metric_the_kind_does_not_support_is_refused(eval_home):  # noqa: F811
+def test_a_metric_the_kind_does_not_support_is_refused(eval_home):
     refused = invoke(eval_home, "--data", "notes", "--metrics", "rouge")
     assert isinstance(refused.exception, RefusedError)
     assert "rouge applies to chat and seq2seq" in str(refused.exception)

@@ -2,8 +2,9 @@
 report files, refusals before any model loads, multiple choice as choice.py computes it, and
 an injected judge's grades and pairwise verdicts.
 
-The home holds the tiny random LLaMA as `tiny` and `noisy`, a LoRA adapter with random
-(non-zero) weights made with PEFT directly, so it visibly changes the model."""
+The home (conftest.eval_home) holds the tiny random LLaMA as `tiny` and `noisy`, a LoRA
+adapter with random (non-zero) weights made with PEFT directly, so it visibly changes the
+model."""
 
 from __future__ import annotations
 
@@ -12,70 +13,13 @@ import json
 import pytest
 
 from together_llm.data.kinds import RowError, validate
-from together_llm.data.store import DatasetWriter
 from together_llm.errors import RefusedError, TllmError
 from together_llm.evaluate.run import EvalSettings, run_eval
-from together_llm.home import Home
-from tests.tiny_models import make_tiny_model
+from tests.evaluate.conftest import ANIMALS
 
 torch = pytest.importorskip("torch")
 
-ANIMALS = [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("duck", "quack"), ("owl", "hoot")]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def write_dataset(home, name: str, kind: str, rows: list[dict]) -> None:
-    with DatasetWriter(home, name, kind, source="test", format=kind) as out:
-        for row in rows:
-            out.add(validate(kind, row))
-        out.commit()
-
-
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory):
-    """The tiny LLaMA, seeing 256 positions (rotary: nothing else changes)."""
-    directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
-    config = json.loads((directory / "config.json").read_text())
-    config["max_position_embeddings"] = 256
-    (directory / "config.json").write_text(json.dumps(config))
-    return directory
-
-
-@pytest.fixture
-def eval_home(tmp_path, tiny_dir) -> Home:
-    """A home on `tiny` with an adapter `noisy` and datasets notes (text), sounds (chat) and
-    quiz (choice)."""
-    import peft
-    from transformers import AutoModelForCausalLM
-
-    from together_llm.models.fingerprint import fingerprint
-    from together_llm.models.registry import add_model
-
-    home = Home.open(tmp_path / "home")
-    add_model(home, "tiny", str(tiny_dir))
-    config = home.load_config()
-    config.model = "tiny"
-    home.save_config(config)
-    write_dataset(home, "notes", "text", [{"text": f"The {a} says {s}. " * 3} for a, s in ANIMALS])
-    write_dataset(home, "sounds", "chat", [
-        {"messages": [{"role": "user", "content": f"What does the {a} say?"},
-                      {"role": "assistant", "content": f"The {a} says {s}."}]} for a, s in ANIMALS])
-    write_dataset(home, "quiz", "choice", [
-        {"question": f"The {a} says", "choices": [s, "purr", "bark"], "answer": i % 3 if i % 2 else s}
-        for i, (a, s) in enumerate(ANIMALS)])
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
-    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
-                           init_lora_weights=False, task_type="CAUSAL_LM")
-    folder = home.adapters_dir / "noisy"
-    peft.get_peft_model(model, lora).save_pretrained(folder, safe_serialization=True,
-                                                     save_embedding_layers=False)
-    (folder / "README.md").unlink(missing_ok=True)
-    (folder / "card.json").write_text(json.dumps({
-        "name": "noisy", "base": "tiny", "base_fingerprint": fingerprint(tiny_dir),
-        "stage": "sft", "method": "lora"}))
-    return home
 
 
 def runs(home) -> list:
