@@ -8,6 +8,7 @@ trained on eight sentences, both saved as a local Hugging Face directory (safete
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -141,6 +142,32 @@ def make_tiny_model(model_type: str, directory, task: str | None = None, num_lab
     model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def make_long_llama(directory) -> Path:
+    """The tiny LLaMA, told it can see 256 positions rather than 64: rotary positions have no
+    table, so nothing else changes, and a ChatML conversation in its byte-level tokens is
+    about 80 tokens long."""
+    directory = make_tiny_model("llama", directory)
+    config = json.loads((directory / "config.json").read_text())
+    config["max_position_embeddings"] = 256
+    (directory / "config.json").write_text(json.dumps(config))
+    return directory
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Tiny models run fastest on one thread: on this busy two-core machine torch's default
+    thread pool spins (it made the family tests 8x slower), and the same thread count every
+    time keeps results comparable between runs."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":  # build all of them once, to see they build and how fast

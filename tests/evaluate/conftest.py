@@ -8,27 +8,21 @@ import json
 import pytest
 
 from together_llm.data.kinds import validate
-from together_llm.data.store import DatasetWriter
 from together_llm.home import Home
-from tests.tiny_models import make_tiny_model
+from tests.tiny_models import make_long_llama, make_tiny_model, one_torch_thread
+from tests.train.conftest import write_dataset
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny models run fastest on one thread on this shared two-core machine."""
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """(model, tokenizer) of the tiny LLaMA of tests/tiny_models.py, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tests.tiny_models import make_tiny_model
 
     directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
     return AutoModelForCausalLM.from_pretrained(directory).eval(), AutoTokenizer.from_pretrained(directory)
@@ -37,21 +31,9 @@ def tiny(tmp_path_factory):
 ANIMALS = [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("duck", "quack"), ("owl", "hoot")]
 
 
-def write_dataset(home, name: str, kind: str, rows: list[dict]) -> None:
-    with DatasetWriter(home, name, kind, source="test", format=kind) as out:
-        for row in rows:
-            out.add(validate(kind, row))
-        out.commit()
-
-
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
-    """The tiny LLaMA, seeing 256 positions (rotary: nothing else changes)."""
-    directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
-    config = json.loads((directory / "config.json").read_text())
-    config["max_position_embeddings"] = 256
-    (directory / "config.json").write_text(json.dumps(config))
-    return directory
+    return make_long_llama(tmp_path_factory.mktemp("tiny") / "llama")
 
 
 @pytest.fixture
@@ -69,13 +51,18 @@ def eval_home(tmp_path, tiny_dir) -> Home:
     config = home.load_config()
     config.model = "tiny"
     home.save_config(config)
-    write_dataset(home, "notes", "text", [{"text": f"The {a} says {s}. " * 3} for a, s in ANIMALS])
-    write_dataset(home, "sounds", "chat", [
-        {"messages": [{"role": "user", "content": f"What does the {a} say?"},
-                      {"role": "assistant", "content": f"The {a} says {s}."}]} for a, s in ANIMALS])
-    write_dataset(home, "quiz", "choice", [
-        {"question": f"The {a} says", "choices": [s, "purr", "bark"], "answer": i % 3 if i % 2 else s}
-        for i, (a, s) in enumerate(ANIMALS)])
+    rows = {
+        "notes": ("text", [{"text": f"The {a} says {s}. " * 3} for a, s in ANIMALS]),
+        "sounds": ("chat", [
+            {"messages": [{"role": "user", "content": f"What does the {a} say?"},
+                          {"role": "assistant", "content": f"The {a} says {s}."}]}
+            for a, s in ANIMALS]),
+        "quiz": ("choice", [
+            {"question": f"The {a} says", "choices": [s, "purr", "bark"],
+             "answer": i % 3 if i % 2 else s} for i, (a, s) in enumerate(ANIMALS)]),
+    }
+    for name, (kind, found) in rows.items():  # canonical rows, as an import writes them
+        write_dataset(home, name, kind, [validate(kind, row) for row in found])
 
     import torch
 

@@ -16,7 +16,7 @@ import pytest
 from together_llm.errors import RefusedError, TllmError
 from together_llm.models.families import METHODS, architecture, check_method, peft_config
 from together_llm.models.load_hf import embed, load_hf
-from tests.tiny_models import FAMILY, make_tiny_model
+from tests.tiny_models import FAMILY, make_tiny_model, one_torch_thread
 
 torch = pytest.importorskip("torch")
 
@@ -79,12 +79,8 @@ WORKING = [cell for cell, refusal in REFUSALS.items() if refusal is None]
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """Tiny models run fastest on one thread; on a busy two-core machine, torch's default
-    thread pool spins and made this module 8x slower (90 s instead of 12 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

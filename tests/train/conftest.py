@@ -9,7 +9,7 @@ import pytest
 
 from together_llm.data.store import DatasetWriter
 from together_llm.home import Home
-from tests.tiny_models import make_tiny_model
+from tests.tiny_models import make_long_llama, one_torch_thread
 
 torch = pytest.importorskip("torch")
 
@@ -40,26 +40,13 @@ def write_dataset(home, name: str, kind: str, rows: list[dict]) -> None:
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny models train fastest on one thread on this shared two-core machine, and the
-    same thread count every time keeps results comparable between runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
-    """The tiny LLaMA, told it can see 256 positions rather than 64: rotary positions have no
-    table, so nothing else changes, and a ChatML conversation in its byte-level tokens is
-    about 80 tokens long."""
-    import json
-
-    directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
-    config = json.loads((directory / "config.json").read_text())
-    config["max_position_embeddings"] = 256
-    (directory / "config.json").write_text(json.dumps(config))
-    return directory
+    return make_long_llama(tmp_path_factory.mktemp("tiny") / "llama")
 
 
 @pytest.fixture
