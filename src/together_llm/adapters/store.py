@@ -73,3 +73,40 @@ def adapter_summary(home: Home, name: str) -> dict:
         "bytes": weights.stat().st_size if weights.is_file() else None,
         "problem": problem,
     }
+
+
+# PEFT's task_type of an adapter, as the task models/load_hf.py loads its base for.
+TASK_OF_PEFT_TYPE = {"CAUSAL_LM": "causal-lm", "SEQ_2_SEQ_LM": "seq2seq", "SEQ_CLS": "classify",
+                     "FEATURE_EXTRACTION": "embed", None: None}
+
+
+def adapter_task(config: dict) -> str | None:
+    """The task whose base model adapter config `config` applies to (None: the family's own)."""
+    task_type = config.get("task_type")
+    if not isinstance(task_type, (str, type(None))) or task_type not in TASK_OF_PEFT_TYPE:
+        raise TllmError(f"unsupported adapter task_type {task_type!r}; supported: "
+                        f"{', '.join(t for t in TASK_OF_PEFT_TYPE if t)}")
+    return TASK_OF_PEFT_TYPE[task_type]
+
+
+def base_for(home: Home, fingerprint: str):
+    """The registry entry of this home's model whose fingerprint is `fingerprint`: the base an
+    adapter with that fingerprint in its card fits. Refused, listing the home's fingerprints,
+    when none matches."""
+    from ..models.fingerprint import fingerprint as fingerprint_of
+    from ..models.registry import list_models
+
+    known = []
+    for entry in list_models(home):
+        if entry.hf_dir is None:
+            continue  # a remote model, or a GGUF one not yet converted: no config to hash
+        try:
+            own = fingerprint_of(entry.hf_dir)
+        except (OSError, ValueError):
+            continue
+        if own == fingerprint:
+            return entry
+        known.append(f"{entry.name}={own}")
+    raise TllmError(f"no model in this home has base fingerprint {fingerprint} (this home: "
+                    f"{', '.join(known) or 'no local models'}; the default model has one once "
+                    "converted with `tllm models convert default`)")

@@ -1,4 +1,5 @@
-"""`tllm adapters`: the adapters in the home (list, show, use)."""
+"""`tllm adapters`: the adapters in the home (list, show, use), exchanged with peers (export,
+import) and merged."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ def adapters():
       tllm adapters show facts
       tllm adapters use facts        # ask, chat and serve now answer with it
       tllm adapters use --none       # back to the base model
+      tllm adapters export facts facts.tar
+      tllm adapters import peer-facts.tar --name peer-facts
+      tllm adapters merge facts peer-facts --method ties --name both
     """
 
 
@@ -90,3 +94,110 @@ def use(names, clear, home_dir):
     config.adapters = list(names)
     home.save_config(config)
     click.echo(f"active adapters: {', '.join(names)}" if names else "no active adapter: the base model answers")
+
+
+@adapters.command()
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@home_options
+def export(name, file, overwrite, as_json, home_dir):
+    """Write adapter NAME to FILE, an archive a peer can `tllm adapters import`.
+
+    \b
+    The archive (plain tar) holds the safetensors weights, adapter_config.json, card.json
+    (with the base model's fingerprint) and a manifest of their SHA-256 checksums. A folder
+    as FILE gets NAME.tar inside it. Share the printed sha256 with the peer out of band so
+    that they can check it on import (--sha256).
+
+    \b
+    Example:
+      tllm adapters export facts ~/share/facts.tar
+    """
+    from ..adapters.exchange import export_adapter
+
+    result = export_adapter(open_home(home_dir), name, file, overwrite=overwrite)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"exported {name} to {result['path']} ({result['bytes']} bytes)")
+    click.echo(f"sha256 {result['sha256']}")
+
+
+@adapters.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", help="Name of the new adapter (default: the name it was exported under).")
+@click.option("--sha256", help="Refuse the archive unless its SHA-256 is this (from the sender).")
+@click.option("--json", "as_json", is_flag=True, help="Print the new adapter's card as JSON.")
+@home_options
+def import_(file, name, sha256, as_json, home_dir):
+    """Check the adapter archive FILE and add it to the home's adapters.
+
+    \b
+    Nothing is loaded or kept before every check passes: only the four expected files, all
+    regular, within size limits, no path leaving the folder; the manifest's checksums hold;
+    safetensors weights only (never pickle); the card's base fingerprint matches a model of
+    this home; every tensor is a LoRA weight of a module that base has, shaped to fit it.
+    A refused archive leaves the home as it was and the reason is printed.
+
+    \b
+    Example:
+      tllm adapters import peer-facts.tar --name peer-facts --sha256 3f9a...
+    """
+    from ..adapters.exchange import import_adapter
+
+    card = import_adapter(open_home(home_dir), file, name=name, sha256=sha256)
+    if as_json:
+        click.echo(json.dumps(card, indent=2))
+        return
+    click.echo(f"imported adapter {card['name']} (base {card['base']}, {card.get('method')}"
+               f" {card.get('stage') or ''}) from {card['imported']['from']}")
+    click.echo(f"use it with: tllm adapters use {card['name']}")
+
+
+def _weights(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return [float(part) for part in value.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give comma-separated numbers, e.g. 0.5,0.5") from None
+
+
+@adapters.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--method", required=True,
+              type=click.Choice(("svd", "linear", "ties", "dare_ties", "dare_linear", "cat")),
+              help="How to combine: svd (exact sum, refactored to the parents' rank), cat "
+                   "(exact, ranks add up), linear (cheap, approximate), ties, dare_ties, "
+                   "dare_linear (prune to --density, resolve sign conflicts).")
+@click.option("--weights", callback=_weights,
+              help="One weight per adapter, comma-separated (default: 1/n each; 1 each for "
+                   "ties and dare_ties, which average themselves).")
+@click.option("--density", type=float,
+              help="ties, dare_ties, dare_linear: fraction of each adapter's values kept (default 0.5).")
+@click.option("--seed", type=int, default=0, show_default=True, help="DARE's random pruning seed.")
+@click.option("--name", required=True, help="Name of the merged adapter.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing adapter of that name.")
+@home_options
+def merge(names, method, weights, density, seed, name, overwrite, home_dir):
+    """Merge adapters NAMES (LoRA, one base) into a new adapter with PEFT.
+
+    \b
+    The new adapter's card records its parents (with their own lineage), the method,
+    weights and density, and the base fingerprint.
+
+    \b
+    Examples:
+      tllm adapters merge facts peer-facts --method svd --name both
+      tllm adapters merge a b c --method ties --density 0.7 --name abc
+      tllm adapters merge a b --method linear --weights 0.7,0.3 --name mostly-a
+    """
+    from ..adapters.merge import merge_adapters
+
+    card = merge_adapters(open_home(home_dir), list(names), method, name, weights=weights,
+                          density=density, seed=seed, overwrite=overwrite, report=click.echo)
+    parents = ", ".join(p["name"] for p in card["parents"])
+    click.echo(f"merged {parents} with {method} (weights {card['merge']['weights']}) into "
+               f"adapter {name}, rank {card['rank']}")
