@@ -75,16 +75,22 @@ about tell know please
 BM25_WEIGHTS = (1.0, 2.0)
 
 
-def match_expression(query: str) -> str | None:
-    """The FTS5 MATCH text for a free-form query: its words, each double-quoted (so quotes,
-    parentheses, `*`, `:`, `-`, AND/OR/NOT/NEAR in the user's text are plain words), joined
-    by OR and ranked by BM25. None when the query has no searchable word."""
+def query_words(query: str) -> list[str]:
+    """A free-form query's distinct words, lower-cased, stop words out (all kept when
+    nothing else is left)."""
     words = re.findall(r"\w+", query.lower())
     kept = [w for w in words if w not in STOPWORDS] or words
-    unique = list(dict.fromkeys(kept))
-    if not unique:
+    return list(dict.fromkeys(kept))
+
+
+def match_expression(query: str | list[str]) -> str | None:
+    """The FTS5 MATCH text for a free-form query (or its `query_words`): each word
+    double-quoted (so quotes, parentheses, `*`, `:`, `-`, AND/OR/NOT/NEAR in the user's text
+    are plain words), joined by OR and ranked by BM25. None when there is no word."""
+    words = query_words(query) if isinstance(query, str) else query
+    if not words:
         return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in unique)
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 @dataclass
@@ -106,14 +112,20 @@ def index_path(home) -> Path:
 class KnowledgeIndex:
     """`with KnowledgeIndex.open(home) as index: ...`"""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, threads: bool = False):
+        """`threads=True` lets other threads use the connection (the caller serialises
+        them, as retrieve.Retriever does with a lock)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Autocommit mode: writes go through `_write`, which takes the write lock first.
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=not threads)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash can lose
+            # the last documents added (re-adding them redoes them) but never corrupts the
+            # index, and adding a folder no longer waits for the disk once per file.
+            self.db.execute("PRAGMA synchronous = NORMAL")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise TllmError(f"{path} was written by a newer together-llm (schema {version}); upgrade")
@@ -122,8 +134,8 @@ class KnowledgeIndex:
             raise TllmError(f"cannot open the knowledge index {path}: {exc}") from None
 
     @classmethod
-    def open(cls, home) -> "KnowledgeIndex":
-        return cls(index_path(home))
+    def open(cls, home, threads: bool = False) -> "KnowledgeIndex":
+        return cls(index_path(home), threads)
 
     @contextlib.contextmanager
     def _write(self):
@@ -212,13 +224,31 @@ class KnowledgeIndex:
 
     def bm25(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(chunk id, score) best first; the score is -bm25(), so higher is better."""
-        expression = match_expression(query)
-        if expression is None or limit < 1:
+        words = query_words(query)
+        if not words or limit < 1:
             return []
+        expression = match_expression(self._informative(words))
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts, ?, ?) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
             "ORDER BY rank LIMIT ?", (*BM25_WEIGHTS, expression, limit))
         return [(rowid, -rank) for rowid, rank in rows]
+
+    def _informative(self, words: list[str]) -> list[str]:
+        """`words` less those in half the chunks or more, unless none would be left.
+
+        FTS5's bm25() gives such a word an IDF of 1e-6 (log((N - n + 0.5) / (n + 0.5)) is
+        not positive for n >= N/2), so it cannot change a ranking, yet an OR query scores
+        every row it matches: at 10,000 documents one word found in all of them made a
+        query 15 ms instead of 1 (bench/knowledge.py). Counting a word's rows stops at
+        N/2 and scores nothing, so the check costs a fraction of that."""
+        if len(words) < 2:
+            return words
+        total = self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
+        half = (total + 1) // 2
+        kept = [w for w in words if self.db.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+            (match_expression([w]), half)).fetchone()[0] < half]
+        return kept or words
 
     def chunk_rows(self, chunk_ids: list[int]) -> dict[int, tuple]:
         """chunk id -> (text, title, page, char_start, char_end, document id, source, document title)."""
@@ -241,6 +271,9 @@ class KnowledgeIndex:
         with self._write():
             self.db.executemany("INSERT OR REPLACE INTO vectors (chunk_id, model, vector) VALUES (?, ?, ?)",
                                 [(chunk_id, model, blob) for chunk_id, blob in rows])
+
+    def vector_count(self, model: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
 
     def vectors(self, model: str) -> list[tuple[int, bytes]]:
         return list(self.db.execute("SELECT chunk_id, vector FROM vectors WHERE model = ?", (model,)))

@@ -94,6 +94,11 @@ def dense(index: KnowledgeIndex, embedder, model: str, query: str, limit: int) -
     return [(int(ids[i]), float(similarity[i])) for i in best]
 
 
+def dense_search(index: KnowledgeIndex, query: str, embedder, model: str, limit: int = 5) -> list[Hit]:
+    """The `limit` chunks nearest the query's vector; each hit's score is its cosine."""
+    return _hits(index, dense(index, embedder, model, query, limit))
+
+
 def hybrid_search(index: KnowledgeIndex, query: str, embedder, model: str, limit: int = 5) -> list[Hit]:
     """BM25 and dense rankings fused by RRF; each hit's score is its fused score."""
     lexical = [chunk_id for chunk_id, _ in index.bm25(query, CANDIDATES)]

@@ -18,8 +18,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ..engine.protocol import Engine, Generation, TokenLogprob
 from ..engine.sampling import SamplingParams
+from . import tool_calls
 from .errors import APIError
 from .feedback import FeedbackRequest
+from .knowledge_api import attach, retrieve, stream_with_sources
 from .limits import require_key
 from .metrics import Timer
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
@@ -53,7 +55,7 @@ def _params(request: Request, engine: Engine, body, prompt_len: int, index: int)
         presence_penalty=body.presence_penalty, frequency_penalty=body.frequency_penalty,
         stop=list(body.stop or []),
         seed=_seed(body.seed if body.seed is not None else defaults.seed, index),
-        grammar=_grammar(engine, getattr(body, "response_format", None)),
+        grammar=tool_calls.grammar(engine, body) or _grammar(engine, getattr(body, "response_format", None)),
         logprobs=_logprobs_asked(body))
 
 
@@ -160,21 +162,26 @@ def _usage(completions) -> dict:
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request):
+    tool_calls.check(body)
     messages = [m.as_dict() for m in body.messages]
     system = request.app.state.config.system_prompt
     if system and messages[0]["role"] != "system":
         messages.insert(0, {"role": "system", "content": system})  # the assistant's own persona
+    messages, knowledge = await retrieve(request, body, messages)  # None unless knowledge is on
+    messages = tool_calls.render_messages(body, messages)  # tools, calls and results in words
     engine, generations = await _start(request, body, messages=messages)
     head = _envelope("chat.completion", engine, body)
+    if body.stream and tool_calls.active(body):
+        return tool_calls.stream(request, body, generations, {**head, "object": "chat.completion.chunk"})
     if body.stream:
-        return _stream(request, body, generations, {**head, "object": "chat.completion.chunk"}, chat=True,
-                       logprobs=bool(body.logprobs))
+        return stream_with_sources(_stream(request, body, generations, {**head, "object": "chat.completion.chunk"},
+                                           chat=True, logprobs=bool(body.logprobs)), generations, knowledge)
     completions = await _complete_all(request, generations)
-    return {**head, "choices": [
+    return tool_calls.rewrite(body, attach({**head, "choices": [
         {"index": i, "message": {"role": "assistant", "content": c.text},
          "logprobs": {"content": [_chat_logprob(t) for t in g.logprobs]} if body.logprobs else None,
          "finish_reason": c.finish_reason} for i, (c, g) in enumerate(zip(completions, generations))],
-        "usage": _usage(completions)}
+        "usage": _usage(completions)}, knowledge))
 
 
 def _chat_logprob(entry) -> dict:

@@ -21,16 +21,37 @@ class TextPart(_Body):
     text: str
 
 
+class FunctionCall(_Body):
+    name: str
+    arguments: str  # JSON text, as OpenAI sends it
+
+
+class ToolCall(_Body):
+    """A tool call an assistant message made earlier in the conversation."""
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class Message(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: Union[str, list[TextPart], None] = None
     name: Optional[str] = None
+    tool_calls: Optional[list[ToolCall]] = None  # assistant messages that called tools
+    tool_call_id: Optional[str] = None  # tool messages: which call this is the result of
 
     def as_dict(self) -> dict:
-        """The message as our engines take it: developer counts as system, parts joined."""
+        """The message as our engines take it: developer counts as system, parts joined;
+        tool calls and results are kept for tool_calls.render_messages to put in words."""
         text = self.content if isinstance(self.content, str) else \
             "".join(part.text for part in self.content or [])
-        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+        message = {"role": "system" if self.role == "developer" else self.role, "content": text}
+        if self.tool_calls:
+            message["tool_calls"] = [call.model_dump() for call in self.tool_calls]
+        if self.role == "tool":
+            message["tool_call_id"] = self.tool_call_id
+        return message
 
 
 class StreamOptions(_Body):
@@ -40,6 +61,26 @@ class StreamOptions(_Body):
 class ResponseFormat(_Body):
     type: Literal["text", "json_object", "json_schema"] = "text"
     json_schema: Optional[dict[str, Any]] = None
+
+
+class FunctionSpec(_Body):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: Optional[str] = None
+    parameters: Optional[dict[str, Any]] = None  # a JSON schema of an object
+
+
+class ToolSpec(_Body):
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class NamedFunction(_Body):
+    name: str
+
+
+class NamedToolChoice(_Body):
+    type: Literal["function"] = "function"
+    function: NamedFunction
 
 
 class _Sampling(_Body):
@@ -77,6 +118,10 @@ class ChatCompletionRequest(_Sampling):
     response_format: Optional[ResponseFormat] = None
     logprobs: bool = False
     top_logprobs: Optional[int] = Field(None, ge=0, le=20)
+    knowledge: Optional[bool] = None  # extension: answer from the home's documents (knowledge_api.py)
+    tools: Optional[list[ToolSpec]] = None  # functions the model may call (tool_calls.py)
+    tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
+    parallel_tool_calls: Optional[bool] = None  # accepted; at most one call is made per answer
 
 
 class CompletionRequest(_Sampling):

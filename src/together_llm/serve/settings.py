@@ -22,6 +22,7 @@ class ServeSettings:
     max_body_bytes: int = 2_000_000  # larger request bodies get 413
     max_n: int = 8  # most choices one request may ask for
     slots: int = 8  # requests decoded together on llama.cpp (continuous batching)
+    knowledge: bool | None = None  # retrieval into chat completions; None: assistant.yaml's `knowledge`
 
     def check(self) -> None:
         """Refuse to listen beyond this machine without a key."""
