@@ -4,6 +4,7 @@ llama-cpp-python in-process; P3, N concurrent streaming clients against 1 client
 server and against llama-cpp-python's own server (`python -m llama_cpp.server`), same load.
 
     .venv/bin/python bench/serve.py [--rounds 3] [--clients 8] [--max-tokens 128] [--threads N] [--json]
+                                    [--peer-python PY] [--tllm PATH]
 
 Bundled SmolLM2-135M GGUF, 127.0.0.1 only. Every request: the same system prompt, a "write a
 long story" prompt new to every server (the round is in it), temperature 0, max_tokens 128,
@@ -15,7 +16,10 @@ chunk); end-to-end = tokens / (request to stream end); aggregate = all tokens / 
 to last stream end). Threads: both peers get `auto_threads()` as it stands at the start; our
 server picks its own when it loads the model; `--threads N` pins N (generation and prompt) on
 all three (through the throwaway home's assistant.yaml for ours). Peers run from
-bench/.venv-llm (see ask_cold.py), with `llama-cpp-python[server]` installed when missing.
+bench/.venv-llm (see ask_cold.py), with `llama-cpp-python[server]` installed when missing, or
+from `--peer-python` (an interpreter that has it: on a machine without the registries). GPU: when
+the installed llama.cpp has a GPU backend, all three put every layer on it (ours by its
+`gpu_layers: -1` default, the peers by `n_gpu_layers=-1`); a CPU build ignores the setting.
 """
 
 from __future__ import annotations
@@ -218,22 +222,23 @@ def medians(runs: list[dict]) -> dict:
 def run_all(args, n_threads: int, n_threads_batch: int) -> tuple[dict, list[bool]]:
     from llama_cpp import Llama
 
-    gguf, peer_python = bundled_gguf(), ensure_server_peer()
+    gguf = bundled_gguf()
+    peer_python = Path(args.peer_python) if args.peer_python else ensure_server_peer()
     rounds: dict[str, list[dict]] = {k: [] for k in MEASURES}
     same_answer = []
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         env = dict(os.environ, TLLM_HOME=os.path.join(tmp, "home"))
         for key, value in [("context_length", N_CTX)] + [("threads", args.threads)] * bool(args.threads):
-            subprocess.run([str(ours_bin()), "config", "set", key, str(value)], env=env,
+            subprocess.run([args.tllm, "config", "set", key, str(value)], env=env,
                            check=True, capture_output=True)
         ours_port, peer_port = free_port(), free_port()
-        ours_cmd = [str(ours_bin()), "serve", "--port", str(ours_port), "--no-ui"]
+        ours_cmd = [args.tllm, "serve", "--port", str(ours_port), "--no-ui"]
         peer_cmd = [str(peer_python), "-m", "llama_cpp.server", "--model", str(gguf),
                     "--n_ctx", str(N_CTX), "--n_threads", str(n_threads), "--n_threads_batch",
                     str(n_threads_batch), "--host", "127.0.0.1", "--port", str(peer_port),
-                    "--interrupt_requests", "False", "--verbose", "False"]
+                    "--interrupt_requests", "False", "--verbose", "False", "--n_gpu_layers", "-1"]
         llm = Llama(model_path=str(gguf), n_ctx=N_CTX, n_batch=min(512, N_CTX), n_threads=n_threads,
-                    n_threads_batch=n_threads_batch, verbose=False)  # as LlamaCppEngine does
+                    n_threads_batch=n_threads_batch, n_gpu_layers=-1, verbose=False)  # as LlamaCppEngine does
         try:
             with server(ours_cmd, env, ours_port), server(peer_cmd, env, peer_port):
                 ours = lambda m: stream(ours_port, m, args.max_tokens)  # noqa: E731
@@ -261,7 +266,11 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=0, help="pin llama.cpp threads (0: auto)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--peer-python", help="interpreter with llama-cpp-python[server] "
+                        "(default: bench/.venv-llm, made when missing)")
+    parser.add_argument("--tllm", default=str(ours_bin()), help="our command (default: %(default)s)")
     args = parser.parse_args()
+    import llama_cpp
 
     load_before = os.getloadavg()
     n_threads, n_threads_batch = (args.threads, args.threads) if args.threads else auto_threads()
@@ -272,6 +281,7 @@ def main() -> None:
               "p3_vs_llama_cpp_server": m["p3_ours_n"]["tok_s"] / m["p3_peer_n"]["tok_s"]}
     targets = {"p2_decode": 0.95, "p2_e2e": 0.95, "p3_vs_one_client": 3, "p3_vs_llama_cpp_server": 2}
     report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rounds": args.rounds,
+              "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
               "clients": args.clients, "max_tokens": args.max_tokens, "n_ctx": N_CTX,
               "threads": [n_threads, n_threads_batch], "ours_threads": args.threads or "auto",
               "loadavg_before": [round(x, 2) for x in load_before],
@@ -281,7 +291,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"serve bench: {args.rounds} rounds (medians), {report['cpus']} CPUs, load average "
+    print(f"serve bench: {args.rounds} rounds (medians), {report['cpus']} CPUs"
+          f"{', every layer on the GPU' if report['gpu_offload'] else ''}, load average "
           f"{load_before[0]:.2f} -> {report['loadavg_after'][0]:.2f}; n_ctx {N_CTX}, max_tokens "
           f"{args.max_tokens}, temperature 0, N = {args.clients}; peers' threads {n_threads} "
           f"generation / {n_threads_batch} prompt, ours {'the same' if args.threads else 'auto'}")

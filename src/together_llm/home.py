@@ -60,6 +60,16 @@ class AssistantConfig:
     engine: str = _f("auto", "auto: llama.cpp for GGUF models without adapters, else transformers", choices=ENGINES)
     context_length: int = _f(2048, "context window in tokens (prompt + answer)", low=64)
     threads: int = _f(0, "CPU threads for llama.cpp; 0 picks by free cores", low=0)
+    gpu_layers: int = _f(-1, "layers llama.cpp puts on a GPU when its build has one (CUDA, Metal, "
+                             "Vulkan): -1 all, 0 none", low=-1)
+    knowledge: bool = _f(False, "answer from the documents of `tllm knowledge add`, citing them "
+                                "(ask, chat, serve; `--knowledge` / `--no-knowledge` override)")
+    knowledge_top_k: int = _f(3, "how many retrieved chunks go into the prompt", low=1, high=20)
+    knowledge_embed_model: str = _f("", "encoder directory or model name for dense vectors; set, "
+                                        "`knowledge add` embeds and search is hybrid (BM25 + dense)")
+    precision: str = _f("fp32", "weights on the transformers engine: fp32, bf16, or int8 (dynamic "
+                                "quantization of Linear layers, CPU); `tllm optimize` sets it",
+                        choices=("fp32", "bf16", "int8"))
     generation: GenerationDefaults = field(default_factory=GenerationDefaults,
                                            metadata={"help": "sampling defaults"})
 

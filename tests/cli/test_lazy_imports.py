@@ -34,3 +34,18 @@ def test_help_imports_nothing_heavy(home):
 def test_ask_on_the_gguf_engine_imports_nothing_heavy(home):
     argv = ["ask", "--temperature", "0", "--max-tokens", "4", "Hello"]
     assert loaded_heavy_modules(argv, home) == []
+
+
+def test_the_server_app_leaves_numpy_to_llama_cpp(home):
+    """llama.cpp's CUDA backend crashed loading a model (segfault in
+    llama_model_load_from_file, H100) when numpy was imported first; building the server app
+    must not import it, so that the model opened before listening comes first."""
+    code = ("import sys\n"
+            "from together_llm.serve.app import create_app\n"
+            "from together_llm.serve.settings import ServeSettings\n"
+            f"create_app(ServeSettings(home={str(home.path)!r}, ui=False))\n"
+            "print('NUMPY:', 'numpy' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "NUMPY: False" in result.stdout

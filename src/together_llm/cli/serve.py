@@ -16,8 +16,11 @@ from .common import home_options
 @click.option("--no-ui", is_flag=True, help="Serve only the API, no web chat.")
 @click.option("--slots", default=8, show_default=True, type=int,
               help="Requests decoded together (llama.cpp continuous batching).")
+@click.option("--knowledge/--no-knowledge", default=None,
+              help="Answer chat completions from your documents, with a `sources` field "
+                   "(default: assistant.yaml's `knowledge`; a request's \"knowledge\" overrides).")
 @home_options
-def serve(host, port, api_key, cors_origin, no_ui, slots, home_dir):
+def serve(host, port, api_key, cors_origin, no_ui, slots, knowledge, home_dir):
     """Serve the assistant: the web chat at /, the OpenAI API at /v1, /health and /metrics.
 
     \b
@@ -35,8 +38,12 @@ def serve(host, port, api_key, cors_origin, no_ui, slots, home_dir):
 
     settings = ServeSettings(home=home_dir or group_home(), host=host, port=port,
                              api_key=api_key or None, ui=not no_ui, cors_origins=list(cors_origin),
-                             slots=slots)
+                             slots=slots, knowledge=knowledge)
     app = create_app(settings)
+    # Open the assistant's model before listening, in this thread: a model that cannot load
+    # fails here with its reason, and the first request does not wait for the load.
+    # (Loading llama.cpp's CUDA backend from a server worker thread crashed on an H100.)
+    app.state.engines.get(None)
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     if settings.ui:
         click.echo(f"web chat:   {base}/", err=True)

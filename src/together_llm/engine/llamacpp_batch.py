@@ -69,7 +69,9 @@ class BatchScheduler:
     scheduler's thread."""
 
     def __init__(self, model, context_params, slots: int, context_length: int, n_batch: int,
-                 prefill_chunk: int = 128):
+                 prefill_chunk: int = 128, lora=None, lora_scale: float = 1.0):
+        """`lora`: a loaded llama.cpp LoRA adapter (the parent `Llama`'s); adapters belong to a
+        context, so ours must be given it too."""
         import llama_cpp as L
         from llama_cpp import _internals
 
@@ -85,6 +87,13 @@ class BatchScheduler:
         params.n_ubatch = max(params.n_ubatch, slots)
         self._context = _internals.LlamaContext(model=model, params=params, verbose=False)
         self._ctx = self._context.ctx
+        if lora is not None:
+            import ctypes
+
+            adapters = (L.llama_adapter_lora_p_ctypes * 1)(lora)
+            if L.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(lora_scale)):
+                self._context.close()
+                raise TllmError("llama.cpp could not apply the LoRA adapter to the batch context")
         self._mem = L.llama_get_memory(self._ctx)
         self.n_ctx_seq = L.llama_n_ctx_seq(self._ctx)
         self._vocab = model.vocab
@@ -353,13 +362,15 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
     token_bytes = _guarded(LlamaCppEngine.token_bytes)
 
     def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
-                 threads: int | None = None, slots: int = 8):
+                 threads: int | None = None, slots: int = 8, lora_path: Path | None = None,
+                 gpu_layers: int = -1):
         self._state, self._users, self._closed = threading.Condition(), 0, False
         super().__init__(path, context_length=context_length, model_name=model_name,
-                         threads=threads)
+                         threads=threads, lora_path=lora_path, gpu_layers=gpu_layers)
         try:
             self.scheduler = BatchScheduler(self.llm._model, self.llm.context_params, slots,
-                                            self.context_length, self.llm.n_batch)
+                                            self.context_length, self.llm.n_batch,
+                                            lora=self.llm._lora_adapter, lora_scale=self.llm.lora_scale)
         except (ValueError, TllmError) as exc:  # bad slots, or no memory for the context
             self.llm.close()
             raise TllmError(f"llama.cpp could not make {slots} slots of {self.context_length} "

@@ -41,8 +41,10 @@ class LlamaCppEngine(Engine):
     supports_grammar = True
 
     def __init__(self, path: Path, context_length: int = 2048, model_name: str = "",
-                 threads: int | None = None, lora_path: Path | None = None):
-        """`lora_path`: a GGUF LoRA adapter (`tllm export --gguf-adapter`) applied on load."""
+                 threads: int | None = None, lora_path: Path | None = None, gpu_layers: int = -1):
+        """`lora_path`: a GGUF LoRA adapter (`tllm export --gguf-adapter`) applied on load.
+        `gpu_layers`: layers offloaded to the GPU where this llama.cpp build has a GPU backend
+        (-1 all); a CPU-only build ignores it."""
         arch = gguf_file.read_field(path, "general.architecture")
         if lora_path and (gguf_file.read_field(lora_path, "adapter.type") != "lora"
                           or gguf_file.read_field(lora_path, "general.architecture") != arch):
@@ -61,6 +63,7 @@ class LlamaCppEngine(Engine):
             self.llm = Llama(model_path=str(path), n_ctx=context_length,
                              n_batch=min(512, context_length), n_threads=n_threads,
                              n_threads_batch=n_threads_batch, verbose=False,
+                             n_gpu_layers=gpu_layers if llama_cpp.llama_supports_gpu_offload() else 0,
                              lora_path=str(lora_path) if lora_path else None)
         except (ValueError, RuntimeError) as exc:
             if lora_path and "LoRA" in str(exc):

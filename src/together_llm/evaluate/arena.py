@@ -16,12 +16,14 @@ import itertools
 import json
 import random
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from ..errors import TllmError
 from ..home import Home
 from .battles import HUMAN, VERDICTS, Battle, BattleStore
-from .bradley_terry import Rating, fit_ratings
+
+if TYPE_CHECKING:
+    from .bradley_terry import Rating
 
 Contestant = Callable[[str], str]
 Judge = Callable[[str, str, str], str]
@@ -275,6 +277,10 @@ def record_vote(store: BattleStore, battle_id: int, verdict: str) -> Battle:
 def leaderboard(store: BattleStore, bootstrap: int = 200, seed: int = 0,
                 judges: Iterable[str] | None = None) -> list[Rating]:
     """Ratings from every decided battle stored (only those of `judges`, when given)."""
+    # numpy on demand: the server imports this module, and numpy loaded before llama.cpp's
+    # CUDA backend made the model load crash (H100, llama-cpp-python 0.3.36)
+    from .bradley_terry import fit_ratings
+
     return fit_ratings(store.outcomes(judges), bootstrap, seed)
 
 
