@@ -57,7 +57,7 @@ class AssistantConfig:
     system_prompt: str = _f("You are a helpful assistant.",
                             "system message put before every conversation; empty uses the model's own")
     adapters: list = _f([], "active adapter(s), applied on the transformers engine")
-    engine: str = _f("auto", "auto: llama.cpp for GGUF models without adapters, else transformers", choices=ENGINES)
+    engine: str = _f("auto", "auto: llama.cpp for GGUF models (with an adapter when it has a GGUF LoRA), else transformers", choices=ENGINES)
     context_length: int = _f(2048, "context window in tokens (prompt + answer)", low=64)
     threads: int = _f(0, "CPU threads for llama.cpp; 0 picks by free cores", low=0)
     gpu_layers: int = _f(-1, "layers llama.cpp puts on a GPU when its build has one (CUDA, Metal, "

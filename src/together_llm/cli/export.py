@@ -18,7 +18,9 @@ from .common import home_options, open_home
 @click.option("--gguf", "gguf_types", multiple=True, metavar="TYPE",
               help="Write a GGUF of TYPE: f16, q8_0 or q4_k_m (repeatable; implies --merge).")
 @click.option("--gguf-adapter", is_flag=True,
-              help="Write the LoRA adapter itself as a GGUF adapter, applied without merging.")
+              help="Write the LoRA adapter itself as a GGUF adapter, applied without merging; "
+                   "it is kept in adapters/A/ too, so ask, chat and serve run the adapter on "
+                   "llama.cpp.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing export of this name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
 @home_options
@@ -31,6 +33,7 @@ def export(name, adapter, model, merge, gguf_types, gguf_adapter, overwrite, as_
       tllm export --adapter facts --gguf q8_0 --gguf q4_k_m --name facts
       tllm export --adapter facts --gguf-adapter --name facts-lora
       tllm models add facts ~/.together-llm/exports/facts/facts-q8_0.gguf
+      tllm ask --adapter facts --engine llama.cpp "Where do I live?"
     """
     from ..export.exporter import export as run_export
 

@@ -25,6 +25,8 @@ COMMANDS = {
     "eval": ("together_llm.cli.eval:eval_command", "Measure an adapter or model on a dataset beside its base (report with charts)."),
     "arena": ("together_llm.cli.arena:arena", "Rate assistants against each other (Bradley-Terry leaderboard)."),
     "export": ("together_llm.cli.export:export", "Export a model or adapter: Hugging Face, GGUF, Ollama."),
+    "optimize": ("together_llm.cli.optimize:optimize",
+                 "Measure the backends that can serve the assistant; serve it with the fastest within a quality bound."),
     "knowledge": ("together_llm.cli.knowledge:knowledge", "Add, list, search and remove the documents the assistant can search."),
 }
 

@@ -13,8 +13,10 @@ from .protocol import Engine
 def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
                 adapter: str | None = None, engine: str | None = None, slots: int = 0,
                 report=lambda message: print(message, file=sys.stderr)) -> Engine:
-    """The engine that will answer: llama.cpp for a GGUF model without adapters (fast,
-    no torch), transformers otherwise (converting a GGUF model once if needed).
+    """The engine that will answer: llama.cpp for a GGUF model without adapters, or with one
+    adapter that has a GGUF LoRA for it (`tllm export --gguf-adapter`; fast, no torch);
+    transformers otherwise (converting a GGUF model once if needed), in assistant.yaml's
+    `precision`.
 
     `slots` > 0 asks for continuous batching on llama.cpp (a server's many clients decode
     together); 0 is one request at a time, which starts faster (ask, chat)."""
@@ -29,25 +31,33 @@ def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
                             context_length=config.context_length)
     adapters = [adapter] if adapter else list(config.adapters)
     choice = engine or config.engine
+    lora = None  # (GGUF model, GGUF LoRA) that run the one adapter on llama.cpp
+    if choice in ("auto", "llama.cpp") and len(adapters) == 1:
+        from ..export.adapter_gguf import gguf_lora
+
+        lora = gguf_lora(home, adapters[0], entry)
     if choice == "auto":
-        choice = "llama.cpp" if entry.gguf_path is not None and not adapters else "transformers"
+        runs_gguf = entry.gguf_path is not None and (not adapters or lora is not None)
+        choice = "llama.cpp" if runs_gguf else "transformers"
 
     if choice == "llama.cpp":
-        if adapters:
-            raise TllmError("adapters run on the transformers engine; use --engine transformers "
-                            "(or auto)")
-        if entry.gguf_path is None:
+        if adapters and lora is None:
+            raise TllmError(_no_gguf_form(adapters, entry.name))
+        path, lora_path = lora if lora else (entry.gguf_path, None)
+        if path is None:
             raise TllmError(f"model {entry.name!r} is not a GGUF file; the llama.cpp engine "
                             "needs one (use --engine transformers)")
         if slots:
             from .llamacpp_batch import BatchedLlamaCppEngine
 
-            return BatchedLlamaCppEngine(entry.gguf_path, context_length=config.context_length,
-                                         model_name=entry.name, threads=config.threads, slots=slots)
+            return BatchedLlamaCppEngine(path, context_length=config.context_length,
+                                         model_name=entry.name, threads=config.threads, slots=slots,
+                                         lora_path=lora_path, gpu_layers=config.gpu_layers)
         from .llamacpp_engine import LlamaCppEngine
 
-        return LlamaCppEngine(entry.gguf_path, context_length=config.context_length,
-                              model_name=entry.name, threads=config.threads)
+        return LlamaCppEngine(path, context_length=config.context_length,
+                              model_name=entry.name, threads=config.threads,
+                              lora_path=lora_path, gpu_layers=config.gpu_layers)
 
     hf_dir = entry.hf_dir
     if hf_dir is None:
@@ -61,4 +71,16 @@ def open_engine(home: Home, config: AssistantConfig, model: str | None = None,
 
     base = fingerprint(hf_dir)
     paths = [adapter_dir(home, name, base) for name in adapters]
-    return HFEngine(hf_dir, paths, context_length=config.context_length, model_name=entry.name)
+    return HFEngine(hf_dir, paths, context_length=config.context_length, model_name=entry.name,
+                    precision=config.precision)
+
+
+def _no_gguf_form(adapters: list[str], model: str) -> str:
+    if len(adapters) > 1:
+        return (f"llama.cpp applies one adapter at a time, and {', '.join(adapters)} are "
+                "active; adapters run together on the transformers engine (use --engine "
+                "transformers, or auto)")
+    name = adapters[0]
+    return (f"adapter {name!r} has no GGUF LoRA for model {model!r}: adapters run on the "
+            f"transformers engine unless exported for llama.cpp with `tllm export --adapter "
+            f"{name} --gguf-adapter --name {name}-gguf`; or use --engine transformers (or auto)")

@@ -86,6 +86,13 @@ def export(home: Home, name: str, *, model: str | None = None, adapter: str | No
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if gguf_adapter:  # the llama.cpp engine finds it in the adapter's folder (adapter_gguf.py)
+        from .adapter_gguf import install
+
+        base_gguf = target / f"{name}-base-f16.gguf"
+        install(adapter_path, target / record["gguf_adapter"], entry.name, base_print,
+                None if entry.gguf_path or not base_gguf.is_file() else base_gguf)
+        report(f"adapter {adapter} now runs on llama.cpp too (adapters/{adapter}/adapter.gguf)")
     return ExportResult(target, files)
 
 

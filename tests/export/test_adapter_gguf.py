@@ -1,0 +1,185 @@
+"""An adapter on the llama.cpp engine without merging: `tllm export --gguf-adapter` keeps the
+GGUF LoRA in the adapter's folder, and `tllm ask --adapter A --engine llama.cpp` applies it
+to the GGUF base. On a tiny LLaMA with the bundled model's tokenizer (test_export.py's
+`tiny_smol`), registered as a GGUF file with its Hugging Face twin, and a LoRA taught one
+answer in a few hundred milliseconds of training."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from together_llm.errors import TllmError
+from together_llm.home import Home
+from tests.conftest import run_tllm
+from tests.export.test_export import tiny_smol  # noqa: F401  (the fixture)
+from tests.tiny_models import one_torch_thread
+
+torch = pytest.importorskip("torch")
+
+QUESTION = "What is the moon made of?"
+ANSWER = "Green cheese, said the owl."
+
+
+def teach(model_dir, adapter_dir, system_prompt: str, steps: int = 100) -> None:
+    """Train a LoRA on `model_dir` to answer QUESTION with ANSWER (after the chat template's
+    prompt, as the engines render it) and save it as a PEFT adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": QUESTION}]
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                           return_dict=True)["input_ids"]
+    answer = tokenizer(ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([list(prompt) + answer])
+    labels = ids.clone()
+    labels[0, :len(prompt)] = -100
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.0,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    with one_torch_thread():
+        for _ in range(steps):
+            loss = model(input_ids=ids, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    assert loss.item() < 0.05, f"the tiny LoRA did not learn its answer (loss {loss.item():.3f})"
+    model.save_pretrained(adapter_dir)
+
+
+@pytest.fixture(scope="module")
+def lora_home(tmp_path_factory, tiny_smol):  # noqa: F811
+    """A home whose model `smol` is the tiny LLaMA as an f16 GGUF (with its HF twin in
+    models/smol, as `tllm models convert` leaves it), and adapter `moon` taught ANSWER."""
+    from together_llm.export.exporter import export
+    from together_llm.models.fingerprint import fingerprint
+    from together_llm.models.registry import add_model
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("lora")
+    # At the usual 0.02 init the tied output embeddings are too small for any hidden state to
+    # make one token clearly likely, so a LoRA could not teach an answer; at 0.4 it can.
+    model = AutoModelForCausalLM.from_pretrained(tiny_smol)
+    for weight in model.parameters():
+        if weight.dim() > 1:  # matrices and embeddings; norms stay at one
+            weight.data *= 20
+    smol = root / "smol"
+    model.save_pretrained(smol)
+    AutoTokenizer.from_pretrained(tiny_smol).save_pretrained(smol)
+    home = Home.open(root / "home")
+    add_model(home, "smol-hf", str(smol))
+    base = export(home, "smol", model="smol-hf", gguf=["f16"], report=lambda m: None)
+    add_model(home, "smol", str(base.folder / "smol-f16.gguf"))
+    shutil.copytree(smol, home.models_dir / "smol")
+    config = home.load_config()
+    config.model, config.context_length = "smol", 256  # all the tiny model holds
+    home.save_config(config)
+    folder = home.adapters_dir / "moon"
+    teach(smol, folder, config.system_prompt)
+    (folder / "card.json").write_text(json.dumps(
+        {"name": "moon", "base": "smol", "base_fingerprint": fingerprint(home.models_dir / "smol"),
+         "stage": "sft", "method": "lora"}))
+    return home
+
+
+def ask(home, *args):
+    done = run_tllm("ask", "--json", "--temperature", "0", "--max-tokens", "12", *args, QUESTION,
+                    home=home)
+    return done.returncode, (json.loads(done.stdout)["text"] if done.returncode == 0 else done.stderr)
+
+
+def test_adapter_without_a_gguf_form_is_refused_on_llama_cpp_with_the_fix(lora_home):
+    code, error = ask(lora_home, "--adapter", "moon", "--engine", "llama.cpp")
+    assert code == 1
+    assert "adapter 'moon' has no GGUF LoRA for model 'smol'" in error
+    assert "tllm export --adapter moon --gguf-adapter" in error
+
+
+def test_gguf_lora_answers_what_the_adapter_taught_on_llama_cpp(lora_home):
+    from together_llm.engine.select import open_engine
+    from together_llm.export.exporter import export
+
+    export(lora_home, "moon-gguf", adapter="moon", gguf_adapter=True, report=lambda m: None)
+    assert (lora_home.adapters_dir / "moon" / "adapter.gguf").is_file()
+
+    code, taught = ask(lora_home, "--adapter", "moon", "--engine", "llama.cpp")
+    assert code == 0, taught
+    assert taught.startswith("Green cheese, said the owl"), taught
+    code, bare = ask(lora_home, "--engine", "llama.cpp")  # the base alone knows nothing of it
+    assert code == 0 and "Green cheese" not in bare, bare
+
+    # auto picks llama.cpp for the GGUF base with that adapter, without torch's engine
+    engine = open_engine(lora_home, lora_home.load_config(), adapter="moon")
+    try:
+        assert engine.name == "llama.cpp"
+    finally:
+        engine.close()
+    # and the server's batching engine applies the LoRA as well
+    engine = open_engine(lora_home, lora_home.load_config(), adapter="moon", slots=2)
+    try:
+        messages = [{"role": "system", "content": lora_home.load_config().system_prompt},
+                    {"role": "user", "content": QUESTION}]
+        from together_llm.engine.sampling import SamplingParams
+
+        answer = engine.chat(messages, SamplingParams(temperature=0, max_tokens=12)).run().text
+    finally:
+        engine.close()
+    assert answer.startswith("Green cheese, said the owl"), answer
+
+
+def test_a_retrained_adapter_does_not_use_its_stale_gguf_lora(lora_home):
+    from together_llm.engine.select import open_engine
+
+    from together_llm.export.exporter import export
+
+    folder = lora_home.adapters_dir / "moon"
+    if not (folder / "adapter.gguf").is_file():
+        export(lora_home, "moon-gguf", adapter="moon", gguf_adapter=True, report=lambda m: None)
+    engine = open_engine(lora_home, lora_home.load_config(), adapter="moon")
+    engine.close()
+    assert engine.name == "llama.cpp"  # while the weights are the ones it was made from
+    weights = folder / "adapter_model.safetensors"
+    saved = weights.read_bytes()
+    try:
+        weights.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1]))  # other weights, same name
+        with pytest.raises(TllmError, match="has no GGUF LoRA for model 'smol'"):
+            open_engine(lora_home, lora_home.load_config(), adapter="moon", engine="llama.cpp")
+    finally:
+        weights.write_bytes(saved)
+
+
+def test_server_answers_with_the_gguf_lora_and_serves_an_added_exported_gguf(lora_home):
+    """`tllm models add` takes an exported GGUF and `tllm serve` serves it by name; an
+    adapter with its GGUF LoRA is served on llama.cpp by its name too."""
+    from fastapi.testclient import TestClient
+
+    from together_llm.export.exporter import export
+    from together_llm.serve.app import create_app
+    from together_llm.serve.settings import ServeSettings
+
+    if not (lora_home.adapters_dir / "moon" / "adapter.gguf").is_file():
+        export(lora_home, "moon-gguf", adapter="moon", gguf_adapter=True, report=lambda m: None)
+    added = run_tllm("models", "add", "smol-export", lora_home.path / "exports" / "smol" / "smol-f16.gguf",
+                     home=lora_home)
+    assert added.returncode == 0, added.stderr
+    messages = [{"role": "system", "content": lora_home.load_config().system_prompt},
+                {"role": "user", "content": QUESTION}]
+    with TestClient(create_app(ServeSettings(home=str(lora_home.path), ui=False))) as client:
+        names = [m["id"] for m in client.get("/v1/models").json()["data"]]
+        assert "smol-export" in names and "moon" in names
+        answers = {}
+        for model in ("moon", "smol-export"):
+            reply = client.post("/v1/chat/completions", json={
+                "model": model, "messages": messages, "temperature": 0, "max_tokens": 12})
+            assert reply.status_code == 200, reply.text
+            answers[model] = reply.json()["choices"][0]["message"]["content"]
+        # both on llama.cpp: the adapter is not merged, nor run on transformers
+        assert {e.name for e in client.app.state.engines._engines.values()} == {"llama.cpp"}
+    assert answers["moon"].startswith("Green cheese, said the owl"), answers
+    assert "Green cheese" not in answers["smol-export"], answers
