@@ -1,5 +1,6 @@
 """A real browser (Debian's chromium, driven by Playwright) uses the web chat at /."""
 
+import contextlib
 import json
 import shutil
 import time
@@ -25,18 +26,25 @@ def server(tmp_path_factory):
         yield base, home
 
 
-@pytest.fixture
-def page(server):
+@contextlib.contextmanager
+def browser_page(base):
+    """A chromium page on the web chat at `base`, loaded and ready for a message."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.goto(server[0] + "/")
+        page.goto(base + "/")
         page.wait_for_selector("#message textarea", timeout=60_000)
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(server):
+    with browser_page(server[0]) as page:
+        yield page
 
 
 def bot_texts(page):
@@ -93,3 +101,38 @@ def test_ask_see_the_answer_stream_and_rate_it(page, server, tmp_path):
     assert choice["chosen"].strip() == second.strip() and choice["rejected"].strip() == answer.strip()
     page.screenshot(path=str(tmp_path / "web-chat.png"), full_page=True)
     assert (tmp_path / "web-chat.png").stat().st_size > 10_000
+
+
+def test_answer_from_my_documents_lists_the_source_and_rates_the_plain_question(tmp_path):
+    from tests.serve.test_web_assist import HONEY, corpus_home
+
+    home = corpus_home(tmp_path)
+    with live_server(home, log_path=home.path / "serve.log") as base, browser_page(base) as page:
+        box = page.locator("#use-knowledge input[type=checkbox]")
+        assert box.is_enabled() and not box.is_checked()  # documents, but knowledge is off by default
+        box.check()
+        ask(page, HONEY)
+        page.wait_for_function("document.querySelector('#chat').innerText.includes('beekeeping.txt')",
+                               timeout=120_000)
+        answer, sources = bot_texts(page)
+        assert "Meadowgold" in answer and sources.startswith("Sources")
+        page.locator("#chat [aria-label='Like']").first.click()  # the answer's thumb
+        ratings = home.path / "feedback" / "ratings.jsonl"
+        for _ in range(100):
+            if ratings.exists():
+                break
+            time.sleep(0.1)
+        row = json.loads(ratings.read_text().splitlines()[-1])
+
+        page.click("#regenerate")  # a second answer with its own sources, then keep one
+        page.wait_for_selector("#first-better", state="visible", timeout=120_000)
+        assert len(bot_texts(page)) == 4
+        page.click("#second-better")
+        page.wait_for_selector("#first-better", state="hidden", timeout=30_000)
+        kept = bot_texts(page)
+        choice = json.loads((home.path / "feedback" / "choices.jsonl").read_text().splitlines()[-1])
+    assert row["prompt"][-1] == {"role": "user", "content": HONEY}  # not the retrieved sources
+    assert row["completion"].strip() == answer.strip() and row["label"] is True
+    assert len(kept) == 2 and "beekeeping.txt" in kept[1]  # the answer kept with its sources
+    assert choice["prompt"][-1] == {"role": "user", "content": HONEY}
+    assert "Meadowgold" in choice["chosen"] and "beekeeping" not in choice["chosen"]
