@@ -21,13 +21,15 @@ COMMANDS = {
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
     "data": ("together_llm.cli.data:data", "Import, check, clean, split and grow datasets."),
     "train": ("together_llm.cli.train:train", "Train an adapter or a model on a dataset."),
-    "adapters": ("together_llm.cli.adapters:adapters", "List, inspect and choose adapters."),
+    "adapters": ("together_llm.cli.adapters:adapters", "List, inspect, choose, share and merge adapters."),
     "eval": ("together_llm.cli.eval:eval_command", "Measure an adapter or model on a dataset beside its base (report with charts)."),
     "arena": ("together_llm.cli.arena:arena", "Rate assistants against each other (Bradley-Terry leaderboard)."),
     "export": ("together_llm.cli.export:export", "Export a model or adapter: Hugging Face, GGUF, Ollama."),
     "optimize": ("together_llm.cli.optimize:optimize",
                  "Measure the backends that can serve the assistant; serve it with the fastest within a quality bound."),
     "knowledge": ("together_llm.cli.knowledge:knowledge", "Add, list, search and remove the documents the assistant can search."),
+    "together": ("together_llm.cli.together:together",
+                 "Co-evolve with other assistants: federated training (Flower), evolve."),
 }
 
 

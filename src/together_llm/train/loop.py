@@ -70,7 +70,8 @@ def can_keep_logits(model, method: str) -> bool:
 class Loop:
     def __init__(self, model, recipe, train: MicroBatches, evaluate: MicroBatches | None,
                  total_steps: int, checkpoint_dir: Path, log=lambda record: None,
-                 on_step=lambda progress: None, task: str = "causal-lm", bf16: bool = False):
+                 on_step=lambda progress: None, task: str = "causal-lm", bf16: bool = False,
+                 regularizer=None):
         import torch
 
         from .objectives import OBJECTIVES
@@ -91,6 +92,9 @@ class Loop:
         self.objective = OBJECTIVES[task]
         self.learned_only = task == "causal-lm" and can_keep_logits(model, recipe.method)
         self.bf16 = bf16  # bf16 autocast (model.mixed_precision)
+        # regularizer(model) -> a scalar added to every step's loss (FedProx's proximal term,
+        # together/local.py); the logged loss stays the task's own
+        self.regularizer = regularizer
         self.progress = Progress()
         self._stop: str | None = None
 
@@ -187,6 +191,8 @@ class Loop:
                 # every process's learned tokens, so the step's loss is one mean over all.
                 (loss * (self.world / labels)).backward()
             total += loss.detach().double()
+        if self.regularizer is not None:
+            self.regularizer(self.model).backward()
         if self.recipe.max_grad_norm > 0:
             params = [p for p in self.model.parameters() if p.requires_grad]
             torch.nn.utils.clip_grad_norm_(params, self.recipe.max_grad_norm)

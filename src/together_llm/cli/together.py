@@ -1,0 +1,197 @@
+"""`tllm together`: federated learning between assistants (Flower). This module: the group,
+`simulate` and `status`; `evolve` lives in together_evolve.py."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .common import home_options, open_home
+from .main import lazy_group
+
+SUBCOMMANDS = {
+    "simulate": ("together_llm.cli.together:simulate",
+                 "Run a federation of N peers on this machine (Flower's simulation engine)."),
+    "status": ("together_llm.cli.together:status", "Show federated runs, their rounds and peers."),
+    "evolve": ("together_llm.cli.together_evolve:evolve",
+               "Merge a population of adapters over generations; keep the best."),
+}
+
+
+@click.group(cls=lazy_group(SUBCOMMANDS))
+def together():
+    """Co-evolve with other assistants: train one shared adapter on everyone's private data
+    (only adapter tensors travel), and evolve adapters by merging.
+
+    \b
+    Examples:
+      tllm together simulate --peers 3 --rounds 5 --data my-chats
+      tllm together simulate --peers 4 --data topics --split dirichlet --alpha 0.3 --by topic
+      tllm together status
+    """
+
+
+def _homes(ctx, param, value):
+    return [h.strip() for h in value.split(",") if h.strip()] if value else None
+
+
+@click.command()
+@click.option("--data", "-d", required=True, help="Dataset to federate: with --peers, this home's "
+              "dataset is divided among the new peers; with --homes, each home's own dataset of "
+              "this name.")
+@click.option("--peers", type=click.IntRange(1), help="Make N peer homes from partitions of --data.")
+@click.option("--homes", callback=_homes, help="Comma-separated existing homes to federate instead.")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True)
+@click.option("--split", type=click.Choice(("iid", "dirichlet")), default="iid", show_default=True,
+              help="How --peers divides the rows.")
+@click.option("--alpha", type=float, default=0.5, show_default=True,
+              help="Dirichlet concentration: small = peers differ more.")
+@click.option("--by", help="dirichlet: the row field whose values are skewed across peers "
+              "(e.g. label, topic); without it, the peers' sizes are.")
+@click.option("--global-eval", "global_fraction", type=float, default=0.1, show_default=True,
+              help="Fraction of --data held out as the global evaluation set (a dataset with a "
+                   "train/eval split uses its eval split).")
+@click.option("--strategy", type=click.Choice(("fedavg", "fedprox", "fedadam")), default="fedavg",
+              show_default=True)
+@click.option("--aggregate", type=click.Choice(("mean", "lora-exact")), default="mean",
+              show_default=True, help="mean: average A and B separately; lora-exact: average "
+              "the products B·A and refactor to the rank by SVD.")
+@click.option("--mu", type=float, default=0.01, show_default=True, help="FedProx proximal weight.")
+@click.option("--server-lr", type=float, default=1e-3, show_default=True,
+              help="FedAdam's server learning rate.")
+@click.option("--local-steps", type=click.IntRange(1), default=10, show_default=True,
+              help="Optimizer steps each peer trains per round.")
+@click.option("--fraction", type=float, default=1.0, show_default=True,
+              help="Fraction of the peers sampled to train each round.")
+@click.option("--dp-noise", type=float, default=0.0, help="DP: Gaussian noise multiplier (with --dp-clip).")
+@click.option("--dp-clip", type=float, default=0.0, help="DP: clipping norm of each peer's update.")
+@click.option("--dp-side", type=click.Choice(("server", "client")), default="server", show_default=True,
+              help="DP: who clips the updates.")
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peers' learning rate.")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--max-length", type=click.IntRange(8), default=512, show_default=True)
+@click.option("--rank", type=click.IntRange(1), default=8, show_default=True, help="LoRA rank.")
+@click.option("--lora-alpha", type=float, default=16.0, show_default=True)
+@click.option("--target-modules", default="", help="LoRA targets, comma-separated (default: the family's).")
+@click.option("--stage", type=click.Choice(("sft", "pt")), default="sft", show_default=True)
+@click.option("--base", help="Base model (default: assistant.yaml's).")
+@click.option("--name", "-n", default="together", show_default=True,
+              help="The adapter every participating home receives.")
+@click.option("--timeout", type=float, default=3600.0, show_default=True,
+              help="Seconds a round waits for its peers; late ones are left out.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--overwrite", is_flag=True, help="With --homes: replace an adapter named --name.")
+@click.option("--verbose", is_flag=True, help="Show Flower's and the peers' own logs.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
+@home_options
+def simulate(data, peers, homes, rounds, split, alpha, by, global_fraction, strategy, aggregate,
+             mu, server_lr, local_steps, fraction, dp_noise, dp_clip, dp_side, lr, batch_size,
+             max_length, rank, lora_alpha, target_modules, stage, base, name, timeout, seed,
+             overwrite, verbose, as_json, home_dir):
+    """Simulate a federation on this machine: N peers train one shared LoRA adapter, each on
+    its own rows, for R rounds (Flower's simulation engine, one peer per CPU core at a time).
+    Per round it prints and stores (together/<run-id>/metrics.jsonl) each peer's training and
+    held-out loss, the global held-out loss, bytes sent each way and the time; the final
+    adapter lands in every participating home, and plots/curves.png shows the curves.
+
+    \b
+    Examples:
+      tllm together simulate --peers 3 --rounds 5 --data my-chats
+      tllm together simulate --peers 4 --data labelled --split dirichlet --alpha 0.3 --by label
+      tllm together simulate --homes ~/alice,~/bob --data private --strategy fedprox --mu 0.1
+      tllm together simulate --peers 3 --data my-chats --dp-noise 0.5 --dp-clip 1.0
+    """
+    from ..together.settings import Federation
+    from ..together.simulate import simulate as run
+
+    fed = Federation(name=name, data=data, stage=stage, base=base or "", rounds=rounds,
+                     fraction=fraction, timeout=timeout, strategy=strategy, aggregate=aggregate,
+                     mu=mu, server_lr=server_lr, dp_noise=dp_noise, dp_clip=dp_clip,
+                     dp_side=dp_side, local_steps=local_steps, lr=lr, batch_size=batch_size,
+                     max_length=max_length, rank=rank, alpha=lora_alpha,
+                     target_modules=target_modules, seed=seed).check()
+    home = open_home(home_dir)
+    summary = run(home, fed, peers=peers, homes=homes, split=split, alpha=alpha, by=by,
+                  global_fraction=global_fraction, overwrite=overwrite,
+                  report=lambda record: None if as_json else _show(record, rounds), verbose=verbose)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"done: adapter {name!r} in {len(summary['homes'])} homes; run "
+               f"{summary['run_id']} (tllm together status {summary['run_id']})")
+
+
+def _show(record: dict, rounds: int, err: bool = True) -> None:
+    """One line per round (and one per failed peer); on stderr while a run goes on."""
+    if "started" in record:
+        click.echo(f"run {record['started']}: peers {', '.join(record['peers'])}", err=True)
+        return
+    peers = record.get("peers", {})
+    train = [p["train_loss"] for p in peers.values() if p.get("train_loss") is not None]
+    held = [p["eval_loss"] for p in peers.values() if p.get("eval_loss") is not None]
+    parts = [f"round {record['round']}/{rounds}"]
+    if record["round"] > 0:
+        parts.append(f"peers {len(train)}/{record.get('sampled', len(train))}")
+        parts.append(f"train {_mean(train)}")
+        parts.append(f"peers' held-out {_mean(held)}")
+    if record.get("global_eval_loss") is not None:
+        parts.append(f"global held-out {record['global_eval_loss']:.4f}")
+    if record["round"] > 0:
+        parts.append(f"up {_size(record.get('bytes_up', 0))} down {_size(record.get('bytes_down', 0))}")
+    parts.append(f"{record.get('seconds', 0):.1f}s")
+    click.echo("  ".join(parts), err=err)
+    for failure in record.get("failures", []):
+        click.echo(f"  {failure['peer']} failed ({failure['stage']}): {failure['reason']}", err=err)
+
+
+def _mean(values: list) -> str:
+    return f"{sum(values) / len(values):.4f}" if values else "-"
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return str(count)
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@home_options
+def status(run_id, as_json, home_dir):
+    """Show federated runs of this home; with RUN_ID, that run round by round.
+
+    \b
+    Examples:
+      tllm together status
+      tllm together status 20260101-120000-together --json
+    """
+    from ..together import metrics
+
+    home = open_home(home_dir)
+    if run_id is None:
+        runs = [metrics.summary(path) for path in metrics.list_runs(home)]
+        if as_json:
+            click.echo(json.dumps(runs, indent=2))
+        elif not runs:
+            click.echo("no federated runs yet (tllm together simulate)")
+        for run in [] if as_json else runs:
+            loss = run["global_eval_loss"]
+            click.echo(f"{run['run_id']}  {run['state']}  rounds {run['rounds_done']}/{run['rounds']}  "
+                       f"peers {len(run['peers'])}  {run['strategy']}/{run['aggregate']}  "
+                       f"global held-out {'-' if loss is None else f'{loss:.4f}'}")
+        return
+    path = metrics.find_run(home, run_id)
+    run = metrics.summary(path)
+    rounds = [r for r in metrics.read(path / "metrics.jsonl") if "round" in r]
+    if as_json:
+        click.echo(json.dumps({**run, "per_round": rounds}, indent=2))
+        return
+    click.echo(f"{run['run_id']}: {run['state']}, {run['strategy']}/{run['aggregate']} on "
+               f"{run['data']}, adapter {run['adapter']}, peers {', '.join(run['peers'])}")
+    for record in rounds:
+        _show(record, run["rounds"], err=False)
+    click.echo(f"plot: {path / 'plots' / 'curves.png'}")

@@ -1,0 +1,185 @@
+"""The Flower apps of a federation (Flower's Message API): one ServerApp, one ClientApp.
+
+The same objects run in simulation (`simulate.py` builds them with its settings and its
+peer homes) and across machines, where Flower loads the module-level `server_app` and
+`client_app` (e.g. `together_llm.together.apps:server_app`):
+- the ServerApp reads its settings from the run config (settings.Federation keys);
+- the ClientApp reads its home and dataset from the SuperNode's node config
+  (`--node-config "home='/path/to/home' data='mine'"`).
+Everything a peer needs to train (recipe, base fingerprint, round) comes in each message.
+
+Messages: train and evaluate carry {"arrays": the global adapter, "config": ConfigRecord};
+a train reply {"arrays": the peer's adapter, "metrics": {"num-examples", "train_loss", ...},
+"peer": {"name"}}; an evaluate reply {"metrics": {"num-examples", "eval_loss"}, "peer"}.
+On the last round's evaluate message (config "final"), each peer saves the global adapter
+into its home as adapters/<name>, with the run's provenance in its card.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM  # what client-side DP sends
+
+from ..errors import TllmError
+from ..home import Home
+from . import local
+from .arrays import to_record, to_tensors
+from .settings import Federation
+
+# ----------------------------------------------------------------------------- server
+
+
+def make_server_app(fed: Federation | None = None, report=print) -> ServerApp:
+    """A ServerApp running federation `fed` (None: from the run config); `report(record)`
+    sees each round's record as it is written."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_federation(grid, fed or Federation.from_run_config(context.run_config), report)
+
+    return app
+
+
+def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
+    """Run all rounds; write metrics.jsonl and the final adapter into the server home.
+    Returns the final adapter's card."""
+    from ..models.fingerprint import fingerprint
+    from ..train.model import resolve_base
+    from . import metrics
+    from .recorder import make_recorder
+    from .strategies import build_strategy
+
+    random.seed(fed.seed)  # which peers Flower samples each round
+    home = Home.open(fed.server_home)
+    _, hf_dir = resolve_base(home, fed.base or None, report=lambda message: None)
+    peer_config = {**fed.peer_config(), "base-fingerprint": fingerprint(hf_dir),
+                   "strategy": fed.strategy, "aggregate": fed.aggregate,
+                   "dp-noise": fed.dp_noise, "dp-clip": fed.dp_clip}
+    recipe = local.recipe_for(peer_config, fed.eval_data or fed.data)
+    model, _, _ = local.load_model(hf_dir, recipe)
+    initial = to_record(local.adapter_state(model))
+    run_dir = Path(fed.run_dir)
+
+    def write(record: dict) -> None:
+        metrics.append(run_dir / "metrics.jsonl", record)
+        report(record)
+
+    def global_eval(arrays):
+        if not fed.eval_data:
+            return None
+        return local.evaluate(home, fed.eval_data, peer_config, to_tensors(arrays), split=None)
+
+    sampled = max(1, int(fed.min_peers * fed.fraction))
+    recorder = make_recorder(build_strategy(fed, sampled), fed.rounds, write, global_eval)
+    result = recorder_start(recorder, grid, initial, fed, peer_config)
+    card = _card(peer_config, fed, recorder, fingerprint(hf_dir))
+    local.save(home, peer_config, to_tensors(result.arrays), card)
+    return card
+
+
+def recorder_start(recorder, grid, initial, fed: Federation, peer_config: dict):
+    return recorder.start(grid=grid, initial_arrays=initial, num_rounds=fed.rounds,
+                          timeout=fed.timeout, train_config=ConfigRecord(peer_config),
+                          evaluate_config=ConfigRecord(peer_config),
+                          evaluate_fn=recorder.evaluate_fn)
+
+
+def _card(config: dict, fed: Federation, recorder, base_fingerprint: str) -> dict:
+    return {"base": fed.base, "base_fingerprint": base_fingerprint, "stage": fed.stage,
+            "method": "lora", "rank": fed.rank, "data": fed.data,
+            "steps": fed.rounds * fed.local_steps, "provenance": "federated",
+            "federated": _provenance(config, sorted(set(recorder.names.values())))}
+
+
+def _provenance(config, peers: list[str]) -> dict:
+    return {"run_id": str(config["run-id"]), "rounds": int(config["rounds"]), "peers": peers,
+            "strategy": str(config["strategy"]), "aggregate": str(config["aggregate"]),
+            "local_steps": int(config["local-steps"]),
+            "dp": ({"noise": float(config["dp-noise"]), "clip": float(config["dp-clip"])}
+                   if float(config["dp-noise"]) > 0 else None)}
+
+
+# ----------------------------------------------------------------------------- client
+
+
+def make_client_app(peers: list[tuple[str, str]] | None = None, mods=()) -> ClientApp:
+    """A ClientApp. `peers` (simulation): (home path, dataset) by partition id; None: the
+    node config's `home` and `data`. `mods`: extra Flower mods (outermost first)."""
+    app = ClientApp(mods=[*mods, _clip_when_asked])
+
+    @app.train()
+    def train(message: Message, context: Context) -> Message:
+        home, data = _peer(context, peers)
+        config = dict(message.content["config"])
+        _check_base(home, config)
+        new_state, found = local.train_round(
+            home, data, config, to_tensors(message.content["arrays"]),
+            int(config["server-round"]), mu=float(config.get("proximal-mu", 0.0)))
+        return Message(RecordDict({"arrays": to_record(new_state), "metrics": MetricRecord(found),
+                                   "peer": _name(home)}), reply_to=message)
+
+    @app.evaluate()
+    def evaluate(message: Message, context: Context) -> Message:
+        home, data = _peer(context, peers)
+        config = dict(message.content["config"])
+        _check_base(home, config)
+        state = to_tensors(message.content["arrays"])
+        found = local.evaluate(home, data, config, state)
+        if config.get("final"):
+            _, _, base_fingerprint = local.peer_base(home)
+            card = {"base": home.load_config().model, "base_fingerprint": base_fingerprint,
+                    "stage": config["stage"], "method": "lora", "rank": int(config["rank"]),
+                    "data": data, "steps": int(config["rounds"]) * int(config["local-steps"]),
+                    "metrics": {k: v for k, v in found.items() if k == "eval_loss"},
+                    "provenance": "federated",
+                    "federated": _provenance(config, [p for p in str(config.get("peers", "")).split(",") if p])}
+            local.save(home, config, state, card)
+        return Message(RecordDict({"metrics": MetricRecord(found), "peer": _name(home)}),
+                       reply_to=message)
+
+    return app
+
+
+def _peer(context: Context, peers) -> tuple[Home, str]:
+    if peers is not None:
+        path, data = peers[int(context.node_config["partition-id"])]
+        return Home.open(path), data
+    config = context.node_config
+    if "home" not in config or "data" not in config:
+        raise TllmError("this SuperNode has no home and data in its node config: start it with "
+                        "--node-config \"home='/path/to/home' data='dataset'\"")
+    return Home.open(str(config["home"])), str(config["data"])
+
+
+def _name(home: Home) -> ConfigRecord:
+    return ConfigRecord({"name": home.path.name})
+
+
+def _check_base(home: Home, config: dict) -> None:
+    """Refuse to train or load a global adapter made for another base model."""
+    _, _, own = local.peer_base(home)
+    wanted = str(config.get("base-fingerprint", ""))
+    if wanted and wanted != own:
+        raise TllmError(f"this home's base model (fingerprint {own}) is not the federation's "
+                        f"({wanted}); set assistant.yaml's model to the same base")
+
+
+def _clip_when_asked(message: Message, context: Context, call_next) -> Message:
+    """Flower's fixedclipping_mod on train messages whose config asks for client-side
+    clipping (DP with --dp-side client); every other message passes untouched."""
+    if message.metadata.message_type == MessageType.TRAIN and any(
+            KEY_CLIPPING_NORM in record for record in message.content.config_records.values()):
+        return fixedclipping_mod(message, context, call_next)
+    return call_next(message, context)
+
+
+# Deployment entry points (`flwr`'s serverapp / clientapp components)
+server_app = make_server_app()
+client_app = make_client_app()

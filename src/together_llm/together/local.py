@@ -1,0 +1,193 @@
+"""A peer's work in a round, on the project's own training code: load the global adapter
+into the base (loaded once per process), train it a few steps on this home's rows with our
+loop (train/loop.py) and a recipe built from the round's config, evaluate it, save it.
+
+The recipe is an ordinary `Recipe` with a step budget: what `tllm train` would do for
+`local-steps` steps, starting from the global adapter instead of a fresh one. Each round
+draws its micro-batches in a new seeded order (seed + round), so successive rounds see
+different rows rather than the same first few.
+FedProx: with mu > 0 the loop adds mu/2·Σ‖w − w_global‖² over the adapter tensors to every
+step's loss (Loop's `regularizer`), which pulls the local adapter towards the global one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from ..errors import TllmError
+
+_CACHE: dict = {}  # one loaded model per process: (key, (model, tokenizer, config))
+
+
+def peer_base(home) -> tuple[str, Path, str]:
+    """(model name, HF directory, fingerprint) of the base this home's assistant uses."""
+    from ..models.fingerprint import fingerprint
+    from ..train.model import resolve_base
+
+    name, hf_dir = resolve_base(home, None, report=lambda message: None)
+    return name, hf_dir, fingerprint(hf_dir)
+
+
+def recipe_for(config: dict, data: str):
+    """The Recipe of a round's peer config (settings.Federation.peer_config keys)."""
+    from ..train.recipe import Recipe
+
+    targets = [t for t in str(config.get("target-modules", "")).split(",") if t.strip()]
+    steps = int(config["local-steps"])
+    return Recipe(data=data, stage=str(config["stage"]), method="lora", name=str(config["name"]),
+                  max_steps=steps, lr=float(config["lr"]), batch_size=int(config["batch-size"]),
+                  max_length=int(config["max-length"]), rank=int(config["rank"]),
+                  alpha=float(config["alpha"]), dropout=float(config["dropout"]),
+                  target_modules=targets, seed=int(config["seed"]), scheduler="constant",
+                  save_every=0, logging_every=steps)
+
+
+def load_model(hf_dir: Path, recipe):
+    """(PEFT model, tokenizer, base config) for `recipe`, loaded once per process and reused:
+    every round overwrites the adapter tensors anyway."""
+    from ..train.model import check_base, load_for_training
+    from ..train.stages import get_stage
+
+    task = get_stage(recipe.stage).task
+    key = (str(hf_dir), recipe.rank, recipe.alpha, recipe.dropout,
+           tuple(recipe.target_modules), task)
+    if _CACHE.get("key") != key:
+        _CACHE.clear()
+        config = check_base(hf_dir, "lora", task)
+        model, tokenizer = load_for_training(hf_dir, config, recipe, task)
+        _CACHE.update(key=key, value=(model, tokenizer, config))
+    return _CACHE["value"]
+
+
+def adapter_state(model) -> dict:
+    """The adapter tensors of `model` (PEFT names, without the adapter name): what travels."""
+    from peft import get_peft_model_state_dict
+
+    # save_embedding_layers=False: with lm_head among the targets PEFT would otherwise add
+    # the base's whole output matrix, and base weights never travel
+    state = get_peft_model_state_dict(model, save_embedding_layers=False)
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def load_state(model, state: dict) -> None:
+    """Put `state` (adapter tensors by PEFT name) into `model`, refusing other names."""
+    from peft import set_peft_model_state_dict
+
+    own = adapter_state(model)
+    if set(own) != set(state):
+        raise TllmError("the global adapter's tensors do not fit this peer's model (another "
+                        "rank, target modules or base)")
+    result = set_peft_model_state_dict(model, state)
+    if getattr(result, "unexpected_keys", None):
+        raise TllmError(f"unexpected adapter tensors: {result.unexpected_keys[:3]}")
+
+
+def examples(home, recipe, split: str | None, tokenizer) -> list[dict]:
+    """Token examples of the home's dataset `recipe.data` (split: "train", "eval" or None)."""
+    from ..data.preprocess import Stats
+    from ..data.store import open_dataset
+    from ..train.stages import check_kind, get_stage
+
+    stage = get_stage(recipe.stage)
+    dataset = open_dataset(home, recipe.data)
+    check_kind(stage, dataset.name, dataset.kind)
+    if split is not None and not dataset.has_splits:
+        if split == "eval":
+            return []
+        split = None
+    return stage.encode(dataset.rows(split), tokenizer, recipe.max_length, Stats(), None)
+
+
+def _loop(model, recipe, tokenizer, train_examples, eval_examples, steps, regularizer=None,
+          round_seed: int = 0):
+    from ..train.batches import MicroBatches
+    from ..train.loop import Loop
+    from ..train.model import mixed_precision
+    from ..train.stages import get_stage
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    make = lambda rows, shuffle: (MicroBatches(rows, recipe.batch_size, recipe.seed + round_seed,  # noqa: E731
+                                               recipe.packing, pad or 0, recipe.max_length, shuffle)
+                                  if rows else None)
+    return Loop(model, recipe, make(train_examples, True) or make(eval_examples, False),
+                make(eval_examples, False), steps, Path(tempfile.gettempdir()) / "tllm-together",
+                task=get_stage(recipe.stage).task,
+                bf16=mixed_precision(recipe, model.config.model_type), regularizer=regularizer)
+
+
+def proximal(global_state: dict, mu: float):
+    """FedProx's term mu/2·Σ‖w − w_global‖² over the adapter tensors, as a regularizer."""
+    def term(model):
+        import torch
+
+        total = torch.zeros(())
+        for name, param in _adapter_params(model, global_state):
+            total = total + (param - global_state[name].to(param.device)).pow(2).sum()
+        return mu / 2 * total
+    return term
+
+
+def _adapter_params(model, names) -> list:
+    """(PEFT state name, parameter) of the trainable adapter tensors named in `names`."""
+    found = []
+    for full, param in model.named_parameters():
+        if param.requires_grad:
+            short = full.replace(".default.", ".")  # PEFT's adapter name is dropped in the state
+            if short in names:
+                found.append((short, param))
+    return found
+
+
+def train_round(home, data: str, config: dict, global_state: dict, server_round: int,
+                mu: float = 0.0) -> tuple[dict, dict]:
+    """Train the global adapter `config["local-steps"]` steps on this home's rows; return
+    (new adapter tensors, metrics: train_loss, examples, steps, seconds, proximal)."""
+    import time
+
+    recipe = recipe_for(config, data)
+    _, hf_dir, _ = peer_base(home)
+    model, tokenizer, _ = load_model(hf_dir, recipe)
+    load_state(model, global_state)
+    rows = examples(home, recipe, "train", tokenizer)
+    if not rows:
+        raise TllmError(f"dataset {data!r} gives no training examples in {home.path}")
+    frozen = {k: v.clone() for k, v in global_state.items()}
+    regularizer = proximal(frozen, mu) if mu > 0 else None
+    start = time.perf_counter()
+    model.train()
+    loop = _loop(model, recipe, tokenizer, rows, [], recipe.max_steps, regularizer, server_round)
+    progress = loop.run()
+    new_state = adapter_state(model)
+    drift = sum(float((new_state[k] - frozen[k]).pow(2).sum()) for k in frozen)
+    return new_state, {"train_loss": float(progress.train_loss), "num-examples": len(rows),
+                       "steps": progress.step, "seconds": time.perf_counter() - start,
+                       "drift": drift ** 0.5}
+
+
+def evaluate(home, data: str, config: dict, state: dict, split: str | None = "eval") -> dict:
+    """{"eval_loss", "num-examples"} of adapter `state` on the home's `split` rows
+    (num-examples 0 and no loss when there are none)."""
+    recipe = recipe_for(config, data)
+    _, hf_dir, _ = peer_base(home)
+    model, tokenizer, _ = load_model(hf_dir, recipe)
+    load_state(model, state)
+    rows = examples(home, recipe, split, tokenizer)
+    if not rows:
+        return {"num-examples": 0}
+    loss = _loop(model, recipe, tokenizer, [], rows, 1).evaluate()["eval_loss"]
+    return {"eval_loss": float(loss), "num-examples": len(rows)}
+
+
+def save(home, config: dict, state: dict, card: dict) -> Path:
+    """Write adapter `state` as adapters/<config name> of `home`, with `card`."""
+    from types import SimpleNamespace
+
+    from ..train.save import save_result
+
+    recipe = recipe_for(config, card.get("data") or "none")
+    _, hf_dir, _ = peer_base(home)
+    model, tokenizer, _ = load_model(hf_dir, recipe)
+    load_state(model, state)
+    target = SimpleNamespace(name=recipe.name, method="lora", overwrite=True)
+    return save_result(home, target, model, tokenizer, card)
