@@ -26,15 +26,15 @@ def agent_sampling(config, sampling: dict):
     return sampling_params(config, **given)
 
 
-def step_line(step: Step) -> str:
-    """A step as the terminal shows it."""
-    if step.kind == "thought":
-        return f"Thought: {step.text}"
-    if step.kind == "action":
-        return f"Action: {step.tool} {step.text}"
-    if step.kind == "observation":
-        return f"Observation: {step.text}"
-    return f"Final Answer: {step.text}"
+STEP_LABELS = {"thought": "Thought", "action": "Action", "observation": "Observation"}
+
+
+def step_line(step: Step, bold: bool = False, escape=str) -> str:
+    """A step as one line: "Action: calculator {...}" in the terminal; the web chat makes
+    the label bold and escapes the text (`escape`)."""
+    label = STEP_LABELS.get(step.kind, "Final Answer")
+    text = f"{escape(step.tool)} {escape(step.text)}" if step.kind == "action" else escape(step.text)
+    return f"**{label}:** {text}" if bold else f"{label}: {text}"
 
 
 def make_agent(home, llm: Engine, params, system: str, max_steps: int = DEFAULT_STEPS,

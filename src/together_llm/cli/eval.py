@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import click
 
 from .common import home_options, open_home
+from .data.progress import tasks_progress
 
 
 @click.command("eval")
@@ -57,7 +57,7 @@ def eval_command(data, adapter, model, metrics, report, judge, limit, seed, max_
                             report=report, limit=limit, seed=seed, max_tokens=max_tokens,
                             window=window, stride=stride)
     say = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
-    with _Bar() as bar:
+    with tasks_progress("evaluating") as bar:
         result = run_eval(home, settings, progress=bar.update, report=say)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
@@ -67,28 +67,6 @@ def eval_command(data, adapter, model, metrics, report, judge, limit, seed, max_
     if result.get("report"):
         click.echo(f"report: {result['report']['markdown']} and {result['report']['html']}")
 
-
-class _Bar:
-    """The progress bar of the evaluation, started at the first report of work done (the
-    total is known only once the request has been checked)."""
-
-    def __init__(self):
-        self.stack = contextlib.ExitStack()
-        self.update_bar = None
-
-    def __enter__(self):
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if self.update_bar is None:
-            from .data.progress import progress
-
-            self.update_bar = self.stack.enter_context(
-                progress("evaluating", total, unit="tasks", at_least=1, transient=True))
-        self.update_bar(done)
-
-    def __exit__(self, *exc):
-        self.stack.close()
 
 
 def _print_table(result: dict) -> None:

@@ -4,12 +4,12 @@ with `together.add_command(evolve)`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import click
 
 from .common import home_options, open_home
+from .data.progress import tasks_progress
 
 # Flags that a resumed run takes from its own settings instead.
 RUN_FLAGS = ("population", "eval_data", "candidates", "metric", "seed", "name", "limit")
@@ -89,7 +89,7 @@ def evolve(population, generations, eval_data, candidates, metric, seed, name, l
         settings.overwrite = overwrite
     say = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
     show = (lambda entry: None) if as_json else (lambda entry: _print_generation(entry, settings.metric))
-    with _Bar() as bar:
+    with tasks_progress("evolving") as bar:
         results = run_evolve(home, settings, resume=resume, adopt=adopt, progress=bar.update,
                              report=say, on_generation=show)
     if as_json:
@@ -139,24 +139,3 @@ def _print_end(results: dict) -> None:
     click.echo(results["adoption"]["reason"])
     click.echo(f"run folder: {results['run_dir']} (results.json)")
 
-
-class _Bar:
-    """The progress bar, started at the first report of work done (after the checks)."""
-
-    def __init__(self):
-        self.stack = contextlib.ExitStack()
-        self.update_bar = None
-
-    def __enter__(self):
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if self.update_bar is None:
-            from .data.progress import progress
-
-            self.update_bar = self.stack.enter_context(
-                progress("evolving", total, unit="tasks", at_least=1, transient=True))
-        self.update_bar(done)
-
-    def __exit__(self, *exc):
-        self.stack.close()

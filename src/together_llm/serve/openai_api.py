@@ -25,7 +25,7 @@ from .knowledge_api import attach, retrieve, stream_with_sources
 from .limits import require_key
 from .metrics import Timer
 from .schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
-from .streaming import pieces, sse
+from .streaming import event_stream, pieces, sse, usage_of
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 
@@ -154,12 +154,6 @@ async def _complete_all(request: Request, generations: list[Generation]):
         metrics.in_flight.dec(len(generations))
 
 
-def _usage(completions) -> dict:
-    prompt = completions[0].usage.prompt_tokens
-    generated = sum(c.usage.completion_tokens for c in completions)
-    return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
-
-
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request):
     tool_calls.check(body)
@@ -181,7 +175,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
         {"index": i, "message": {"role": "assistant", "content": c.text},
          "logprobs": {"content": [_chat_logprob(t) for t in g.logprobs]} if body.logprobs else None,
          "finish_reason": c.finish_reason} for i, (c, g) in enumerate(zip(completions, generations))],
-        "usage": _usage(completions)}, knowledge))
+        "usage": usage_of(completions)}, knowledge))
 
 
 def _chat_logprob(entry) -> dict:
@@ -225,7 +219,7 @@ async def completions(body: CompletionRequest, request: Request):
             logprobs = _text_logprobs(scored + g.logprobs) if body.logprobs is not None else None
             choices.append({"index": len(choices), "text": text, "logprobs": logprobs,
                             "finish_reason": c.finish_reason})
-        for key, value in _usage(completions).items():
+        for key, value in usage_of(completions).items():
             usage[key] += value
     return {**head, "choices": choices, "usage": usage}
 
@@ -259,38 +253,30 @@ def _stream(request: Request, body, generations: list[Generation], head: dict, c
             choice = {"index": index, "text": text or "", "logprobs": scores, "finish_reason": finish}
         return sse({**head, "choices": [choice]})
 
-    async def events():
-        metrics.in_flight.inc()
-        try:
-            for index, generation in enumerate(generations):
-                timer = Timer(metrics)
-                sent, offset = 0, 0  # logprobs sent so far; text_offset of the next token
-                if chat:
-                    yield chunk(index, role=True)
-                elif echo:
-                    yield chunk(index, echo, entries=list(scored) if logprobs else None)
-                    offset = sum(len(e.token.decode("utf-8", errors="replace")) for e in scored)
-                async for piece in pieces(generation, on_cancel=metrics.cancelled.inc):
-                    timer.piece()
-                    entries = None
-                    if logprobs:  # the worker thread appends; take what is there now
-                        entries = generation.logprobs[sent:]
-                        sent += len(entries)
-                    yield chunk(index, piece, entries=entries, offset=offset)
-                    offset += sum(len(e.token.decode("utf-8", errors="replace")) for e in entries or ())
-                timer.done(generation.completion)
-                rest = generation.logprobs[sent:] if logprobs else None
-                yield chunk(index, finish=generation.completion.finish_reason, entries=rest, offset=offset)
-            if include_usage:
-                yield sse({**head, "choices": [], "usage": _usage([g.completion for g in generations])})
-        except Exception as exc:  # headers are sent: report the error in the stream
-            yield sse({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
-        finally:
-            metrics.in_flight.dec()
-        yield sse("[DONE]")
+    async def chunks():
+        for index, generation in enumerate(generations):
+            timer = Timer(metrics)
+            sent, offset = 0, 0  # logprobs sent so far; text_offset of the next token
+            if chat:
+                yield chunk(index, role=True)
+            elif echo:
+                yield chunk(index, echo, entries=list(scored) if logprobs else None)
+                offset = sum(len(e.token.decode("utf-8", errors="replace")) for e in scored)
+            async for piece in pieces(generation, on_cancel=metrics.cancelled.inc):
+                timer.piece()
+                entries = None
+                if logprobs:  # the worker thread appends; take what is there now
+                    entries = generation.logprobs[sent:]
+                    sent += len(entries)
+                yield chunk(index, piece, entries=entries, offset=offset)
+                offset += sum(len(e.token.decode("utf-8", errors="replace")) for e in entries or ())
+            timer.done(generation.completion)
+            rest = generation.logprobs[sent:] if logprobs else None
+            yield chunk(index, finish=generation.completion.finish_reason, entries=rest, offset=offset)
+        if include_usage:
+            yield sse({**head, "choices": [], "usage": usage_of([g.completion for g in generations])})
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return event_stream(chunks(), metrics)
 
 
 @router.post("/embeddings")

@@ -61,3 +61,32 @@ def sse(data) -> str:
     """One server-sent event carrying `data` as JSON (or the literal [DONE])."""
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
     return f"data: {payload}\n\n"
+
+
+def usage_of(completions) -> dict:
+    """OpenAI's `usage` of `n` answers to one prompt: the prompt counted once."""
+    prompt = completions[0].usage.prompt_tokens
+    generated = sum(c.usage.completion_tokens for c in completions)
+    return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
+
+
+def event_stream(chunks: AsyncIterator[str], metrics):
+    """A server-sent event response of `chunks` (`sse` events). An error after the headers
+    went out can only be told in the stream; the request leaves the in-flight gauge however
+    it ends, and a stream that ends well ends with [DONE]."""
+    from fastapi.responses import StreamingResponse
+
+    async def events():
+        metrics.in_flight.inc()
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except Exception as exc:
+            yield sse({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
+        finally:
+            metrics.in_flight.dec()
+            await chunks.aclose()  # a reader that hung up: its generation is cancelled now
+        yield sse("[DONE]")
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

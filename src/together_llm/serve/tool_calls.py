@@ -25,12 +25,10 @@ import json
 import re
 import uuid
 
-from fastapi.responses import StreamingResponse
-
 from ..agent.grammar import CALL_CLOSE, CALL_OPEN, tool_call_grammar
 from .errors import APIError
 from .metrics import Timer
-from .streaming import pieces, sse
+from .streaming import event_stream, pieces, sse, usage_of
 
 PREAMBLE = """You can call these tools (JSON function specifications):
 <tools>
@@ -247,7 +245,7 @@ def rewrite(body, response: dict) -> dict:
 
 # --- streaming --------------------------------------------------------------------------
 
-def stream(request, body, generations, head: dict) -> StreamingResponse:
+def stream(request, body, generations, head: dict):
     """Server-sent chunks as OpenAI streams tool calls: the first chunk of a call carries
     its index, id, type and name with empty arguments, later ones pieces of the arguments;
     the last chunk says `finish_reason: "tool_calls"`. A text answer streams as content."""
@@ -269,35 +267,22 @@ def stream(request, body, generations, head: dict) -> StreamingResponse:
             elif kind == "arguments":
                 yield chunk(index, {"tool_calls": [{"index": 0, "function": {"arguments": value}}]})
 
-    async def events():
-        metrics.in_flight.inc()
-        try:
-            for index, generation in enumerate(generations):
-                timer = Timer(metrics)
-                scanner = CallScanner(names)
-                yield chunk(index, {"role": "assistant", "content": None})
-                async for piece in pieces(generation, on_cancel=metrics.cancelled.inc):
-                    timer.piece()
-                    for event in deltas(index, scanner.feed(piece)):
-                        yield event
-                for event in deltas(index, scanner.finish()):
+    async def chunks():
+        for index, generation in enumerate(generations):
+            timer = Timer(metrics)
+            scanner = CallScanner(names)
+            yield chunk(index, {"role": "assistant", "content": None})
+            async for piece in pieces(generation, on_cancel=metrics.cancelled.inc):
+                timer.piece()
+                for event in deltas(index, scanner.feed(piece)):
                     yield event
-                timer.done(generation.completion)
-                finish = generation.completion.finish_reason
-                called = scanner.mode == "call" and scanner.complete and finish == "stop"
-                yield chunk(index, {}, "tool_calls" if called else finish)
-            if include_usage:
-                completions = [g.completion for g in generations]
-                prompt = completions[0].usage.prompt_tokens
-                generated = sum(c.usage.completion_tokens for c in completions)
-                yield sse({**head, "choices": [], "usage": {
-                    "prompt_tokens": prompt, "completion_tokens": generated,
-                    "total_tokens": prompt + generated}})
-        except Exception as exc:  # headers are sent: report the error in the stream
-            yield sse({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
-        finally:
-            metrics.in_flight.dec()
-        yield sse("[DONE]")
+            for event in deltas(index, scanner.finish()):
+                yield event
+            timer.done(generation.completion)
+            finish = generation.completion.finish_reason
+            called = scanner.mode == "call" and scanner.complete and finish == "stop"
+            yield chunk(index, {}, "tool_calls" if called else finish)
+        if include_usage:
+            yield sse({**head, "choices": [], "usage": usage_of([g.completion for g in generations])})
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return event_stream(chunks(), metrics)

@@ -109,13 +109,9 @@ def sources_note(cited: list[dict]) -> dict | None:
 
 def step_markdown(step) -> str:
     """One ReAct step as a line of the steps note."""
-    if step.kind == "thought":
-        return f"**Thought:** {_plain(step.text)}"
-    if step.kind == "action":
-        return f"**Action:** {_plain(step.tool)} {_plain(step.text)}"
-    if step.kind == "observation":
-        return f"**Observation:** {_plain(step.text)}"
-    return f"**Final Answer:** {_plain(step.text)}"
+    from ..agent.session import step_line
+
+    return step_line(step, bold=True, escape=_plain)
 
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")

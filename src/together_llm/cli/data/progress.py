@@ -67,3 +67,28 @@ class progress:
         if self.bar is not None and self.bar.live.is_started:
             self.bar.stop()
             self.bar = None
+
+
+class tasks_progress:
+    """`with tasks_progress("evaluating") as bar: work(progress=bar.update)` for work that
+    reports `update(done, total)` and knows its total only once it has checked the request:
+    the bar (unit "tasks") is drawn at the first report, never under an early refusal."""
+
+    def __init__(self, label: str):
+        import contextlib
+
+        self.label = label
+        self.stack = contextlib.ExitStack()
+        self.update_bar = None
+
+    def __enter__(self):
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.update_bar is None:
+            self.update_bar = self.stack.enter_context(
+                progress(self.label, total, unit="tasks", at_least=1, transient=True))
+        self.update_bar(done)
+
+    def __exit__(self, *exc):
+        self.stack.close()
