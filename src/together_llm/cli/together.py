@@ -16,6 +16,12 @@ SUBCOMMANDS = {
     "status": ("together_llm.cli.together:status", "Show federated runs, their rounds and peers."),
     "evolve": ("together_llm.cli.together_evolve:evolve",
                "Merge a population of adapters over generations; keep the best."),
+    "certs": ("together_llm.cli.together_deploy:certs",
+              "Make a federation's TLS certificates (and node keys)."),
+    "serve": ("together_llm.cli.together_deploy:serve",
+              "Coordinate a federation across machines (Flower SuperLink)."),
+    "join": ("together_llm.cli.together_deploy:join",
+             "Join a federation with this home's private data (Flower SuperNode)."),
 }
 
 
@@ -182,7 +188,8 @@ def status(run_id, as_json, home_dir):
             loss = run["global_eval_loss"]
             click.echo(f"{run['run_id']}  {run['state']}  rounds {run['rounds_done']}/{run['rounds']}  "
                        f"peers {len(run['peers'])}  {run['strategy']}/{run['aggregate']}  "
-                       f"global held-out {'-' if loss is None else f'{loss:.4f}'}")
+                       f"global held-out {'-' if loss is None else f'{loss:.4f}'}"
+                       f"{_served(metrics.runs_dir(home) / run['run_id'])}")
         return
     path = metrics.find_run(home, run_id)
     run = metrics.summary(path)
@@ -191,7 +198,21 @@ def status(run_id, as_json, home_dir):
         click.echo(json.dumps({**run, "per_round": rounds}, indent=2))
         return
     click.echo(f"{run['run_id']}: {run['state']}, {run['strategy']}/{run['aggregate']} on "
-               f"{run['data']}, adapter {run['adapter']}, peers {', '.join(run['peers'])}")
+               f"{run['data']}, adapter {run['adapter']}, peers {', '.join(run['peers'])}"
+               f"{_served(path)}")
     for record in rounds:
         _show(record, run["rounds"], err=False)
     click.echo(f"plot: {path / 'plots' / 'curves.png'}")
+
+
+def _served(run_dir) -> str:
+    """Where a deployed run (`tllm together serve`) was served, and how; "" for a simulation."""
+    import yaml
+
+    path = run_dir / "config.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    deployment = (config or {}).get("deployment")
+    if not deployment:
+        return ""
+    how = ("TLS" if deployment.get("tls") else "no TLS") + (", node auth" if deployment.get("node_auth") else "")
+    return f"  served at {deployment.get('address')} ({how})"

@@ -17,6 +17,7 @@ into its home as adapters/<name>, with the run's provenance in its card.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -77,11 +78,24 @@ def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
         return local.evaluate(home, fed.eval_data, peer_config, to_tensors(arrays), split=None)
 
     sampled = max(1, int(fed.min_peers * fed.fraction))
-    recorder = make_recorder(build_strategy(fed, sampled), fed.rounds, write, global_eval)
+    wait_for_peers(grid, fed.min_peers)
+    # The quorum counts before the first round only: later rounds go on with the peers still
+    # connected, so a machine that drops out does not stall the run (Flower's strategies
+    # would otherwise wait for min_available_nodes forever).
+    strategy = build_strategy(dataclasses.replace(fed, min_peers=1), sampled)
+    recorder = make_recorder(strategy, fed.rounds, write, global_eval)
     result = recorder_start(recorder, grid, initial, fed, peer_config)
     card = _card(peer_config, fed, recorder, fingerprint(hf_dir))
     local.save(home, peer_config, to_tensors(result.arrays), card)
     return card
+
+
+def wait_for_peers(grid: Grid, count: int) -> None:
+    """Block until `count` peers are connected (at once in simulation, where all are)."""
+    import time
+
+    while len(list(grid.get_node_ids())) < count:
+        time.sleep(1)
 
 
 def recorder_start(recorder, grid, initial, fed: Federation, peer_config: dict):
