@@ -1,0 +1,80 @@
+"""Co-evolution for real, on the bundled SmolLM2-135M-Instruct: four peers each hold facts
+on a topic of their own (a person, a village, a company, a band; disjoint), and none hands
+its conversations to anyone. `tllm together simulate --homes` trains one shared LoRA
+adapter over them on Flower's simulation engine. Asked held-out paraphrases spanning all
+four topics, the shared adapter must answer at least 95% as many as an adapter trained
+centrally on the union with the same budget (the same number of examples seen), while each
+peer's local-only adapter (its own rows, the steps it trained in the federation) answers
+clearly fewer: it cannot know the other three topics.
+
+The journey and its budget are in coevolution_run.py, the facts in coevolution_data.py;
+bench/together.py runs the same journey and prints the P6 figures."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import run_tllm
+
+from .coevolution_data import TOPICS, is_correct
+from .coevolution_run import FEDERATED, Budget, run_journey
+
+pytest.importorskip("flwr")
+pytest.importorskip("ray")
+
+# coevolution_run.Budget's defaults, the best measured on this 2-core machine (busy, load
+# 4-6), all with 40 x 8 rows seen: central (40 steps of 8, lr 2e-3, cosine) 27/40;
+# federated 10 rounds x 1 step, lora-exact, lr 4e-3 21/40 (0.78), lr 6e-3 18/40; 5 rounds x 2 steps, mean,
+# lr 4e-3 19/40 (0.70); lr 8e-3 15/40 (local losses diverge). Central with as many optimizer
+# steps as the federation (10 steps of 32 rows) answered only 6/40 (lr 4e-3) and 0/40 (2e-3).
+BUDGET = Budget()
+
+
+def table(result) -> str:
+    labels = list(result["scores"])
+    lines = [f"{'adapter':<16} " + " ".join(f"{t:>8}" for t in [*TOPICS, "all"])]
+    for label in labels:
+        s = result["scores"][label]
+        lines.append(f"{label:<16} " + " ".join(f"{s[t]:>8}" for t in [*TOPICS, "all"]))
+    per_topic = len(result["probes"]) // len(TOPICS)
+    lines.append(f"({per_topic} held-out questions a topic, {result['questions']} in all; "
+                 f"budget {result['budget']}; times {', '.join(f'{k} {v:.0f}' for k, v in result['times'].items())})")
+    return "\n".join(lines)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("TLLM_LONG_TESTS") != "1", reason=(
+    "7-8 minutes on 2 cores, and issue 8's bar is not met yet: federated 21 / central 27 "
+    "held-out answers (P6 0.78 < 0.95, bench/README.md); run with TLLM_LONG_TESTS=1"))
+def test_federated_adapter_answers_as_many_as_central_training(converted_home, tmp_path):
+    result = run_journey(converted_home, tmp_path, BUDGET)
+    print("\n" + table(result))
+    scores, questions = result["scores"], result["questions"]
+    central, federated = scores["central"]["all"], scores["federated"]["all"]
+    local = [scores[f"local-{topic}"] for topic in TOPICS]
+
+    assert central >= 0.5 * questions  # the central adapter learned the facts
+    assert sum(s["all"] for s in local) / len(local) <= 0.5 * central
+    for topic, s in zip(TOPICS, local):  # what a local-only adapter knows is its own topic
+        assert s["all"] - s[topic] <= 2, f"local-only {topic} answered other topics: {s}"
+
+    summary = result["summary"]
+    assert summary["state"] == "finished" and summary["rounds_done"] == BUDGET.rounds
+    assert summary["failures"] == 0 and len(summary["homes"]) == len(TOPICS)
+    maren = result["peers"]["maren"]
+    card = json.loads(open(f"{maren}/adapters/{FEDERATED}/card.json").read())
+    assert card["provenance"] == "federated" and card["federated"]["run_id"] == summary["run_id"]
+
+    # `tllm ask --adapter` in a peer's home gives the answer the journey scored
+    question, fact = result["probes"][0]
+    asked = run_tllm("ask", "--json", "--temperature", "0", "--max-tokens", "32", "--engine",
+                     "transformers", "--adapter", FEDERATED, question, home=maren)
+    assert asked.returncode == 0, asked.stderr
+    text = json.loads(asked.stdout)["text"]
+    assert is_correct(text, fact) == is_correct(result["answers"]["federated"][0], fact), text
+
+    # what the journey is for: the shared adapter knows nearly all that central training taught
+    assert federated >= 0.95 * central, f"federated {federated}, central {central} of {questions}"
