@@ -40,6 +40,10 @@ def test_config_set_changes_assistant_yaml(home):
     assert config.generation.seed == 7
     assert run_tllm("config", "set", "generation.seed", "none", home=home).returncode == 0
     assert home.load_config().generation.seed is None
+    # a negative value is a value, not an option (gpu_layers -1: every layer on a GPU)
+    assert run_tllm("config", "set", "gpu_layers", "0", home=home).returncode == 0
+    assert run_tllm("config", "set", "gpu_layers", "-1", home=home).returncode == 0
+    assert home.load_config().gpu_layers == -1
 
 
 def test_unknown_key_is_refused_with_the_allowed_keys(home):
@@ -59,6 +63,7 @@ def test_bad_values_are_refused_with_what_is_allowed(home):
         ("generation.seed", "4294967295"): "seed must be between 0 and 4294967294",
         ("generation.temperature", "5"): "must be between 0 and 2",
         ("context_length", "1.5"): "expected an integer",
+        ("gpu_layers", "-2"): "must be at least -1",
     }
     for (key, value), message in cases.items():
         result = run_tllm("config", "set", key, value, home=home)

@@ -39,7 +39,7 @@ def show(as_json, home_dir):
         click.echo(f"{key} = {json.dumps(value)}    # {field.metadata.get('help', '')}")
 
 
-@config.command(name="set")
+@config.command(name="set", context_settings={"ignore_unknown_options": True})  # VALUE may be -1
 @click.argument("key")
 @click.argument("value")
 @home_options
