@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shutil
 import types
 import typing
 from dataclasses import dataclass, field
@@ -233,3 +234,15 @@ class Home:
         tmp = self.config_path.with_suffix(".yaml.tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(self.config_path)
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Put the folder `staging` in `target`'s place. An earlier `target` stays whole until
+    the new one is in place, then goes: a reader sees the old folder or the new, never half
+    of one (datasets, adapters, conversions and exports are all written this way)."""
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)

@@ -21,6 +21,7 @@ from typing import Iterator
 import orjson
 
 from ..errors import TllmError, check_name
+from ..home import replace_dir
 from .kinds import check_kind
 
 SPLITS = ("train", "eval")
@@ -216,13 +217,7 @@ class DatasetWriter:
             **(extra or {}),
         }
         _write_card(self.tmp, card)
-        if self.final.exists():
-            old = self.final.with_name(f".old-{self.name}-{os.getpid()}")
-            self.final.rename(old)
-            self.tmp.rename(self.final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            self.tmp.rename(self.final)
+        replace_dir(self.tmp, self.final)
         self._committed = True
         return card
 

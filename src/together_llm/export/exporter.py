@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TllmError, check_name
-from ..home import Home
+from ..home import Home, replace_dir
 
 
 @dataclass
@@ -82,7 +82,7 @@ def export(home: Home, name: str, *, model: str | None = None, adapter: str | No
                  for p in sorted(staging.rglob("*")) if p.is_file()}
         record["files"] = files
         (staging / "export.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        _replace(staging, target)
+        replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -173,10 +173,3 @@ def _hf_dir(entry, report) -> Path:
     report(f"converting {entry.name} to a transformers model once (tllm models convert)...")
     return convert_gguf(entry.gguf_path, entry.local_dir, report=report)
 
-
-def _replace(staging: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import TllmError
+from ..home import replace_dir
 from .fingerprint import fingerprint
 from . import gguf_file
 
@@ -62,10 +63,5 @@ def convert_gguf(gguf_path: Path, out_dir: Path, report=print) -> Path:
     tokenizer.save_pretrained(tmp)
     marker = {"source": str(gguf_path), "format": "gguf", "fingerprint": fingerprint(tmp)}
     (tmp / MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
-    old = out_dir.with_name(out_dir.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out_dir.exists():
-        out_dir.rename(old)  # a good earlier conversion survives until the new one is in place
-    tmp.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out_dir)  # a good earlier conversion survives until the new one is in place
     return out_dir

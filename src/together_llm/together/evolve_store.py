@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import TllmError, check_name
+from ..home import replace_dir
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -114,11 +115,5 @@ def publish(home, source: Path, name: str, card: dict) -> Path:
     for file in ADAPTER_FILES:
         shutil.copyfile(source / file, tmp / file)
     (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    if final.exists():
-        old = final.with_name(f".old-{name}-{os.getpid()}")
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    replace_dir(tmp, final)
     return final

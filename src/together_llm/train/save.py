@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import TllmError
+from ..home import replace_dir
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -63,13 +64,7 @@ def save_result(home, recipe, model, tokenizer, card: dict, weights: dict | None
             raise TllmError(f"PEFT did not write {', '.join(missing)} for adapter {recipe.name!r}")
     card = {"name": recipe.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **card}
     (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    if final.exists():
-        old = final.with_name(f".old-{recipe.name}-{os.getpid()}")
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    replace_dir(tmp, final)
     if recipe.method == "full":
         _register(home, recipe.name, final)
     return final
