@@ -7,21 +7,21 @@ band) plus everyday conversations; 40 held-out paraphrases span the four topics.
 to train with the same budget (examples seen):
 
   federated    `tllm together simulate --homes` the four peers: R rounds, each peer K
-               steps of B rows a round, FedAvg of the LoRA tensors (Flower simulation)
-  centralized  `tllm train` on the union of the four datasets: R x K steps of 4 x B rows
-               (as many rows and optimizer steps as the federation), or with
-               --central-batch-size C, 4 x R x K x B / C steps of C rows
-  local-only   `tllm train` in each peer's home on its own rows: R x K steps of B rows
+               plain gradient steps of B rows a round (--optimizer sgd), its update sent as
+               int8, the server's Adam on their mean (--strategy fedadam; Flower simulation)
+  centralized  `tllm train` on the union of the four datasets: 4 x R x K x B / C AdamW
+               steps of C rows (--central-batch-size, default 8: R x K steps when B is 2)
+  local-only   `tllm train` in each peer's home on its own rows: R x K AdamW steps of B rows
 
 Figures: P6 = held-out questions the federated adapter answers / those the centralized one
 answers (target >= 0.95), the local-only adapters' answers beside them, the bytes each peer
-uploads per round / the base model's size (its fp32 safetensors, the precision the adapter
-tensors travel in; target <= 1%), and the wall time per round (the federation's seconds /
+uploads per round / the base model's size (its safetensors in the home, fp32; target
+<= 1%), and the wall time per round (the federation's seconds /
 rounds, Flower's and Ray's overhead included). A correct answer names its fact's key and
 no other fact's.
 
-    .venv/bin/python bench/together.py [--rounds 5] [--local-steps 2] [--rank 4]
-                                       [--federated-lr X] [--home DIR] [--json]
+    .venv/bin/python bench/together.py [--rounds 40] [--transport int8] [--strategy fedadam]
+                                       [--server-lr X] [--home DIR] [--json]
 
 --home reuses a home whose default model is already converted (else a temporary one is
 made and the bundled GGUF converted, about a minute).
@@ -82,7 +82,9 @@ def show(report: dict) -> None:
     b = report["budget"]
     q = report["questions"]
     print(f"P6 federated LoRA, bundled model, 4 peers x 1 topic; {b['rounds']} rounds x "
-          f"{b['local_steps']} local steps x {b['batch_size']} rows ({b['aggregate']}); "
+          f"{b['local_steps']} local {b['optimizer']} steps x {b['batch_size']} rows "
+          f"({b['strategy']}, server lr {b['server_lr']:g}, {b['transport']} updates, "
+          f"{b['aggregate']}); "
           f"centralized {report['central_steps']} steps x {report['central_batch']} rows; "
           f"rank {b['rank']}, lr central {b['central_lr']:g} / federated {b['federated_lr']:g}")
     print(f"{'adapter':<16} {'answers':>8}   per topic")

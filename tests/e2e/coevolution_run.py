@@ -9,12 +9,13 @@
 5. every held-out paraphrase asked of each adapter (coevolution_data.answer_all).
 
 The budget is the same for all: each method sees the same number of examples. A federated
-round trains each of the four peers `local_steps` steps of `batch_size` rows; centralized
-training sees as many rows, by default in as many optimizer steps as the federation makes
-(rounds x local_steps steps of 4 x batch_size rows: FedAvg of one step each is one step on
-the four peers' batches together), or, with `central_batch_size`, in more, smaller steps.
-Each local-only adapter gets the rounds x local_steps steps its peer trained in the
-federation.
+round trains each of the four peers `local_steps` steps of `batch_size` rows; by default one
+plain gradient step on 2 rows, sent as an int8 update, and the server takes one Adam step
+on the mean of the four (FedOpt: Flower's FedAdam). Centralized training sees as many rows in
+steps of `central_batch_size` (by default 40 AdamW steps of 8 rows: as many steps as the
+federation has rounds, each on as many rows as the four peers' batches together; with
+`central_batch_size` 0, exactly that). Each local-only adapter gets the rows its peer
+trained on in the federation (rounds x local_steps AdamW steps of batch_size rows).
 
 Training processes run on one torch thread each, two at a time (the central run beside the
 local-only ones, the federation's two Ray workers): on two cores shared with other work,
@@ -42,18 +43,25 @@ FEDERATED, CENTRAL = "together", "central"
 
 @dataclass(frozen=True)
 class Budget:
-    rounds: int = 10
+    rounds: int = 40
     local_steps: int = 1
-    batch_size: int = 8
+    batch_size: int = 2
     rank: int = 16
     alpha: float = 32.0
     targets: str = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
     central_lr: float = 2e-3
     central_batch_size: int = 8  # 0: 4 x batch_size (as many optimizer steps as the federation)
-    federated_lr: float = 4e-3
+    # the federation: FedOpt (server-side Adam on the mean update; each peer one plain
+    # gradient step a round), the updates sent as int8
+    strategy: str = "fedadam"
+    server_lr: float = 2e-3
+    optimizer: str = "sgd"
+    federated_lr: float = 1.0
+    transport: str = "int8"
+    aggregate: str = "mean"  # tllm together simulate --aggregate
+    eval_every: int = 10
     max_length: int = 96
     seed: int = 7
-    aggregate: str = "lora-exact"  # tllm together simulate --aggregate
 
     @property
     def peer_steps(self) -> int:
@@ -70,7 +78,9 @@ class Budget:
         return max(1, len(data.TOPICS) * self.peer_steps * self.batch_size // self.central_batch)
 
     def fed_flags(self) -> list[str]:
-        return ["--aggregate", self.aggregate]
+        return ["--aggregate", self.aggregate, "--strategy", self.strategy, "--server-lr",
+                str(self.server_lr), "--optimizer", self.optimizer, "--transport", self.transport,
+                "--eval-every", str(self.eval_every)]
 
     def lora_flags(self) -> list[str]:
         return ["--rank", str(self.rank), "--target-modules", self.targets,

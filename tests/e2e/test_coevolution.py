@@ -25,11 +25,11 @@ from .coevolution_run import FEDERATED, Budget, run_journey
 pytest.importorskip("flwr")
 pytest.importorskip("ray")
 
-# coevolution_run.Budget's defaults, the best measured on this 2-core machine (busy, load
-# 4-6), all with 40 x 8 rows seen: central (40 steps of 8, lr 2e-3, cosine) 27/40;
-# federated 10 rounds x 1 step, lora-exact, lr 4e-3 21/40 (0.78), lr 6e-3 18/40; 5 rounds x 2 steps, mean,
-# lr 4e-3 19/40 (0.70); lr 8e-3 15/40 (local losses diverge). Central with as many optimizer
-# steps as the federation (10 steps of 32 rows) answered only 6/40 (lr 4e-3) and 0/40 (2e-3).
+# coevolution_run.Budget's defaults (bench/README.md has the figures and what else was
+# tried): each method sees 320 rows. Central, 40 AdamW steps of 8 rows: 27/40. Federated,
+# 40 rounds of one plain gradient step on 2 rows a peer, int8 updates, Adam on the server
+# (FedAdam, lr 2e-3): 31/40, uploading 0.93% of the base a round. With FedAvg of local AdamW
+# steps instead (10 rounds of one step on 8 rows) it was 21/40.
 BUDGET = Budget()
 
 
@@ -47,8 +47,8 @@ def table(result) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("TLLM_LONG_TESTS") != "1", reason=(
-    "7-8 minutes on 2 cores, and issue 8's bar is not met yet: federated 21 / central 27 "
-    "held-out answers (P6 0.78 < 0.95, bench/README.md); run with TLLM_LONG_TESTS=1"))
+    "8-9 minutes on 2 cores, too long for every CI run; run with TLLM_LONG_TESTS=1 "
+    "(or bench/together.py for the figures)"))
 def test_federated_adapter_answers_as_many_as_central_training(converted_home, tmp_path):
     result = run_journey(converted_home, tmp_path, BUDGET)
     print("\n" + table(result))

@@ -108,3 +108,46 @@ def test_a_failing_peer_does_not_stop_the_round(fed_home):
     for home in summary["homes"]:
         card = json.loads((run_dir / "peers" / home.rsplit("/", 1)[-1] / "adapters" / "shared" / "card.json").read_text())
         assert card["federated"]["aggregate"] == "lora-exact" and card["federated"]["strategy"] == "fedprox"
+
+
+def test_fedopt_with_int8_updates_and_frozen_a_learns(fed_home):
+    """The co-evolution recipe (tests/e2e/coevolution_run.py): each peer one plain gradient
+    step a round, sent as an int8 update of B alone (FFA-LoRA), Adam on the server; held-out
+    losses measured every second round and after the last."""
+    from together_llm.cli.together import together
+
+    flags = ["--rounds", "3", "--local-steps", "1", "--optimizer", "sgd", "--lr", "1",
+             "--strategy", "fedadam", "--server-lr", "0.02", "--transport", "int8", "--freeze-a",
+             "--eval-every", "2", "--batch-size", "4", "--max-length", "128",
+             "--target-modules", FAST["target_modules"]]
+    result = CliRunner().invoke(together, ["simulate", "--peers", "2", "--data", "sounds",
+                                           "--name", "shared", *flags, "--json",
+                                           "--home", str(fed_home.path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    run_dir = fed_home.path / "together" / summary["run_id"]
+    rounds = rounds_of(run_dir)
+    assert [r["global_eval_loss"] is not None for r in rounds] == [True, False, True, True]
+    assert not any("eval_loss" in p for p in rounds[1]["peers"].values())
+    assert rounds[3]["global_eval_loss"] < rounds[0]["global_eval_loss"]  # it learned
+
+    from safetensors.torch import load_file
+
+    folder = run_dir / "peers" / "peer-1" / "adapters" / "shared"
+    tensors = load_file(folder / "adapter_model.safetensors")
+    b_entries = sum(t.numel() for k, t in tensors.items() if ".lora_B." in k)
+    for record in rounds[1:]:  # one byte an entry of B, its scales and headers: no A, no fp32
+        for peer in record["peers"].values():
+            assert b_entries <= peer["bytes_up"] <= 1.3 * b_entries + 400 * len(tensors)
+    card = json.loads((folder / "card.json").read_text())["federated"]
+    assert card["transport"] == "int8" and card["freeze_a"] is True and card["strategy"] == "fedadam"
+    # A is still the seeded start every machine builds for itself
+    from together_llm.together import local
+    from together_llm.together.settings import Federation
+
+    config = Federation(name="shared", data="sounds", max_length=128,
+                        target_modules=FAST["target_modules"], freeze_a=True).peer_config()
+    local._CACHE.clear()
+    model, _, _ = local.load_model(local.peer_base(fed_home)[1], local.recipe_for(config, "sounds"), True)
+    seeded = {n.replace(".default.", "."): p for n, p in model.named_parameters() if ".lora_A." in n}
+    assert seeded and all(torch.equal(tensors[n], p) for n, p in seeded.items())

@@ -9,6 +9,7 @@ import click
 
 from .common import home_options, open_home
 from .main import lazy_group
+from .together_options import federation, federation_options
 
 SUBCOMMANDS = {
     "simulate": ("together_llm.cli.together:simulate",
@@ -48,7 +49,6 @@ def _homes(ctx, param, value):
               "this name.")
 @click.option("--peers", type=click.IntRange(1), help="Make N peer homes from partitions of --data.")
 @click.option("--homes", callback=_homes, help="Comma-separated existing homes to federate instead.")
-@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True)
 @click.option("--split", type=click.Choice(("iid", "dirichlet")), default="iid", show_default=True,
               help="How --peers divides the rows.")
 @click.option("--alpha", type=float, default=0.5, show_default=True,
@@ -58,43 +58,13 @@ def _homes(ctx, param, value):
 @click.option("--global-eval", "global_fraction", type=float, default=0.1, show_default=True,
               help="Fraction of --data held out as the global evaluation set (a dataset with a "
                    "train/eval split uses its eval split).")
-@click.option("--strategy", type=click.Choice(("fedavg", "fedprox", "fedadam")), default="fedavg",
-              show_default=True)
-@click.option("--aggregate", type=click.Choice(("mean", "lora-exact")), default="mean",
-              show_default=True, help="mean: average A and B separately; lora-exact: average "
-              "the products B·A and refactor to the rank by SVD.")
-@click.option("--mu", type=float, default=0.01, show_default=True, help="FedProx proximal weight.")
-@click.option("--server-lr", type=float, default=1e-3, show_default=True,
-              help="FedAdam's server learning rate.")
-@click.option("--local-steps", type=click.IntRange(1), default=10, show_default=True,
-              help="Optimizer steps each peer trains per round.")
-@click.option("--fraction", type=float, default=1.0, show_default=True,
-              help="Fraction of the peers sampled to train each round.")
-@click.option("--dp-noise", type=float, default=0.0, help="DP: Gaussian noise multiplier (with --dp-clip).")
-@click.option("--dp-clip", type=float, default=0.0, help="DP: clipping norm of each peer's update.")
-@click.option("--dp-side", type=click.Choice(("server", "client")), default="server", show_default=True,
-              help="DP: who clips the updates.")
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Peers' learning rate.")
-@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
-@click.option("--max-length", type=click.IntRange(8), default=512, show_default=True)
-@click.option("--rank", type=click.IntRange(1), default=8, show_default=True, help="LoRA rank.")
-@click.option("--lora-alpha", type=float, default=16.0, show_default=True)
-@click.option("--target-modules", default="", help="LoRA targets, comma-separated (default: the family's).")
-@click.option("--stage", type=click.Choice(("sft", "pt")), default="sft", show_default=True)
-@click.option("--base", help="Base model (default: assistant.yaml's).")
-@click.option("--name", "-n", default="together", show_default=True,
-              help="The adapter every participating home receives.")
-@click.option("--timeout", type=float, default=3600.0, show_default=True,
-              help="Seconds a round waits for its peers; late ones are left out.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@federation_options
 @click.option("--overwrite", is_flag=True, help="With --homes: replace an adapter named --name.")
 @click.option("--verbose", is_flag=True, help="Show Flower's and the peers' own logs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @home_options
-def simulate(data, peers, homes, rounds, split, alpha, by, global_fraction, strategy, aggregate,
-             mu, server_lr, local_steps, fraction, dp_noise, dp_clip, dp_side, lr, batch_size,
-             max_length, rank, lora_alpha, target_modules, stage, base, name, timeout, seed,
-             overwrite, verbose, as_json, home_dir):
+def simulate(data, peers, homes, split, alpha, by, global_fraction, overwrite, verbose, as_json,
+             home_dir, **settings):
     """Simulate a federation on this machine: N peers train one shared LoRA adapter, each on
     its own rows, for R rounds (Flower's simulation engine, one peer per CPU core at a time).
     Per round it prints and stores (together/<run-id>/metrics.jsonl) each peer's training and
@@ -108,23 +78,17 @@ def simulate(data, peers, homes, rounds, split, alpha, by, global_fraction, stra
       tllm together simulate --homes ~/alice,~/bob --data private --strategy fedprox --mu 0.1
       tllm together simulate --peers 3 --data my-chats --dp-noise 0.5 --dp-clip 1.0
     """
-    from ..together.settings import Federation
     from ..together.simulate import simulate as run
 
-    fed = Federation(name=name, data=data, stage=stage, base=base or "", rounds=rounds,
-                     fraction=fraction, timeout=timeout, strategy=strategy, aggregate=aggregate,
-                     mu=mu, server_lr=server_lr, dp_noise=dp_noise, dp_clip=dp_clip,
-                     dp_side=dp_side, local_steps=local_steps, lr=lr, batch_size=batch_size,
-                     max_length=max_length, rank=rank, alpha=lora_alpha,
-                     target_modules=target_modules, seed=seed).check()
+    fed = federation(settings, data=data)
     home = open_home(home_dir)
     summary = run(home, fed, peers=peers, homes=homes, split=split, alpha=alpha, by=by,
                   global_fraction=global_fraction, overwrite=overwrite,
-                  report=lambda record: None if as_json else _show(record, rounds), verbose=verbose)
+                  report=lambda record: None if as_json else _show(record, fed.rounds), verbose=verbose)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
-    click.echo(f"done: adapter {name!r} in {len(summary['homes'])} homes; run "
+    click.echo(f"done: adapter {fed.name!r} in {len(summary['homes'])} homes; run "
                f"{summary['run_id']} (tllm together status {summary['run_id']})")
 
 

@@ -9,46 +9,7 @@ from pathlib import Path
 import click
 
 from .common import home_options, open_home
-
-
-def _federation_options(func):
-    """The federation's settings (the same as `simulate`'s)."""
-    options = [
-        click.option("--rounds", type=click.IntRange(1), default=3, show_default=True),
-        click.option("--peers-min", "min_peers", type=click.IntRange(1), default=2, show_default=True,
-                     help="Peers that must have joined before the first round starts."),
-        click.option("--fraction", type=float, default=1.0, show_default=True,
-                     help="Fraction of the connected peers sampled to train each round."),
-        click.option("--strategy", type=click.Choice(("fedavg", "fedprox", "fedadam")),
-                     default="fedavg", show_default=True),
-        click.option("--aggregate", type=click.Choice(("mean", "lora-exact")), default="mean",
-                     show_default=True, help="mean: A and B separately; lora-exact: the products B·A."),
-        click.option("--mu", type=float, default=0.01, show_default=True, help="FedProx proximal weight."),
-        click.option("--server-lr", type=float, default=1e-3, show_default=True,
-                     help="FedAdam's server learning rate."),
-        click.option("--local-steps", type=click.IntRange(1), default=10, show_default=True,
-                     help="Optimizer steps each peer trains per round."),
-        click.option("--dp-noise", type=float, default=0.0, help="DP: Gaussian noise multiplier."),
-        click.option("--dp-clip", type=float, default=0.0, help="DP: clipping norm of each update."),
-        click.option("--dp-side", type=click.Choice(("server", "client")), default="server",
-                     show_default=True, help="DP: who clips the updates."),
-        click.option("--lr", type=float, default=2e-4, show_default=True, help="Peers' learning rate."),
-        click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True),
-        click.option("--max-length", type=click.IntRange(8), default=512, show_default=True),
-        click.option("--rank", type=click.IntRange(1), default=8, show_default=True, help="LoRA rank."),
-        click.option("--lora-alpha", type=float, default=16.0, show_default=True),
-        click.option("--target-modules", default="", help="LoRA targets, comma-separated."),
-        click.option("--stage", type=click.Choice(("sft", "pt")), default="sft", show_default=True),
-        click.option("--base", help="Base model (default: assistant.yaml's); peers must use the same."),
-        click.option("--name", "-n", default="together", show_default=True,
-                     help="The adapter every participating home receives."),
-        click.option("--timeout", type=float, default=3600.0, show_default=True,
-                     help="Seconds a round waits for its peers; late or vanished ones are left out."),
-        click.option("--seed", type=int, default=42, show_default=True),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+from .together_options import federation, federation_options
 
 
 @click.command()
@@ -92,7 +53,9 @@ def certs(folder, hosts, nodes, overwrite, as_json):
               help="Accept any SuperNode that trusts the CA (no node authentication).")
 @click.option("--eval-data", help="A dataset of this home whose held-out rows measure the "
               "global adapter every round.")
-@_federation_options
+@click.option("--peers-min", "min_peers", type=click.IntRange(1), default=2, show_default=True,
+              help="Peers that must have joined before the first round starts.")
+@federation_options
 @click.option("--json", "as_json", is_flag=True, help="Print the run's summary as JSON.")
 @home_options
 def serve(address, certs_dir, insecure, allow, open_nodes, eval_data, as_json, home_dir, **settings):
@@ -109,11 +72,8 @@ def serve(address, certs_dir, insecure, allow, open_nodes, eval_data, as_json, h
       tllm together serve --insecure --address 127.0.0.1:9092 --peers-min 3
     """
     from ..together.deploy import Security, serve as run
-    from ..together.settings import Federation
 
-    settings["alpha"] = settings.pop("lora_alpha")
-    settings["base"] = settings["base"] or ""
-    fed = Federation(**settings).check()
+    fed = federation(settings, min_peers=settings.pop("min_peers"))
     security = Security(certs=Path(certs_dir) if certs_dir else None, insecure=insecure,
                         allow=tuple(allow), open_nodes=open_nodes)
     summary = run(open_home(home_dir), fed, address, security, eval_data=eval_data,

@@ -64,7 +64,7 @@ def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
                    "strategy": fed.strategy, "aggregate": fed.aggregate,
                    "dp-noise": fed.dp_noise, "dp-clip": fed.dp_clip}
     recipe = local.recipe_for(peer_config, fed.eval_data or fed.data)
-    model, _, _ = local.load_model(hf_dir, recipe)
+    model, _, _ = local.load_model(hf_dir, recipe, fed.freeze_a)
     initial = to_record(local.adapter_state(model))
     run_dir = Path(fed.run_dir)
 
@@ -83,7 +83,7 @@ def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
     # connected, so a machine that drops out does not stall the run (Flower's strategies
     # would otherwise wait for min_available_nodes forever).
     strategy = build_strategy(dataclasses.replace(fed, min_peers=1), sampled)
-    recorder = make_recorder(strategy, fed.rounds, write, global_eval)
+    recorder = make_recorder(strategy, fed.rounds, write, global_eval, fed.eval_every)
     result = recorder_start(recorder, grid, initial, fed, peer_config)
     card = _card(peer_config, fed, recorder, fingerprint(hf_dir))
     local.save(home, peer_config, to_tensors(result.arrays), card)
@@ -115,7 +115,8 @@ def _card(config: dict, fed: Federation, recorder, base_fingerprint: str) -> dic
 def _provenance(config, peers: list[str]) -> dict:
     return {"run_id": str(config["run-id"]), "rounds": int(config["rounds"]), "peers": peers,
             "strategy": str(config["strategy"]), "aggregate": str(config["aggregate"]),
-            "local_steps": int(config["local-steps"]),
+            "local_steps": int(config["local-steps"]), "freeze_a": local.frozen_a(config),
+            "transport": str(config.get("transport", "fp32")),
             "dp": ({"noise": float(config["dp-noise"]), "clip": float(config["dp-clip"])}
                    if float(config["dp-noise"]) > 0 else None)}
 
@@ -133,10 +134,12 @@ def make_client_app(peers: list[tuple[str, str]] | None = None, mods=()) -> Clie
         home, data = _peer(context, peers)
         config = dict(message.content["config"])
         _check_base(home, config)
+        global_state = to_tensors(message.content["arrays"])
         new_state, found = local.train_round(
-            home, data, config, to_tensors(message.content["arrays"]),
-            int(config["server-round"]), mu=float(config.get("proximal-mu", 0.0)))
-        return Message(RecordDict({"arrays": to_record(new_state), "metrics": MetricRecord(found),
+            home, data, config, global_state, int(config["server-round"]),
+            mu=float(config.get("proximal-mu", 0.0)))
+        arrays = to_record(new_state, str(config.get("transport", "fp32")), global_state)
+        return Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(found),
                                    "peer": _name(home)}), reply_to=message)
 
     @app.evaluate()

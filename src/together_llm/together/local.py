@@ -8,6 +8,8 @@ draws its micro-batches in a new seeded order (seed + round), so successive roun
 different rows rather than the same first few.
 FedProx: with mu > 0 the loop adds mu/2·Σ‖w − w_global‖² over the adapter tensors to every
 step's loss (Loop's `regularizer`), which pulls the local adapter towards the global one.
+FFA-LoRA (config `freeze-a`): every lora_A is set from the seed and its own name, the same
+on every machine, and frozen; only the trainable tensors (the B's) are ever in a state here.
 """
 
 from __future__ import annotations
@@ -40,10 +42,16 @@ def recipe_for(config: dict, data: str):
                   max_length=int(config["max-length"]), rank=int(config["rank"]),
                   alpha=float(config["alpha"]), dropout=float(config["dropout"]),
                   target_modules=targets, seed=int(config["seed"]), scheduler="constant",
+                  optimizer=str(config.get("optimizer", "adamw")),
                   save_every=0, logging_every=steps)
 
 
-def load_model(hf_dir: Path, recipe):
+def frozen_a(config: dict) -> bool:
+    """Whether a round's config trains FFA-LoRA (A frozen at its seeded start)."""
+    return str(config.get("freeze-a", False)).lower() in ("true", "1")
+
+
+def load_model(hf_dir: Path, recipe, freeze_a: bool = False):
     """(PEFT model, tokenizer, base config) for `recipe`, loaded once per process and reused:
     every round overwrites the adapter tensors anyway."""
     from ..train.model import check_base, load_for_training
@@ -51,23 +59,49 @@ def load_model(hf_dir: Path, recipe):
 
     task = get_stage(recipe.stage).task
     key = (str(hf_dir), recipe.rank, recipe.alpha, recipe.dropout,
-           tuple(recipe.target_modules), task)
+           tuple(recipe.target_modules), task, freeze_a, recipe.seed if freeze_a else None)
     if _CACHE.get("key") != key:
         _CACHE.clear()
         config = check_base(hf_dir, "lora", task)
         model, tokenizer = load_for_training(hf_dir, config, recipe, task)
+        if freeze_a:
+            freeze_seeded_a(model, recipe.seed)
         _CACHE.update(key=key, value=(model, tokenizer, config))
     return _CACHE["value"]
 
 
+def freeze_seeded_a(model, seed: int) -> None:
+    """Set every lora_A to PEFT's initial distribution (uniform in ±1/√in_features, what
+    kaiming_uniform with a=√5 draws) from a generator seeded by `seed` and the tensor's
+    name, then freeze it: every peer and the server build the same A's without sending
+    them."""
+    import zlib
+
+    import torch
+
+    for full, param in model.named_parameters():
+        if ".lora_A." not in full:
+            continue
+        name = full.replace(".default.", ".")
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+        bound = param.shape[1] ** -0.5
+        with torch.no_grad():
+            values = (torch.rand(param.shape, generator=generator) * 2 - 1) * bound
+            param.copy_(values.to(param.dtype))
+        param.requires_grad_(False)
+
+
 def adapter_state(model) -> dict:
-    """The adapter tensors of `model` (PEFT names, without the adapter name): what travels."""
+    """The trainable adapter tensors of `model` (PEFT names, without the adapter name):
+    what travels. Frozen ones (FFA-LoRA's A's) are left out."""
     from peft import get_peft_model_state_dict
 
     # save_embedding_layers=False: with lm_head among the targets PEFT would otherwise add
     # the base's whole output matrix, and base weights never travel
     state = get_peft_model_state_dict(model, save_embedding_layers=False)
-    return {k: v.detach().clone() for k, v in state.items()}
+    frozen = {full.replace(".default.", ".") for full, param in model.named_parameters()
+              if not param.requires_grad}
+    return {k: v.detach().clone() for k, v in state.items() if k not in frozen}
 
 
 def load_state(model, state: dict) -> None:
@@ -147,7 +181,7 @@ def train_round(home, data: str, config: dict, global_state: dict, server_round:
 
     recipe = recipe_for(config, data)
     _, hf_dir, _ = peer_base(home)
-    model, tokenizer, _ = load_model(hf_dir, recipe)
+    model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
     load_state(model, global_state)
     rows = examples(home, recipe, "train", tokenizer)
     if not rows:
@@ -170,7 +204,7 @@ def evaluate(home, data: str, config: dict, state: dict, split: str | None = "ev
     (num-examples 0 and no loss when there are none)."""
     recipe = recipe_for(config, data)
     _, hf_dir, _ = peer_base(home)
-    model, tokenizer, _ = load_model(hf_dir, recipe)
+    model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
     load_state(model, state)
     rows = examples(home, recipe, split, tokenizer)
     if not rows:
@@ -187,7 +221,7 @@ def save(home, config: dict, state: dict, card: dict) -> Path:
 
     recipe = recipe_for(config, card.get("data") or "none")
     _, hf_dir, _ = peer_base(home)
-    model, tokenizer, _ = load_model(hf_dir, recipe)
+    model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
     load_state(model, state)
     target = SimpleNamespace(name=recipe.name, method="lora", overwrite=True)
     return save_result(home, target, model, tokenizer, card)

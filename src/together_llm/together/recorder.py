@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from .arrays import check_fits, payload_bytes
+from .arrays import check_fits, decode, payload_bytes
 
 
 def _strategy_base():
@@ -35,17 +35,20 @@ def _float32(arrays):
                         for k, a in arrays.items()})
 
 
-def make_recorder(inner, rounds: int, write, global_eval=None):
+def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int = 1):
     """A Recorder around strategy `inner`; `write(record)` stores and shows a round's record;
-    `global_eval(arrays)` -> {"eval_loss", ...} or None."""
+    `global_eval(arrays)` -> {"eval_loss", ...} or None. Held-out losses (the peers' and the
+    global one) are measured before round 1, every `eval_every` rounds and after the last."""
 
     class Recorder(_strategy_base()):
         def __init__(self):
             self.inner, self.rounds, self.write = inner, rounds, write
             self.global_eval = global_eval
+            self.measured = lambda r: r == 0 or r % eval_every == 0 or r == rounds
             self.names: dict[int, str] = {}  # node id -> peer name, from its replies
             self.record: dict = {}
             self.current = None
+            self.decoded: dict = {}  # id(reply) -> its float32 adapter, between check and use
 
         def summary(self) -> None:
             self.inner.summary()
@@ -73,6 +76,7 @@ def make_recorder(inner, rounds: int, write, global_eval=None):
                 name = self._name(node, content)
                 metrics = dict(content["metrics"])
                 sent = payload_bytes(content["arrays"])
+                content["arrays"] = self.decoded.pop(id(message))
                 self.record["bytes_up"] += sent
                 self.record["peers"][name] = {
                     "train_loss": metrics.get("train_loss"), "examples": metrics.get("num-examples"),
@@ -88,8 +92,10 @@ def make_recorder(inner, rounds: int, write, global_eval=None):
             if message.has_error():
                 return str(message.error.reason).strip().splitlines()[-1][:300]
             try:
-                check_fits(message.content["arrays"], self.current)
+                arrays = decode(message.content["arrays"], self.current)  # int8: an update
+                check_fits(arrays, self.current)
                 float(message.content["metrics"]["num-examples"])
+                self.decoded[id(message)] = arrays
             except Exception as exc:  # noqa: BLE001 - a malformed reply, whatever is wrong
                 return f"unusable reply: {exc}"
             return None
@@ -103,6 +109,8 @@ def make_recorder(inner, rounds: int, write, global_eval=None):
 
         # ------------------------------------------------------------ evaluation
         def configure_evaluate(self, server_round, arrays, config, grid):
+            if not self.measured(server_round):
+                return []
             config["final"] = server_round == self.rounds
             config["peers"] = ",".join(sorted(set(self.names.values())))
             messages = list(self.inner.configure_evaluate(server_round, arrays, config, grid))
@@ -130,7 +138,8 @@ def make_recorder(inner, rounds: int, write, global_eval=None):
             """Strategy.start calls this last in every round (and once before round 1)."""
             if server_round == 0:
                 self.record = {"round": 0, "start": time.time(), "peers": {}, "failures": []}
-            found = self.global_eval(arrays) if self.global_eval else None
+            found = (self.global_eval(arrays) if self.global_eval and self.measured(server_round)
+                     else None)
             start = self.record.pop("start", time.time())
             record = {**self.record, "global_eval_loss": (found or {}).get("eval_loss"),
                       "seconds": round(time.time() - start, 3),

@@ -1,4 +1,4 @@
-"""The server's strategy, from the settings: Flower's own FedAvg, FedProx or FedAdam,
+"""The server's strategy, from the settings: Flower's own FedAvg, FedAvgM, FedProx or FedAdam,
 optionally aggregating LoRA pairs exactly (aggregation.py), optionally wrapped in Flower's
 differential-privacy fixed-clipping wrapper (clipping on the server, or on each peer by
 Flower's `fixedclipping_mod`, with Gaussian noise on the aggregate).
@@ -14,7 +14,7 @@ def build_strategy(fed: Federation, sampled: int):
     calibrated to it)."""
     from flwr.serverapp.strategy import (DifferentialPrivacyClientSideFixedClipping,
                                          DifferentialPrivacyServerSideFixedClipping, FedAdam,
-                                         FedAvg, FedProx)
+                                         FedAvg, FedAvgM, FedProx)
 
     common = dict(fraction_train=fed.fraction, fraction_evaluate=1.0, min_train_nodes=1,
                   min_evaluate_nodes=1, min_available_nodes=fed.min_peers)
@@ -23,7 +23,12 @@ def build_strategy(fed: Federation, sampled: int):
     elif fed.strategy == "fedadam":
         # tau: Adam's epsilon. LoRA updates per round are ~1e-3, so Flower's default 1e-3
         # would halve every step; eta is the server's step size.
-        cls, extra = FedAdam, {"eta": fed.server_lr, "tau": 1e-6}
+        cls, extra = FedAdam, {"eta": fed.server_lr or 1e-3, "tau": 1e-6}
+    elif fed.strategy == "fedavgm":
+        # server_lr > 1 lengthens the averaged step: with peers on disjoint data the mean of
+        # their updates is each one's divided by the number of peers
+        cls, extra = FedAvgM, {"server_learning_rate": fed.server_lr or 1.0,
+                               "server_momentum": fed.server_momentum}
     else:
         cls, extra = FedAvg, {}
     if fed.aggregate == "lora-exact":

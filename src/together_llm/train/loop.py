@@ -87,7 +87,9 @@ class Loop:
         # optimizer, which must hold the shards
         self.forward_model = wrap(model, recipe.sharding, self.world)
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        self.optimizer = (torch.optim.SGD(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+                          if recipe.optimizer == "sgd" else
+                          torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay))
         self.scheduler = _scheduler(self.optimizer, recipe, total_steps)
         self.objective = OBJECTIVES[task]
         self.learned_only = task == "causal-lm" and can_keep_logits(model, recipe.method)

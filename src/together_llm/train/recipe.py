@@ -25,6 +25,7 @@ INITS = ("pretrained", "random")
 PRECISIONS = ("auto", "bf16", "fp32")
 RL_METHODS = ("grpo", "rloo")
 SHARDINGS = ("none", "fsdp")
+OPTIMIZERS = ("adamw", "sgd")
 
 
 def _f(default, help: str, choices: tuple | None = None, low: float | None = None,
@@ -57,7 +58,10 @@ class Recipe:
     epochs: float = _f(3.0, "passes over the training data (ignored when max_steps is set)", above=0)
     max_steps: typing.Optional[int] = _f(None, "stop after this many optimizer steps", low=1)
     # optimization
-    lr: float = _f(2e-4, "peak learning rate (AdamW)", above=0)
+    lr: float = _f(2e-4, "peak learning rate", above=0)
+    optimizer: str = _f("adamw", "adamw; or sgd, plain gradient steps (what a federated peer "
+                        "takes when the server runs Adam: tllm together --strategy fedadam)",
+                        choices=OPTIMIZERS)
     batch_size: int = _f(4, "examples per micro-batch (one step learns from batch_size x grad_accum)", low=1)
     grad_accum: int = _f(1, "micro-batches per optimizer step", low=1)
     max_length: int = _f(1024, "longest example (pt: the block size), in tokens; longer ones are "

@@ -158,7 +158,8 @@ def training_args(recipe, output_dir: Path, has_eval: bool, bf16: bool) -> dict:
         gradient_accumulation_steps=recipe.grad_accum, max_length=recipe.max_length,
         # transformers reads a warm-up below 1 as a fraction of the steps
         warmup_steps=min(recipe.warmup_ratio, 0.999), lr_scheduler_type=recipe.scheduler,
-        weight_decay=recipe.weight_decay, max_grad_norm=recipe.max_grad_norm or 0.0,
+        weight_decay=recipe.weight_decay, **({"optim": "sgd"} if recipe.optimizer == "sgd" else {}),
+        max_grad_norm=recipe.max_grad_norm or 0.0,
         logging_steps=recipe.logging_every,
         eval_strategy="steps" if eval_steps else "no", eval_steps=eval_steps,
         save_strategy="steps" if recipe.save_every else "no", save_steps=recipe.save_every or 500,
