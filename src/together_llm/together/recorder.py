@@ -56,6 +56,7 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
         # ------------------------------------------------------------ training
         def configure_train(self, server_round, arrays, config, grid):
             self.current = arrays
+            self.decoded.clear()  # nothing of an earlier round's replies is kept
             self.record = {"round": server_round, "start": time.time(), "peers": {},
                            "failures": [], "bytes_down": 0, "bytes_up": 0}
             messages = list(self.inner.configure_train(server_round, arrays, config, grid))
