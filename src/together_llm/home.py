@@ -246,3 +246,18 @@ def replace_dir(staging: Path, target: Path) -> None:
         target.rename(old)
     staging.rename(target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def new_run_id(folder: Path, label: str, *, label_first: bool = False) -> str:
+    """A run id no folder in `folder` has yet: the time now and `label`
+    (20261122-153000-label, or label-20261122-153000), with -2, -3... when that is taken.
+    Training, evaluation, optimization, federation and evolution runs are all named so."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    first = f"{label}-{stamp}" if label_first else f"{stamp}-{label}"
+    run_id, n = first, 1
+    while (folder / run_id).exists():
+        n += 1
+        run_id = f"{first}-{n}"
+    return run_id

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -357,12 +356,9 @@ def _write_answers(path: Path, plan: Plan, answers: dict, judged: dict | None) -
 def _new_run_dir(root: Path, label: str) -> Path:
     from ..errors import NAME_PATTERN
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    from ..home import new_run_id
+
     label = label if NAME_PATTERN.match(label) else "assistant"
-    run_id, n = f"{stamp}-eval-{label}", 1
-    while (root / run_id).exists():
-        n += 1
-        run_id = f"{stamp}-eval-{label}-{n}"
-    path = root / run_id
+    path = root / new_run_id(root, f"eval-{label}")
     path.mkdir(parents=True)
     return path

@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ..errors import TllmError
-from ..home import Home
+from ..home import Home, new_run_id
 from .optimize_backends import (BACKENDS, REFERENCE, Subject, find_subject, gguf_files,
                                 register_gguf, unavailable)
 
@@ -105,11 +104,8 @@ def apply_choice(home: Home, row: dict, subject: Subject) -> dict:
 
 
 def _run_dir(home: Home, subject: Subject) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir, n = home.path / "runs" / f"{stamp}-optimize-{subject.label}", 1
-    while run_dir.exists():
-        n += 1
-        run_dir = run_dir.with_name(f"{stamp}-optimize-{subject.label}-{n}")
+    root = home.path / "runs"
+    run_dir = root / new_run_id(root, f"optimize-{subject.label}")
     run_dir.mkdir(parents=True)
     return run_dir
 

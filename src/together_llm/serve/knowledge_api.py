@@ -27,7 +27,7 @@ from .streaming import sse
 _opening = threading.Lock()
 
 
-def _retriever(app):
+def shared_retriever(app):
     """The app's one retriever, opened on first use (most servers never need it)."""
     with _opening:
         if getattr(app.state, "retriever", None) is None:
@@ -63,7 +63,7 @@ async def retrieve(request: Request, body, messages: list[dict]) -> tuple[list[d
         return messages, None
     question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     config = request.app.state.config
-    retriever = await run_in_threadpool(_retriever, request.app)
+    retriever = await run_in_threadpool(shared_retriever, request.app)
     hits = await run_in_threadpool(retriever.hits, question, config.knowledge_top_k) if question.strip() else []
     messages, sources = augment_messages(messages, hits)
     return messages, Knowledge(sources, question)

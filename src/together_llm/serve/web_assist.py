@@ -26,7 +26,7 @@ from fastapi import FastAPI
 
 from ..errors import TllmError
 from ..knowledge.prompt import augment_messages
-from .knowledge_api import Knowledge, _retriever
+from .knowledge_api import Knowledge, shared_retriever
 
 ASSISTANT = "(assistant)"  # the assistant as configured: its model with its active adapters
 SOURCES_TITLE = "Sources"
@@ -163,7 +163,7 @@ class ChatAnswers:
     def _retrieve(self, messages: list[dict]) -> tuple[list[dict], Knowledge]:
         """The chunks for the last question in its turn, exactly as the API puts them."""
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        hits = _retriever(self.app).hits(question, self.config.knowledge_top_k) if question.strip() else []
+        hits = shared_retriever(self.app).hits(question, self.config.knowledge_top_k) if question.strip() else []
         messages, sources = augment_messages(messages, hits)
         return messages, Knowledge(sources, question)
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..errors import TllmError, check_name
-from ..home import Home
+from ..home import Home, new_run_id
 from . import metrics
 from .deploy_net import (is_loopback, join_address, local_host, parse_address, sigterm_as_interrupt,
                          start_flower, stop)
@@ -85,7 +85,6 @@ def serve(home: Home, fed: Federation, address: str, security: Security,
           eval_data: str | None = None, report=print, ready_timeout: float = 120.0) -> dict:
     """Run federation `fed` with the peers that join at `address`; the run's summary."""
     from .peers import coordinator_base, link_base
-    from .simulate import _new_run_id
 
     host, port = parse_address(address)
     tls, keys = check_security(host, security)
@@ -94,7 +93,7 @@ def serve(home: Home, fed: Federation, address: str, security: Security,
     base_name, hf_dir, _ = coordinator_base(home, fed.base or None)
     if eval_data:
         _check_eval_data(home, eval_data)
-    run_id = _new_run_id(home, fed.name)
+    run_id = new_run_id(metrics.runs_dir(home), fed.name)
     run_dir = metrics.runs_dir(home) / run_id
     run_dir.mkdir(parents=True)
     server = Home.open(run_dir / "server")

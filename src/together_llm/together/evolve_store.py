@@ -15,11 +15,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 from ..errors import TllmError, check_name
-from ..home import replace_dir
+from ..home import new_run_id as home_run_id, replace_dir
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -29,12 +28,7 @@ def evolve_root(home) -> Path:
 
 
 def new_run_id(home) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_id, n = f"evolve-{stamp}", 1
-    while (evolve_root(home) / run_id).exists():
-        n += 1
-        run_id = f"evolve-{stamp}-{n}"
-    return run_id
+    return home_run_id(evolve_root(home), "evolve", label_first=True)
 
 
 def run_folder(home, run_id: str, *, existing: bool) -> Path:

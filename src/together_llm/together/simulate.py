@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..errors import TllmError, check_name
-from ..home import Home
+from ..home import Home, new_run_id
 from . import metrics
 from .settings import Federation
 
@@ -49,7 +49,7 @@ def simulate(home: Home, fed: Federation, peers: int | None = None, homes: list[
     if (peers is None) == (homes is None):
         raise TllmError("give either --peers N (new peer homes from --data) or --homes H1,H2,...")
     base_name, hf_dir, fingerprint = coordinator_base(home, fed.base or None)
-    run_id = _new_run_id(home, fed.name)
+    run_id = new_run_id(metrics.runs_dir(home), fed.name)
     run_dir = metrics.runs_dir(home) / run_id
     if homes is not None:
         paths = check_homes(homes, fed.data, fingerprint, fed.name, overwrite)
@@ -144,10 +144,3 @@ def _save_settings(fed: Federation, run_dir: Path, split: str, alpha: float, by:
     (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
-def _new_run_id(home: Home, name: str) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_id, n = f"{stamp}-{name}", 1
-    while (metrics.runs_dir(home) / run_id).exists():
-        n += 1
-        run_id = f"{stamp}-{name}-{n}"
-    return run_id

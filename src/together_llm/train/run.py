@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import yaml
 
 from ..data.store import open_dataset
 from ..errors import TllmError
+from ..home import new_run_id
 from .recipe import Recipe, save_recipe
 from .stages import check_kind, get_stage
 
@@ -201,21 +201,12 @@ def _open_run(home, recipe: Recipe, rank: int, find_checkpoint=None) -> tuple[Pa
     if recipe.resume:
         run_dir = _run_to_resume(home, recipe, find_checkpoint)
         return run_dir, find_checkpoint(run_dir / "checkpoints")
-    run_id = _broadcast(_new_run_id(home, recipe.name) if rank == 0 else None)
+    run_id = _broadcast(new_run_id(runs_dir(home), recipe.name) if rank == 0 else None)
     run_dir = runs_dir(home) / run_id
     if rank == 0:
         run_dir.mkdir(parents=True)
         save_recipe(recipe, run_dir / "config.yaml")
     return run_dir, None
-
-
-def _new_run_id(home, name: str) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_id, n = f"{stamp}-{name}", 1
-    while (runs_dir(home) / run_id).exists():
-        n += 1
-        run_id = f"{stamp}-{name}-{n}"
-    return run_id
 
 
 def _run_to_resume(home, recipe: Recipe, find_checkpoint) -> Path:
