@@ -73,7 +73,7 @@ def serve(address, certs_dir, insecure, allow, open_nodes, eval_data, as_json, h
     """
     from ..together.deploy import Security, serve as run
 
-    fed = federation(settings, min_peers=settings.pop("min_peers"))
+    fed = federation(settings)
     security = Security(certs=Path(certs_dir) if certs_dir else None, insecure=insecure,
                         allow=tuple(allow), open_nodes=open_nodes)
     summary = run(open_home(home_dir), fed, address, security, eval_data=eval_data,

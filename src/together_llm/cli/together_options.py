@@ -58,16 +58,11 @@ def federation_options(func):
 
 
 def federation(settings: dict, **more):
-    """The checked settings.Federation of the options' values (consumed from `settings`)."""
+    """The checked settings.Federation of the options' values (`settings`: a command's
+    keyword arguments, which hold these options and nothing else) and `more`."""
     from ..together.settings import Federation
 
-    values = {key: settings.pop(key) for key in list(settings) if key in _OWN}
+    values = dict(settings)
     values["alpha"] = values.pop("lora_alpha")
     values["base"] = values["base"] or ""
     return Federation(**values, **more).check()
-
-
-_OWN = {"rounds", "fraction", "strategy", "aggregate", "freeze_a", "transport", "mu", "server_lr",
-        "server_momentum", "local_steps", "dp_noise", "dp_clip", "dp_side", "lr", "batch_size",
-        "max_length", "rank", "lora_alpha", "target_modules", "stage", "base", "name", "timeout",
-        "seed", "optimizer", "eval_every"}

@@ -82,7 +82,8 @@ class Federation:
             raise TllmError(f"--aggregate lora-exact refactors B·A by SVD every round, so the "
                             f"factors' basis changes between rounds and {self.strategy}'s server "
                             f"optimizer would mix unrelated coordinates; use it with fedavg or "
-                            f"fedprox, or --freeze-a (exact with any strategy)")
+                            f"fedprox (or, instead of it, --freeze-a: its plain mean is exact "
+                            f"with any strategy)")
         if self.aggregate == "lora-exact" and self.freeze_a:
             raise TllmError("--freeze-a already makes the mean exact (only B travels); "
                             "leave --aggregate at mean")
