@@ -61,8 +61,7 @@ def decode(record, reference):
 
     keys = set(record.keys())
     if not any(key.endswith(SCALE) for key in keys):
-        return ArrayRecord({k: Array(np.ascontiguousarray(a.numpy(), dtype=np.float32))
-                            for k, a in record.items()})
+        return float32_record(record)
     out = {}
     for name in keys:
         if name.endswith(SCALE):
@@ -81,6 +80,16 @@ def decode(record, reference):
         except ValueError as exc:
             raise TllmError(f"the scales of {name} do not fit it: {exc}") from None
     return ArrayRecord(out)
+
+
+def float32_record(record):
+    """`record` with every array as float32 (an fp16 reply; FedAdam's step and the DP noise,
+    which numpy 2's promotion makes float64 and would double every later message)."""
+    import numpy as np
+    from flwr.app import Array, ArrayRecord
+
+    return ArrayRecord({k: Array(np.ascontiguousarray(a.numpy(), dtype=np.float32))
+                        for k, a in record.items()})
 
 
 def to_tensors(record) -> dict:

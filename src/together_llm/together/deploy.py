@@ -84,30 +84,30 @@ def check_security(host: str, security: Security) -> tuple[tuple | None, list]:
 def serve(home: Home, fed: Federation, address: str, security: Security,
           eval_data: str | None = None, report=print, ready_timeout: float = 120.0) -> dict:
     """Run federation `fed` with the peers that join at `address`; the run's summary."""
-    from .peers import coordinator_base, link_base
+    from ..data.store import open_dataset
+    from .peers import coordinator_base, copy_held_out, link_base
 
     host, port = parse_address(address)
     tls, keys = check_security(host, security)
     fed.check()
     check_name(fed.name, "adapter name")
     base_name, hf_dir, _ = coordinator_base(home, fed.base or None)
-    if eval_data:
-        _check_eval_data(home, eval_data)
+    held_out = open_dataset(home, eval_data) if eval_data else None  # refused by name first
     run_id = new_run_id(metrics.runs_dir(home), fed.name)
     run_dir = metrics.runs_dir(home) / run_id
     run_dir.mkdir(parents=True)
     server = Home.open(run_dir / "server")
     link_base(server, base_name, hf_dir)
-    if eval_data:
-        _copy_eval_rows(home, server, eval_data)
+    if held_out is not None:
+        copy_held_out(server, held_out)
     fed = dataclasses.replace(fed, run_dir=str(run_dir), run_id=run_id, server_home=str(server.path),
                               base=base_name, eval_data=eval_data or "")
     deployment = {"address": join_address(host, port), "tls": tls is not None,
                   "node_auth": bool(keys), "allowed": [name for name, _ in keys]}
-    _save_settings(run_dir, fed, deployment)
+    metrics.save_config(run_dir, fed, deployment=deployment)
     sigterm_as_interrupt()
     link = _start_link(run_dir, host, port, tls, bool(keys))
-    control = None
+    control = flower_run = None
     try:
         control = _connect(run_dir, link, host, port, tls, ready_timeout)
         for name, key in keys:
@@ -115,25 +115,20 @@ def serve(home: Home, fed: Federation, address: str, security: Security,
         from .deploy_control import write_app
 
         flower_run = control.start(write_app(run_dir / "app", fed))
-        _save_settings(run_dir, fed, {**deployment, "flower_run_id": flower_run})
+        metrics.save_config(run_dir, fed, deployment={**deployment, "flower_run_id": flower_run})
         report({"serving": deployment["address"], "run_id": run_id, "flower_run_id": flower_run,
                 "tls": deployment["tls"], "node_auth": deployment["node_auth"],
                 "allowed": deployment["allowed"], "min_peers": fed.min_peers, "run_dir": str(run_dir)})
         _follow(run_dir, link, control, flower_run, report)
     except KeyboardInterrupt:
-        if control is not None and "flower_run" in locals():
+        if control is not None and flower_run is not None:
             control.stop(flower_run)
         raise
     finally:
         if control is not None:
             control.close()
         stop(link)
-    peers = metrics.summary(run_dir)["peers"]
-    metrics.append(run_dir / "metrics.jsonl",
-                   {"finished": {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                 "homes": [str(server.path)], "peers": peers}})
-    metrics.plot(run_dir)
-    return metrics.summary(run_dir)
+    return metrics.finish(run_dir, homes=[str(server.path)], peers=metrics.summary(run_dir)["peers"])
 
 
 def _start_link(run_dir: Path, host: str, port: int, tls, node_auth: bool) -> subprocess.Popen:
@@ -196,30 +191,6 @@ def _follow(run_dir: Path, link, control, flower_run: int, report) -> None:
                                     f"(SuperLink log: {run_dir / 'superlink.log'})")
                 return
         time.sleep(1)
-
-
-def _check_eval_data(home: Home, name: str) -> None:
-    from ..data.store import open_dataset
-
-    open_dataset(home, name)  # refuses an unknown dataset by name
-
-
-def _copy_eval_rows(home: Home, server: Home, name: str) -> None:
-    """The global held-out set: the coordinator's dataset `name` (its held-out split if it
-    has one, else all its rows), copied into the run's server home."""
-    from ..data.store import open_dataset
-    from .peers import write_rows
-
-    dataset = open_dataset(home, name)
-    rows = list(dataset.rows("eval")) if dataset.has_splits else list(dataset.rows())
-    write_rows(server, name, dataset.kind, rows, f"{name}: the federation's global held-out rows")
-
-
-def _save_settings(run_dir: Path, fed: Federation, deployment: dict) -> None:
-    import yaml
-
-    data = {**dataclasses.asdict(fed), "deployment": deployment}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
 
 
 def _log_tail(run_dir: Path, lines: int = 6) -> str:

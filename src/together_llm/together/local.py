@@ -48,7 +48,12 @@ def recipe_for(config: dict, data: str):
 
 def frozen_a(config: dict) -> bool:
     """Whether a round's config trains FFA-LoRA (A frozen at its seeded start)."""
-    return str(config.get("freeze-a", False)).lower() in ("true", "1")
+    return bool(config.get("freeze-a", False))
+
+
+def state_name(parameter: str) -> str:
+    """The PEFT state-dict name of a model parameter (the adapter name dropped)."""
+    return parameter.replace(".default.", ".")
 
 
 def load_model(hf_dir: Path, recipe, freeze_a: bool = False):
@@ -82,7 +87,7 @@ def freeze_seeded_a(model, seed: int) -> None:
     for full, param in model.named_parameters():
         if ".lora_A." not in full:
             continue
-        name = full.replace(".default.", ".")
+        name = state_name(full)
         generator = torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
         bound = param.shape[1] ** -0.5
         with torch.no_grad():
@@ -99,8 +104,7 @@ def adapter_state(model) -> dict:
     # save_embedding_layers=False: with lm_head among the targets PEFT would otherwise add
     # the base's whole output matrix, and base weights never travel
     state = get_peft_model_state_dict(model, save_embedding_layers=False)
-    frozen = {full.replace(".default.", ".") for full, param in model.named_parameters()
-              if not param.requires_grad}
+    frozen = {state_name(full) for full, param in model.named_parameters() if not param.requires_grad}
     return {k: v.detach().clone() for k, v in state.items() if k not in frozen}
 
 
@@ -167,7 +171,7 @@ def _adapter_params(model, names) -> list:
     found = []
     for full, param in model.named_parameters():
         if param.requires_grad:
-            short = full.replace(".default.", ".")  # PEFT's adapter name is dropped in the state
+            short = state_name(full)
             if short in names:
                 found.append((short, param))
     return found

@@ -23,6 +23,26 @@ def runs_dir(home) -> Path:
     return home.path / "together"
 
 
+def save_config(run_dir: Path, fed, **extra) -> None:
+    """config.yaml: the federation's settings (a settings.Federation) and `extra`."""
+    import dataclasses
+
+    import yaml
+
+    data = {**dataclasses.asdict(fed), **extra}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def finish(run_dir: Path, **finished) -> dict:
+    """Close the run: its last line {"finished": {time, **finished}}, the plot; its summary."""
+    import time
+
+    append(run_dir / "metrics.jsonl",
+           {"finished": {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **finished}})
+    plot(run_dir)
+    return summary(run_dir)
+
+
 def append(path: Path, record: dict) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")

@@ -69,6 +69,15 @@ def make_peers(home: Home, run_dir: Path, data: str, peers: int, base: tuple[str
     return paths, server.path
 
 
+def copy_held_out(server: Home, dataset) -> str:
+    """Dataset `dataset`'s held-out rows (all of them if it has no split) as the global
+    held-out set of the run's server home, under its own name; that name."""
+    rows = list(dataset.rows("eval")) if dataset.has_splits else list(dataset.rows())
+    write_rows(server, dataset.name, dataset.kind, rows,
+               f"{dataset.name}: the federation's global held-out rows")
+    return dataset.name
+
+
 def write_rows(home: Home, name: str, kind: str, rows: list, source: str) -> None:
     """Write `rows` as a new dataset `name` of `home`."""
     from ..data.store import DatasetWriter

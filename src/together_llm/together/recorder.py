@@ -14,25 +14,13 @@ from __future__ import annotations
 
 import time
 
-from .arrays import check_fits, decode, payload_bytes
+from .arrays import check_fits, decode, float32_record, payload_bytes
 
 
 def _strategy_base():
     from flwr.serverapp.strategy import Strategy
 
     return Strategy
-
-
-def _float32(arrays):
-    """The aggregate in the adapter's own precision: FedAdam's step and the DP noise come
-    out float64 under numpy 2's promotion, which would double every later message."""
-    if arrays is None:
-        return None
-    import numpy as np
-    from flwr.app import Array, ArrayRecord
-
-    return ArrayRecord({k: Array(np.ascontiguousarray(a.numpy(), dtype=np.float32))
-                        for k, a in arrays.items()})
 
 
 def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int = 1):
@@ -48,7 +36,6 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
             self.names: dict[int, str] = {}  # node id -> peer name, from its replies
             self.record: dict = {}
             self.current = None
-            self.decoded: dict = {}  # id(reply) -> its float32 adapter, between check and use
 
         def summary(self) -> None:
             self.inner.summary()
@@ -56,7 +43,6 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
         # ------------------------------------------------------------ training
         def configure_train(self, server_round, arrays, config, grid):
             self.current = arrays
-            self.decoded.clear()  # nothing of an earlier round's replies is kept
             self.record = {"round": server_round, "start": time.time(), "peers": {},
                            "failures": [], "bytes_down": 0, "bytes_up": 0}
             messages = list(self.inner.configure_train(server_round, arrays, config, grid))
@@ -68,7 +54,7 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
             good = []
             for message in replies:
                 node = message.metadata.src_node_id
-                reason = self._problem(message)
+                arrays, reason = self._check(message)
                 if reason:
                     self.record["failures"].append({"peer": self.names.get(node, f"node {node}"),
                                                     "stage": "train", "reason": reason})
@@ -77,7 +63,7 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
                 name = self._name(node, content)
                 metrics = dict(content["metrics"])
                 sent = payload_bytes(content["arrays"])
-                content["arrays"] = self.decoded.pop(id(message))
+                content["arrays"] = arrays  # what the strategy averages: float32 adapters
                 self.record["bytes_up"] += sent
                 self.record["peers"][name] = {
                     "train_loss": metrics.get("train_loss"), "examples": metrics.get("num-examples"),
@@ -87,19 +73,19 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
             if not good:  # nothing usable arrived: the global adapter stays as it was
                 return None, None
             arrays, found = self.inner.aggregate_train(server_round, good)
-            return _float32(arrays), found
+            return (None if arrays is None else float32_record(arrays)), found
 
-        def _problem(self, message) -> str | None:
+        def _check(self, message):
+            """(the reply's adapter as float32, None), or (None, why it is unusable)."""
             if message.has_error():
-                return str(message.error.reason).strip().splitlines()[-1][:300]
+                return None, str(message.error.reason).strip().splitlines()[-1][:300]
             try:
                 arrays = decode(message.content["arrays"], self.current)  # int8: an update
                 check_fits(arrays, self.current)
                 float(message.content["metrics"]["num-examples"])
-                self.decoded[id(message)] = arrays
             except Exception as exc:  # noqa: BLE001 - a malformed reply, whatever is wrong
-                return f"unusable reply: {exc}"
-            return None
+                return None, f"unusable reply: {exc}"
+            return arrays, None
 
         def _name(self, node: int, content) -> str:
             try:

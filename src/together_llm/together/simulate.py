@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from pathlib import Path
 
 from ..errors import TllmError, check_name
-from ..home import Home, new_run_id
+from ..home import Home, new_run_id, replace_dir
 from . import metrics
 from .settings import Federation
 
@@ -66,15 +65,11 @@ def simulate(home: Home, fed: Federation, peers: int | None = None, homes: list[
         eval_data = fed.data
     fed = dataclasses.replace(fed, run_dir=str(run_dir), run_id=run_id, server_home=str(server_path),
                               base=base_name, eval_data=eval_data, min_peers=len(paths))
-    _save_settings(fed, run_dir, split, alpha, by, [str(p) for p in paths])
+    metrics.save_config(run_dir, fed, split=split, alpha=alpha, by=by, homes=[str(p) for p in paths])
     report({"started": run_id, "peers": [p.name for p in paths], "run_dir": str(run_dir)})
     run(fed, [(str(p), fed.data) for p in paths], report, mods, verbose)
     received = _deliver(fed, paths, Path(server_path))
-    metrics.append(run_dir / "metrics.jsonl",
-                   {"finished": {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                                 "homes": [str(p) for p in received]}})
-    metrics.plot(run_dir)
-    return metrics.summary(run_dir)
+    return metrics.finish(run_dir, homes=[str(p) for p in received])
 
 
 def run(fed: Federation, peers: list[tuple[str, str]], report=print, mods=(),
@@ -117,8 +112,7 @@ def _deliver(fed: Federation, paths: list[Path], server: Path) -> list[Path]:
             partial = target.with_name(f".tmp-{fed.name}-{os.getpid()}")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(source, partial)
-            shutil.rmtree(target, ignore_errors=True)
-            partial.rename(target)
+            replace_dir(partial, target)
         received.append(path)
     return received
 
@@ -127,20 +121,9 @@ def _global_held_out(home: Home, server: Home, data: str) -> str:
     """With --homes: the coordinator's own dataset `data`, if it has a held-out split, is the
     global held-out set (copied to the server home); else there is none ("")."""
     from ..data.store import list_datasets
-    from .peers import write_rows
+    from .peers import copy_held_out
 
     source = next((d for d in list_datasets(home) if d.name == data), None)
     if source is None or not source.has_splits:
         return ""
-    write_rows(server, data, source.kind, list(source.rows("eval")), "global held-out rows")
-    return data
-
-
-def _save_settings(fed: Federation, run_dir: Path, split: str, alpha: float, by: str | None,
-                   homes: list[str]) -> None:
-    import yaml
-
-    data = {**dataclasses.asdict(fed), "split": split, "alpha": alpha, "by": by, "homes": homes}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-
-
+    return copy_held_out(server, source)
