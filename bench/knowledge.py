@@ -21,7 +21,7 @@ first five results (for ours: among the documents of the first five chunks).
           `get_top_n(tokens, documents, 5)`. p50 and p95 over all questions, one warm-up
           question each first. Targets: recall ours >= peer, p95 ours <= 0.2x the peer's.
 
-Needs `rank_bm25==0.2.2`: `.venv/bin/pip install -e ".[bench]"` (or that one package).
+Needs `rank_bm25==0.2.2`, which scripts/setup installs (the `bench` extra, in requirements.lock).
 """
 
 from __future__ import annotations

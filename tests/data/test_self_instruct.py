@@ -3,11 +3,15 @@ to end with the bundled model as the teacher (a small dataset, and resuming afte
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.server
 import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import orjson
@@ -299,39 +303,103 @@ def test_self_instruct_end_to_end(grown):
     assert not (home.path / "datasets" / ".self-instruct-grown").exists()
 
 
-@pytest.mark.slow
-def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path, grown):
+class ScriptedTeacher:
+    """An OpenAI-compatible teacher on loopback whose answers are a pure function of the
+    prompt (so two runs asking the same questions get the same answers), and which holds the
+    instances request for `hold` until `release` is set: a run interrupted there cannot have
+    finished, whatever the speed of the machine."""
+
+    INSTRUCTIONS = ["Name three rivers that flow through Africa.",
+                    "Explain why the sky looks blue during the day.",
+                    "Suggest a short name for a bakery that sells only bread."]
+
+    def __init__(self, hold: str | None = None):
+        self.hold, self.held, self.release = hold, threading.Event(), threading.Event()
+        self.asked: list[str] = []  # the instructions whose instances were asked for, in order
+        teacher = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # /v1/completions, streamed as the remote engine reads it
+                prompt = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))["prompt"]
+                text = teacher.answer(prompt)
+                event = orjson.dumps({"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]})
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # interrupted
+                    self.wfile.write(b"data: " + event + b"\n\ndata: [DONE]\n\n")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, prompt: str) -> str:
+        if prompt.startswith("Come up with a series"):
+            return " " + "\nTask 9: ".join(self.INSTRUCTIONS) + "\n\n"
+        if prompt.startswith("Sort tasks"):
+            return " text"
+        instruction = prompt.rstrip("\n").rpartition("Task: ")[2]
+        self.asked.append(instruction)
+        if instruction == self.hold:
+            self.held.set()
+            self.release.wait(60)
+        # The examples shown (seeded per step and candidate) are in the prompt: a resumed run
+        # that drew other examples than one run would get other outputs.
+        digest = hashlib.sha256(prompt.encode()).hexdigest()[:12]
+        return f"Output: an answer to '{instruction}' ({digest})"
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+
+
+def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
+    args = ["data", "self-instruct", "--count", "3", "--seed", "3", "--name", "grown",
+            "--teacher-model", "scripted"]
+    one_run = Home.open(tmp_path / "one-run")
+    plain = ScriptedTeacher()
+    try:
+        result = run_tllm(*args, "--teacher", plain.url, home=one_run)
+        assert result.returncode == 0, result.stderr
+    finally:
+        plain.close()
+
     home = Home.open(tmp_path / "home")
     work = home.path / "datasets" / ".self-instruct-grown"
-    env = {**os.environ, "TLLM_HOME": str(home.path)}
-    env.pop("TLLM_DEBUG", None)
-    args = [sys.executable, "-m", "together_llm.cli.main", "data", "self-instruct",
-            "--count", str(COUNT), "--seed", "3", "--name", "grown"]
-    process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        if (work / "tasks.jsonl").is_file() and (work / "tasks.jsonl").read_bytes().count(b"\n") >= 1:
-            break
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err  # interrupted before the run could finish
-    before = _tasks(work)
-    assert 1 <= len(before) < COUNT
-    # the resolved teacher is what a resume is checked against, not the word "default"
-    assert orjson.loads((work / "state.json").read_bytes())["settings"]["teacher"] == \
-        grown[1]["self_instruct"]["teacher_identity"]
+    teacher = ScriptedTeacher(hold=ScriptedTeacher.INSTRUCTIONS[1])
+    try:
+        env = {**os.environ, "TLLM_HOME": str(home.path)}
+        env.pop("TLLM_DEBUG", None)
+        command = [sys.executable, "-m", "together_llm.cli.main", *args, "--teacher", teacher.url]
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        # The first task is kept and saved before its second is asked for, and held there.
+        assert teacher.held.wait(120), process.communicate(timeout=60)[1]
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 130, err
+        before = _tasks(work)
+        assert [t["instruction"] for t in before] == ScriptedTeacher.INSTRUCTIONS[:1]
+        assert orjson.loads((work / "state.json").read_bytes())["settings"]["teacher"] == \
+            {"url": teacher.url, "remote_model": "scripted"}
 
-    result = run_tllm(*args[3:], home=home)
-    assert result.returncode == 0, result.stderr
+        teacher.hold = None  # the same teacher at the same address, now answering everything
+        result = run_tllm(*command[3:], home=home)
+        assert result.returncode == 0, result.stderr
+    finally:
+        teacher.close()
     dataset = open_dataset(home, "grown")
     after = _tasks(dataset.folder)
-    instructions = [t["instruction"] for t in after]
-    assert len(set(instructions)) == dataset.card["self_instruct"]["tasks"] == COUNT
-    assert len(after) == dataset.card["rows"]
-    for task in before:  # nothing kept before the interruption was lost
-        assert task["instruction"] in instructions
+    assert [t["instruction"] for t in after] == ScriptedTeacher.INSTRUCTIONS
+    assert dataset.card["self_instruct"]["tasks"] == 3 and len(after) == dataset.card["rows"]
+    # nothing kept before the interruption was lost or made again
+    assert [(t["input"], t["output"]) for t in after[:1]] == \
+        [(x["input"], x["output"]) for x in before[0]["instances"]]
     # seeded randomness per step and candidate: the resumed run made what one run makes
-    assert after == _tasks(open_dataset(grown[0], "grown").folder)
-    assert dataset.card["self_instruct"]["dropped_instructions"] == grown[1]["self_instruct"]["dropped_instructions"]
+    assert after == _tasks(open_dataset(one_run, "grown").folder)
+    # the resumed run asked only for what the interrupted one had not finished
+    first, second, third = ScriptedTeacher.INSTRUCTIONS
+    assert teacher.asked == [first, second, second, third]

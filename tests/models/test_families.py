@@ -12,13 +12,14 @@ import sys
 from importlib.util import find_spec
 
 import pytest
+import torch
 
 from together_llm.errors import RefusedError, TllmError
 from together_llm.models.families import METHODS, architecture, check_method, peft_config
 from together_llm.models.load_hf import embed, load_hf
+from together_llm.models.peft_cache import fit_cache_name
 from tests.tiny_models import FAMILY, make_tiny_model, one_torch_thread
 
-torch = pytest.importorskip("torch")
 
 ARCHITECTURES = tuple(FAMILY)  # the fourteen of the issue, and DeBERTa (v1), which works too
 HAS_BNB = find_spec("bitsandbytes") is not None
@@ -183,7 +184,7 @@ def test_each_working_cell_trains(model_type, method, tiny):
     if method == "full":
         assert adapter is None  # every weight trains: no PEFT config
     else:
-        model = peft.get_peft_model(model, adapter)
+        model = fit_cache_name(peft.get_peft_model(model, adapter))
     model.train()
     inputs = batch(tokenizer, family)
     loss = model(**inputs).loss
@@ -198,7 +199,40 @@ def test_each_working_cell_trains(model_type, method, tiny):
     assert any(p.grad.abs().sum() > 0 for p in trainable.values())
     if family != "encoder":
         model.eval()
-        assert generate(model, inputs).shape[1] > (inputs["input_ids"].shape[1] if family == "decoder" else 1)
+        for text in ("the cat sat on the mat", "two plus two"):
+            prompt = tokenizer(text, return_tensors="pt")
+            tokens, logits = decode_with_cache(model, prompt, family)
+            assert torch.allclose(logits, logits_without_cache(model, prompt, family, tokens), atol=1e-4)
+
+
+def decode_with_cache(model, prompt, family, steps=5):
+    """What `generate` does (greedy, with its key/value cache): the new tokens it picked and
+    the logits it picked them from, one row a step."""
+    with torch.no_grad():
+        out = model.generate(**prompt, do_sample=False, max_new_tokens=steps, min_new_tokens=steps,
+                             forced_eos_token_id=None, output_logits=True, return_dict_in_generate=True)
+    start = prompt["input_ids"].shape[1] if family == "decoder" else 1  # decoder start token
+    return out.sequences[0, start:], torch.cat(out.logits)
+
+
+def logits_without_cache(model, prompt, family, tokens):
+    """The logits the model gives before each of `tokens`, from whole forward passes with no
+    cache: a prefix or prompt that `generate` drops or repeats after the first token (or a
+    wrong position) shows up as a difference here."""
+    if family == "decoder":
+        ids = prompt["input_ids"]
+    else:
+        ids = torch.tensor([[model.config.decoder_start_token_id]])
+    rows = []
+    with torch.no_grad():
+        for token in tokens:
+            if family == "decoder":
+                logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+            else:
+                logits = model(**prompt, decoder_input_ids=ids).logits
+            rows.append(logits[0, -1])
+            ids = torch.cat([ids, token.view(1, 1)], dim=1)
+    return torch.stack(rows)
 
 
 def test_task_a_family_does_not_serve_is_refused():

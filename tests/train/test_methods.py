@@ -57,13 +57,16 @@ def reload(directory, method: str, task: str, labels, adapter_dir, model_dir):
     from peft import PeftModel
 
     from together_llm.models.load_hf import AUTO_CLASSES, load_hf
+    from together_llm.models.peft_cache import fit_cache_name
 
     if method == "full":
         import transformers
 
         return getattr(transformers, AUTO_CLASSES[task]).from_pretrained(model_dir)
     base, _ = load_hf(directory, task, method, dtype="float32", labels=labels)
-    return PeftModel.from_pretrained(base, adapter_dir)
+    # As the project loads adapters: PEFT's own classifier prefix tuning cannot find the cache
+    # argument transformers 5.24 renamed (models/peft_cache.py).
+    return fit_cache_name(PeftModel.from_pretrained(base, adapter_dir))
 
 
 @pytest.mark.parametrize("model_type,method", CELLS, ids=[f"{t}-{m}" for t, m in CELLS])

@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 
 from ..errors import TllmError
 from ..models.families import architecture
+from ..models.peft_cache import fit_cache_name
 from .protocol import Engine
 from .sampling import SamplingParams
 
@@ -135,7 +136,7 @@ def _with_adapters(model, adapters: Sequence[Path]):
         model.load_adapter(str(path), adapter_name=name)
     if len(names) > 1:
         model.base_model.set_adapter(names)
-    return model
+    return fit_cache_name(model)
 
 
 PRECISIONS = ("fp32", "bf16", "int8")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..adapters.merge import combine
 from ..errors import TllmError
+from ..models.peft_cache import fit_cache_name
 from . import evolve_store as store
 from .evolve_score import EvalRows, score
 
@@ -34,7 +35,7 @@ class AdapterPool:
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(str(folder), adapter_name=key)
         else:
-            self.model = PeftModel.from_pretrained(self.model, str(folder), adapter_name=key)
+            self.model = fit_cache_name(PeftModel.from_pretrained(self.model, str(folder), adapter_name=key))
         self.cards[name] = card
 
     def load_home_adapter(self, home, name: str, fingerprint: str | None = None) -> None:

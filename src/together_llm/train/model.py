@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import TllmError
 from ..models.families import check_method
 from ..models.load_hf import read_config
+from ..models.peft_cache import fit_cache_name
 
 
 def resolve_base(home, name: str | None, report=print) -> tuple[str, Path]:
@@ -104,6 +105,6 @@ def load_for_training(hf_dir: Path, config: dict, recipe, task: str,
         import peft
 
         torch.manual_seed(recipe.seed)
-        model = peft.get_peft_model(model, adapter)
+        model = fit_cache_name(peft.get_peft_model(model, adapter))
     model.train()
     return model, tokenizer

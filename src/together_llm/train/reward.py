@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import TllmError
+from ..models.peft_cache import fit_cache_name
 
 
 def check_reward(home, name: str, base_dir: Path) -> tuple[str, Path]:
@@ -81,7 +82,7 @@ def load_reward(home, name: str, base_dir: Path):
     if kind == "adapter":
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, path)
+        model = fit_cache_name(PeftModel.from_pretrained(model, path))
         if not model.peft_config["default"].is_prompt_learning:
             model = model.merge_and_unload()  # one plain model: faster, and TRL places it itself
     model.config._name_or_path = name  # TRL logs its rewards under this name
