@@ -376,7 +376,8 @@ def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
         command = [sys.executable, "-m", "together_llm.cli.main", *args, "--teacher", teacher.url]
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        # The first task is kept and saved before its second is asked for, and held there.
+        # The first task is kept and saved before the second task's instances are asked for,
+        # and that request is held.
         assert teacher.held.wait(120), process.communicate(timeout=60)[1]
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)

@@ -2,7 +2,7 @@
 
 transformers 5.24 renamed the attention-cache argument of its models from `past_key_values`
 to `cache` (the old name is still accepted, with a warning, until 5.40). PEFT 0.21.2, the
-newest release, still finds the cache by the old name in two places, and on the new name:
+newest release, still looks for the cache under the old name in two places, so that:
 - prefix tuning of a classifier stops with "Model does not support past key values which are
   required for prefix tuning" (PEFT reads the forward's signature);
 - generation with a prompt-learning adapter fails on a shape (OPT, BLOOM) or, worse, decodes
@@ -13,8 +13,8 @@ newest release, still finds the cache by the old name in two places, and on the 
 model's forward accepts `past_key_values` (and hands it on as `cache`), and the inputs PEFT
 prepares for each generation step carry the cache under the name PEFT reads. On a
 transformers whose models still say `past_key_values`, or for LoRA, it changes nothing.
-tests/models/test_families.py checks every prompt-learning cell against a greedy decode
-that uses no cache at all, so the day either library moves, the table says so.
+tests/models/test_families.py checks every generating cell's `generate` against forward
+passes that use no cache at all, so the day either library moves, the table says so.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ class AdapterPool:
         if isinstance(self.model, PeftModel):
             self.model.load_adapter(str(folder), adapter_name=key)
         else:
-            self.model = fit_cache_name(PeftModel.from_pretrained(self.model, str(folder), adapter_name=key))
+            loaded = PeftModel.from_pretrained(self.model, str(folder), adapter_name=key)
+            self.model = fit_cache_name(loaded)
         self.cards[name] = card
 
     def load_home_adapter(self, home, name: str, fingerprint: str | None = None) -> None:
