@@ -29,21 +29,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from together_llm.engine.llamacpp_batch import BatchedLlamaCppEngine  # noqa: E402
-from together_llm.engine.llamacpp_engine import LlamaCppEngine  # noqa: E402
-from together_llm.engine.sampling import SamplingParams  # noqa: E402
-from together_llm.models.gguf_file import bundled_gguf  # noqa: E402
+from together_llm.engine.llamacpp.batch import BatchedLlamaCppEngine
+from together_llm.engine.llamacpp.engine import LlamaCppEngine
+from together_llm.models.gguf_file import bundled_gguf
+from together_llm.sampling import SamplingParams
 
-TOPICS = ["a cat who learns to sail", "a lighthouse keeper", "a robot gardener", "a lost umbrella",
-          "a dragon who fears heights", "a city under the sea", "a clockmaker's apprentice",
-          "a girl who collects clouds", "a haunted bakery", "a train that never stops",
-          "an owl who cannot sleep", "a painter on the moon", "a river that talks",
-          "a snowman in summer", "a library of lost songs", "a fox and a violin"]
+TOPICS = [
+    "a cat who learns to sail",
+    "a lighthouse keeper",
+    "a robot gardener",
+    "a lost umbrella",
+    "a dragon who fears heights",
+    "a city under the sea",
+    "a clockmaker's apprentice",
+    "a girl who collects clouds",
+    "a haunted bakery",
+    "a train that never stops",
+    "an owl who cannot sleep",
+    "a painter on the moon",
+    "a river that talks",
+    "a snowman in summer",
+    "a library of lost songs",
+    "a fox and a violin",
+]
 
 
 def questions(round_no: int, n: int) -> list[list[dict]]:
-    return [[{"role": "user", "content": f"Story {round_no}.{i}: write a long story about "
-              f"{TOPICS[i % len(TOPICS)]}."}] for i in range(n)]
+    return [
+        [
+            {
+                "role": "user",
+                "content": f"Story {round_no}.{i}: write a long story about "
+                f"{TOPICS[i % len(TOPICS)]}.",
+            }
+        ]
+        for i in range(n)
+    ]
 
 
 def stream(engine, messages, params, counts, i):
@@ -63,8 +84,10 @@ def one_client(engine, round_no, n, params) -> float:
 
 def many_clients(engine, round_no, n, params) -> float:
     counts = [0] * n
-    threads = [threading.Thread(target=stream, args=(engine, m, params, counts, i))
-               for i, m in enumerate(questions(round_no, n))]
+    threads = [
+        threading.Thread(target=stream, args=(engine, m, params, counts, i))
+        for i, m in enumerate(questions(round_no, n))
+    ]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -78,10 +101,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="llama.cpp threads (default: the engine's choice by free cores)")
-    parser.add_argument("--batch-threads", type=int, default=None,
-                        help="threads for steps of more than one token (prompts, batches)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="llama.cpp threads (default: the engine's choice by free cores)",
+    )
+    parser.add_argument(
+        "--batch-threads",
+        type=int,
+        default=None,
+        help="threads for steps of more than one token (prompts, batches)",
+    )
     args = parser.parse_args()
     params = SamplingParams(temperature=0, max_tokens=args.tokens)
     path = bundled_gguf()
@@ -95,18 +126,24 @@ def main() -> None:
         llama_cpp.llama_set_n_threads(plain.llm._ctx.ctx, one, args.batch_threads)
         batched.llm.context_params.n_threads_batch = args.batch_threads  # for the line below
     cp = batched.llm.context_params
-    print(f"load before: {os.getloadavg()[0]:.2f}; threads: {cp.n_threads} for one token, "
-          f"{cp.n_threads_batch} for a batch; {args.clients} clients x {args.tokens} tokens")
+    print(
+        f"load before: {os.getloadavg()[0]:.2f}; threads: {cp.n_threads} for one token, "
+        f"{cp.n_threads_batch} for a batch; {args.clients} clients x {args.tokens} tokens"
+    )
     one_client(plain, 0, 2, params), one_client(batched, 0, 2, params)  # warm-up
-    rows: dict[str, list[float]] = {"plain 1 client": [], "batched 1 client": [],
-                                    f"batched {args.clients} clients": []}
+    rows: dict[str, list[float]] = {
+        "plain 1 client": [],
+        "batched 1 client": [],
+        f"batched {args.clients} clients": [],
+    }
     for r in range(1, args.rounds + 1):  # interleaved, so a change in load hits every line
         # both 1-client lines answer the same questions (the same tokens: greedy), in turn first
-        pair = [("plain 1 client", plain), ("batched 1 client", batched)][::1 if r % 2 else -1]
+        pair = [("plain 1 client", plain), ("batched 1 client", batched)][:: 1 if r % 2 else -1]
         for name, engine in pair:
             rows[name].append(one_client(engine, 2 * r, args.clients, params))
         rows[f"batched {args.clients} clients"].append(
-            many_clients(batched, 2 * r + 1, args.clients, params))
+            many_clients(batched, 2 * r + 1, args.clients, params)
+        )
     stats = dict(batched.scheduler.stats)
     plain.close()
     batched.close()
@@ -114,9 +151,15 @@ def main() -> None:
     for k, v in rows.items():
         print(f"{k:>20}: {median[k]:7.1f} tok/s  (rounds: {', '.join(f'{x:.1f}' for x in v)})")
     many = median[f"batched {args.clients} clients"]
-    print(f"batched 1 client / plain 1 client: {median['batched 1 client'] / median['plain 1 client']:.2f}x")
-    print(f"batched {args.clients} clients / batched 1 client: {many / median['batched 1 client']:.2f}x")
-    print(f"batched {args.clients} clients / plain 1 client: {many / median['plain 1 client']:.2f}x")
+    print(
+        f"batched 1 client / plain 1 client: {median['batched 1 client'] / median['plain 1 client']:.2f}x"
+    )
+    print(
+        f"batched {args.clients} clients / batched 1 client: {many / median['batched 1 client']:.2f}x"
+    )
+    print(
+        f"batched {args.clients} clients / plain 1 client: {many / median['plain 1 client']:.2f}x"
+    )
     print(f"scheduler: {stats}; load after: {os.getloadavg()[0]:.2f}")
 
 

@@ -47,10 +47,12 @@ imported = time.perf_counter()
 rows = datasets.load_dataset("json", data_files=sys.argv[1], split="train", cache_dir=sys.argv[2])
 print(json.dumps({"rows": len(rows), "import_s": imported - start, "load_s": time.perf_counter() - imported}))
 """
-WORDS = ("the a an model data learn train answer question river city music number small large "
-         "quick slow write read explain list give describe summarize translate poem story code "
-         "function value table history science planet ocean mountain garden kitchen window "
-         "because however therefore although während café naïve 数据 模型").split()
+WORDS = (
+    "the a an model data learn train answer question river city music number small large "
+    "quick slow write read explain list give describe summarize translate poem story code "
+    "function value table history science planet ocean mountain garden kitchen window "
+    "because however therefore although während café naïve 数据 模型"
+).split()
 VERBS = ("Explain", "Describe", "List", "Summarize", "Write", "Translate", "Classify", "Give")
 
 
@@ -60,11 +62,22 @@ def write_alpaca(path: Path, rows: int, seed: int = 0) -> int:
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as f:
         for i in range(rows):
-            instruction = f"{rng.choice(VERBS)} " + " ".join(rng.choices(WORDS, k=rng.randint(4, 16))) + f" (#{i})."
-            extra = " ".join(rng.choices(WORDS, k=rng.randint(5, 40))) if rng.random() < 0.35 else ""
+            instruction = (
+                f"{rng.choice(VERBS)} "
+                + " ".join(rng.choices(WORDS, k=rng.randint(4, 16)))
+                + f" (#{i})."
+            )
+            extra = (
+                " ".join(rng.choices(WORDS, k=rng.randint(5, 40))) if rng.random() < 0.35 else ""
+            )
             output = " ".join(rng.choices(WORDS, k=rng.randint(8, 90))) + "."
-            f.write(json.dumps({"instruction": instruction, "input": extra, "output": output},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"instruction": instruction, "input": extra, "output": output},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return path.stat().st_size
 
 
@@ -79,7 +92,9 @@ def run_measured(cmd: list[str], env: dict) -> dict:
     with os.wait4, whose rusage is this child's alone)."""
     start = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -87,8 +102,12 @@ def run_measured(cmd: list[str], env: dict) -> dict:
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{stderr[-2000:]}")
-    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "stdout": stdout,
-            "cpu_s": usage.ru_utime + usage.ru_stime}
+    return {
+        "seconds": seconds,
+        "peak_mb": usage.ru_maxrss / 1024,
+        "stdout": stdout,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def run_ours(path: Path, rows: int, work: Path, env: dict, i: int) -> dict:
@@ -96,7 +115,9 @@ def run_ours(path: Path, rows: int, work: Path, env: dict, i: int) -> dict:
     ours = run_measured(ours_cmd(path, f"run{i}"), {**env, "TLLM_HOME": str(home)})
     summary = json.loads(ours["stdout"])
     if summary["rows"] != rows or summary["rejected"]:
-        sys.exit(f"ours imported {summary['rows']} rows, rejected {summary['rejected']}: expected {rows}, 0")
+        sys.exit(
+            f"ours imported {summary['rows']} rows, rejected {summary['rejected']}: expected {rows}, 0"
+        )
     shutil.rmtree(home / "datasets" / f"run{i}")
     return ours
 
@@ -119,13 +140,14 @@ def measure(path: Path, rows: int, work: Path, env: dict, runs: int) -> dict:
     results = {"ours": [], "peer": []}
     tools = {"ours": run_ours, "peer": run_peer}
     for i in range(runs):
-        for name in (("ours", "peer") if i % 2 == 0 else ("peer", "ours")):
+        for name in ("ours", "peer") if i % 2 == 0 else ("peer", "ours"):
             results[name].append(tools[name](path, rows, work, env, i))
     report = {}
     for name, tries in results.items():
         seconds = statistics.median(t["seconds"] for t in tries)
         report[name] = {
-            "median_s": seconds, "rows_per_s": rows / seconds,
+            "median_s": seconds,
+            "rows_per_s": rows / seconds,
             "times_s": [round(t["seconds"], 3) for t in tries],
             "peak_mb": max(t["peak_mb"] for t in tries),
             "cpu_s": statistics.median(t["cpu_s"] for t in tries),  # all its processes and threads
@@ -139,13 +161,19 @@ def measure(path: Path, rows: int, work: Path, env: dict, runs: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the file (default 1,000,000)")
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="rows in the file (default 1,000,000)"
+    )
     parser.add_argument("--runs", type=int, default=3, help="timed runs of each tool (default 3)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
-    env = dict(os.environ, HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1",
-               HF_DATASETS_DISABLE_PROGRESS_BARS="1")  # ours shows none either off a terminal
+    env = dict(
+        os.environ,
+        HF_DATASETS_OFFLINE="1",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_DISABLE_PROGRESS_BARS="1",
+    )  # ours shows none either off a terminal
     env.pop("TLLM_DEBUG", None)
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         work = Path(tmp)
@@ -156,31 +184,50 @@ def main() -> None:
         measure(work / "warm.jsonl", 1000, work, env, 1)
         load_before = os.getloadavg()
         report = measure(work / "alpaca.jsonl", args.rows, work, env, args.runs)
-    report.update({
-        "date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rows": args.rows, "runs": args.runs,
-        "file_mb": round(size / 2**20, 1), "file_written_s": round(written_s, 1),
-        "loadavg_before": [round(x, 2) for x in load_before],
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    })
+    report.update(
+        {
+            "date": time.strftime("%Y-%m-%d"),
+            "cpus": os.cpu_count(),
+            "rows": args.rows,
+            "runs": args.runs,
+            "file_mb": round(size / 2**20, 1),
+            "file_written_s": round(written_s, 1),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        }
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"import {args.rows:,} alpaca rows ({report['file_mb']} MB JSONL), {args.runs} alternating runs "
-          f"each after a warm-up, {report['cpus']} CPUs, load average {report['loadavg_before'][0]:.2f} "
-          f"-> {report['loadavg_after'][0]:.2f}")
-    for name, label in (("ours", "tllm data import (validated)"), ("peer", "datasets.load_dataset('json')")):
+    print(
+        f"import {args.rows:,} alpaca rows ({report['file_mb']} MB JSONL), {args.runs} alternating runs "
+        f"each after a warm-up, {report['cpus']} CPUs, load average {report['loadavg_before'][0]:.2f} "
+        f"-> {report['loadavg_after'][0]:.2f}"
+    )
+    for name, label in (
+        ("ours", "tllm data import (validated)"),
+        ("peer", "datasets.load_dataset('json')"),
+    ):
         r = report[name]
-        print(f"  {name}  {label:<31} median {r['median_s']:6.2f} s  {r['rows_per_s']:>9,.0f} rows/s  "
-              f"peak {r['peak_mb']:5.0f} MB  CPU {r['cpu_s']:5.2f} s   runs {r['times_s']}")
+        print(
+            f"  {name}  {label:<31} median {r['median_s']:6.2f} s  {r['rows_per_s']:>9,.0f} rows/s  "
+            f"peak {r['peak_mb']:5.0f} MB  CPU {r['cpu_s']:5.2f} s   runs {r['times_s']}"
+        )
     peer = report["peer"]
-    print(f"  (peer: import datasets {peer['import_datasets_s']:.2f} s, load_dataset() {peer['load_dataset_s']:.2f} s; "
-          "peak memory is the largest single process, ours runs one per CPU on a big file)")
+    print(
+        f"  (peer: import datasets {peer['import_datasets_s']:.2f} s, load_dataset() {peer['load_dataset_s']:.2f} s; "
+        "peak memory is the largest single process, ours runs one per CPU on a big file)"
+    )
     speed = "ok" if report["ratio"] >= 1.0 else "SLOWER than the peer"
     memory = "ok" if report["ours"]["peak_mb"] < MEMORY_TARGET_MB else "OVER"
-    print(f"  ratio ours/peer rows/s {report['ratio']:.2f}x (target >= 1.0: {speed}); "
-          f"our peak memory {report['ours']['peak_mb']:.0f} MB (target < {MEMORY_TARGET_MB}: {memory})")
+    print(
+        f"  ratio ours/peer rows/s {report['ratio']:.2f}x (target >= 1.0: {speed}); "
+        f"our peak memory {report['ours']['peak_mb']:.0f} MB (target < {MEMORY_TARGET_MB}: {memory})"
+    )
     if 0.9 <= report["ratio"] <= 1.1:
-        print("  note: the ratio is within 10% of 1; on a shared machine rerun before reading much into it")
+        print(
+            "  note: the ratio is within 10% of 1; on a shared machine rerun before reading much into it"
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ Fairness: the three models score the same token ids (the HF tokenizer's, which t
 tokenizer reproduces), in the same windows, each window scored from its own start with no
 context carried over, every token after the first predicted. The HF model runs in float32
 (its stored dtype) on transformers; the GGUFs on llama.cpp through llama-cpp-python with
-the threads `tllm ask` would pick (engine/llamacpp_engine.py `auto_threads`). Tokens/s:
+the threads `tllm ask` would pick (engine/llamacpp/engine.py `auto_threads`). Tokens/s:
 greedy decoding of 64 new tokens after the same chat prompt, after one warm-up answer,
 median of three.
 """
@@ -94,13 +94,15 @@ PARAGRAPHS = [
     "friend had given her the recipe and when. Every winter she baked the same spiced biscuits, "
     "and the smell of cinnamon filled the whole house for days.",
 ]
-PROMPT = [{"role": "system", "content": "You are a helpful assistant."},
-          {"role": "user", "content": "Write a short paragraph about the sea."}]
+PROMPT = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "Write a short paragraph about the sea."},
+]
 TARGETS = {"q8_0": 1.01, "q4_k_m": 1.10}
 
 
 def windows(ids: list[int], size: int) -> list[list[int]]:
-    return [ids[i:i + size] for i in range(0, len(ids), size) if len(ids[i:i + size]) > 1]
+    return [ids[i : i + size] for i in range(0, len(ids), size) if len(ids[i : i + size]) > 1]
 
 
 def nll_of(logits, ids) -> tuple[float, int]:
@@ -127,12 +129,15 @@ def hf_scores(model_dir: Path, chunks) -> tuple[float, float]:
             nll, n = nll_of(logits, ids)
             total, count = total + nll, count + n
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompt = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+
     def answer():
         with torch.no_grad():
             out = model.generate(**prompt, max_new_tokens=64, min_new_tokens=64, do_sample=False)
         return out.shape[1] - prompt["input_ids"].shape[1]
+
     return math.exp(total / count), _rate(answer)
 
 
@@ -141,17 +146,25 @@ def gguf_scores(path: Path, chunks, window: int, prompt_ids: list[int]) -> tuple
     import numpy as np
     from llama_cpp import Llama
 
-    from together_llm.engine.llamacpp_engine import auto_threads
+    from together_llm.engine.llamacpp.engine import auto_threads
 
     threads, batch_threads = auto_threads()  # as `tllm ask` picks them
-    llm = Llama(model_path=str(path), n_ctx=max(window, 512), n_batch=max(window, 512),
-                logits_all=True, n_threads=threads, n_threads_batch=batch_threads, verbose=False)
+    llm = Llama(
+        model_path=str(path),
+        n_ctx=max(window, 512),
+        n_batch=max(window, 512),
+        logits_all=True,
+        n_threads=threads,
+        n_threads_batch=batch_threads,
+        verbose=False,
+    )
     total, count = 0.0, 0
     for ids in chunks:
         llm.reset()
         llm.eval(ids)
-        nll, n = nll_of(np.array(llm.scores[:len(ids)]), ids)
+        nll, n = nll_of(np.array(llm.scores[: len(ids)]), ids)
         total, count = total + nll, count + n
+
     def answer():
         llm.reset()
         made = 0
@@ -160,6 +173,7 @@ def gguf_scores(path: Path, chunks, window: int, prompt_ids: list[int]) -> tuple
             if made >= 64:
                 break
         return made
+
     rate = _rate(answer)
     llm.close()
     return math.exp(total / count), rate
@@ -177,8 +191,13 @@ def _rate(answer) -> float:
 
 def run_tllm(home: Path, *args: str) -> None:
     env = {**os.environ, "TLLM_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "together_llm.cli.main", *args], env=env,
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "together_llm.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         sys.exit(f"tllm {' '.join(args)} failed:\n{done.stderr}")
 
@@ -201,8 +220,13 @@ def main() -> None:
         home = Home.open(home_dir)
         name = f"p5-{os.getpid()}"
         start = time.perf_counter()
-        result = export(home, name, adapter=args.adapter, gguf=["f16", "q8_0", "q4_k_m"],
-                        report=lambda message: print(message, file=sys.stderr))
+        result = export(
+            home,
+            name,
+            adapter=args.adapter,
+            gguf=["f16", "q8_0", "q4_k_m"],
+            report=lambda message: print(message, file=sys.stderr),
+        )
         export_s = time.perf_counter() - start
         try:
             figures = measure(result.folder, name, args.window)
@@ -211,19 +235,29 @@ def main() -> None:
                 import shutil
 
                 shutil.rmtree(result.folder, ignore_errors=True)
-    figures.update(export_seconds=round(export_s, 1), adapter=args.adapter, window=args.window,
-                   load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
+    figures.update(
+        export_seconds=round(export_s, 1),
+        adapter=args.adapter,
+        window=args.window,
+        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    )
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"held-out text: {figures['tokens']} tokens in windows of {args.window}; "
-          f"export took {figures['export_seconds']} s")
+    print(
+        f"held-out text: {figures['tokens']} tokens in windows of {args.window}; "
+        f"export took {figures['export_seconds']} s"
+    )
     print(f"{'model':<8} {'perplexity':>10} {'ratio':>7} {'target':>7} {'size MB':>8} {'tok/s':>7}")
     for kind, row in figures["models"].items():
         target = f"<={TARGETS[kind]}" if kind in TARGETS else ""
-        ok = "" if kind not in TARGETS else ("  ok" if row["ratio"] <= TARGETS[kind] else "  MISSED")
-        print(f"{kind:<8} {row['perplexity']:>10.4f} {row['ratio']:>7.4f} {target:>7} "
-              f"{row['megabytes']:>8.1f} {row['tokens_per_s']:>7.1f}{ok}")
+        ok = (
+            "" if kind not in TARGETS else ("  ok" if row["ratio"] <= TARGETS[kind] else "  MISSED")
+        )
+        print(
+            f"{kind:<8} {row['perplexity']:>10.4f} {row['ratio']:>7.4f} {target:>7} "
+            f"{row['megabytes']:>8.1f} {row['tokens_per_s']:>7.1f}{ok}"
+        )
 
 
 def measure(folder: Path, name: str, window: int) -> dict:
@@ -232,19 +266,33 @@ def measure(folder: Path, name: str, window: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(folder / "hf")
     ids = tokenizer("\n\n".join(PARAGRAPHS), add_special_tokens=False)["input_ids"]
     chunks = windows(ids, window)
-    prompt_ids = tokenizer.apply_chat_template(PROMPT, add_generation_prompt=True,
-                                               tokenize=True, return_dict=True)["input_ids"]
+    prompt_ids = tokenizer.apply_chat_template(
+        PROMPT, add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
     hf_ppl, hf_rate = hf_scores(folder / "hf", chunks)
     hf_bytes = sum(p.stat().st_size for p in (folder / "hf").glob("*.safetensors"))
-    models = {"hf": {"perplexity": hf_ppl, "ratio": 1.0, "megabytes": hf_bytes / 1e6,
-                     "tokens_per_s": hf_rate}}
+    models = {
+        "hf": {
+            "perplexity": hf_ppl,
+            "ratio": 1.0,
+            "megabytes": hf_bytes / 1e6,
+            "tokens_per_s": hf_rate,
+        }
+    }
     for kind in ("f16", "q8_0", "q4_k_m"):
         path = folder / f"{name}-{kind}.gguf"
         ppl, rate = gguf_scores(path, chunks, window, prompt_ids)
-        models[kind] = {"perplexity": ppl, "ratio": ppl / hf_ppl,
-                        "megabytes": path.stat().st_size / 1e6, "tokens_per_s": rate}
-    return {"tokens": len(ids), "models": models,
-            "met": all(models[k]["ratio"] <= t for k, t in TARGETS.items())}
+        models[kind] = {
+            "perplexity": ppl,
+            "ratio": ppl / hf_ppl,
+            "megabytes": path.stat().st_size / 1e6,
+            "tokens_per_s": rate,
+        }
+    return {
+        "tokens": len(ids),
+        "models": models,
+        "met": all(models[k]["ratio"] <= t for k, t in TARGETS.items()),
+    }
 
 
 if __name__ == "__main__":

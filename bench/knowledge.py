@@ -38,21 +38,28 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from together_llm.home import Home  # noqa: E402
-from together_llm.knowledge.index import STOPWORDS, KnowledgeIndex  # noqa: E402
-from together_llm.knowledge.ingest import ingest  # noqa: E402
-from together_llm.knowledge.search import search  # noqa: E402
+from together_llm.home import Home
+from together_llm.knowledge.index import STOPWORDS, KnowledgeIndex
+from together_llm.knowledge.ingest import ingest
+from together_llm.knowledge.search import search
 
-SYLLABLES = ("ka ro ve li mo tu sa ne ri po la de vi nu ga be to mi fe zo ha ku se "
-             "da lo pi re wu ya ti ma").split()
+SYLLABLES = (
+    "ka ro ve li mo tu sa ne ri po la de vi nu ga be to mi fe zo ha ku se da lo pi re wu ya ti ma"
+).split()
 ANIMALS = "goats bees hens ducks geese sheep rabbits donkeys pigeons alpacas".split()
 CRAFTS = "pottery weaving carpentry glassblowing bookbinding basketry printing smithing".split()
 TOWNS = "Orrin Bramwick Calderra Velmora Halvern Quarryside Ferrow Dunmere Ashgrove Tilbury".split()
 # (question wording, fact sentence) pairs: the question avoids the sentence's verb where it can.
 FACTS = [
-    ("Which animals does the {name} workshop look after?", "The {name} workshop keeps {animal} behind the yard."),
+    (
+        "Which animals does the {name} workshop look after?",
+        "The {name} workshop keeps {animal} behind the yard.",
+    ),
     ("What craft is taught at {name}?", "At {name} the masters teach {craft} to apprentices."),
-    ("In which town is the {name} workshop?", "The {name} workshop stands in {town}, near the old bridge."),
+    (
+        "In which town is the {name} workshop?",
+        "The {name} workshop stands in {town}, near the old bridge.",
+    ),
     ("How many members belong to {name}?", "{name} counts {members} members this year."),
 ]
 
@@ -79,14 +86,21 @@ def make_corpus(count: int, seed: int) -> tuple[list[tuple[str, str]], list[tupl
             if name.lower() not in names:
                 names.add(name.lower())
                 break
-        values = {"name": name, "animal": rng.choice(ANIMALS), "craft": rng.choice(CRAFTS),
-                  "town": rng.choice(TOWNS), "members": rng.randint(12, 900)}
-        filler = [" ".join(rng.choices(common, weights, k=rng.randint(8, 16))).capitalize() + "."
-                  for _ in range(rng.randint(6, 14))]
+        values = {
+            "name": name,
+            "animal": rng.choice(ANIMALS),
+            "craft": rng.choice(CRAFTS),
+            "town": rng.choice(TOWNS),
+            "members": rng.randint(12, 900),
+        }
+        filler = [
+            " ".join(rng.choices(common, weights, k=rng.randint(8, 16))).capitalize() + "."
+            for _ in range(rng.randint(6, 14))
+        ]
         facts = [sentence.format(**values) for _, sentence in FACTS]
         sentences = filler + facts
         rng.shuffle(sentences)
-        body = "\n\n".join(" ".join(sentences[j:j + 3]) for j in range(0, len(sentences), 3))
+        body = "\n\n".join(" ".join(sentences[j : j + 3]) for j in range(0, len(sentences), 3))
         documents.append((f"{i:05d}-{name.lower()}.md", f"# The {name} workshop\n\n{body}\n"))
         question, _ = rng.choice(FACTS)
         questions.append((question.format(**values), i))
@@ -118,8 +132,13 @@ def run_ours(folder: Path, total_bytes: int, questions, names: list[str], root: 
             hits = search(index, question, 5)
             latencies.append(time.perf_counter() - start)
             found += names[answer] in {Path(h.source).name for h in hits}
-    return {"ingest_s": ingest_s, "mb_per_s": total_bytes / 1e6 / ingest_s, "chunks": chunks,
-            "chunks_per_s": chunks / ingest_s, **summary(latencies, found, len(questions))}
+    return {
+        "ingest_s": ingest_s,
+        "mb_per_s": total_bytes / 1e6 / ingest_s,
+        "chunks": chunks,
+        "chunks_per_s": chunks / ingest_s,
+        **summary(latencies, found, len(questions)),
+    }
 
 
 def run_peer(folder: Path, total_bytes: int, questions, names: list[str]) -> dict:
@@ -138,13 +157,21 @@ def run_peer(folder: Path, total_bytes: int, questions, names: list[str]) -> dic
         top = bm25.get_top_n(tokens(question), position, 5)
         latencies.append(time.perf_counter() - start)
         found += names[answer] in {files[i].name for i in top}
-    return {"ingest_s": ingest_s, "mb_per_s": total_bytes / 1e6 / ingest_s, "chunks": len(files),
-            "chunks_per_s": len(files) / ingest_s, **summary(latencies, found, len(questions))}
+    return {
+        "ingest_s": ingest_s,
+        "mb_per_s": total_bytes / 1e6 / ingest_s,
+        "chunks": len(files),
+        "chunks_per_s": len(files) / ingest_s,
+        **summary(latencies, found, len(questions)),
+    }
 
 
 def summary(latencies: list[float], found: int, asked: int) -> dict:
-    return {"p50_ms": percentile(latencies, 0.5) * 1e3, "p95_ms": percentile(latencies, 0.95) * 1e3,
-            "recall_at_5": found / asked}
+    return {
+        "p50_ms": percentile(latencies, 0.5) * 1e3,
+        "p95_ms": percentile(latencies, 0.95) * 1e3,
+        "recall_at_5": found / asked,
+    }
 
 
 def main() -> None:
@@ -168,22 +195,38 @@ def main() -> None:
         load = os.getloadavg()[0]
         peer = run_peer(folder, total_bytes, questions, names)
         ours = run_ours(folder, total_bytes, questions, names, root)
-    figures = {"docs": args.docs, "queries": len(questions), "corpus_mb": total_bytes / 1e6,
-               "load_before": load, "load_after": os.getloadavg()[0], "ours": ours, "peer": peer,
-               "p95_ratio": ours["p95_ms"] / peer["p95_ms"], "p50_ratio": ours["p50_ms"] / peer["p50_ms"],
-               "ingest_ratio": ours["mb_per_s"] / peer["mb_per_s"]}
+    figures = {
+        "docs": args.docs,
+        "queries": len(questions),
+        "corpus_mb": total_bytes / 1e6,
+        "load_before": load,
+        "load_after": os.getloadavg()[0],
+        "ours": ours,
+        "peer": peer,
+        "p95_ratio": ours["p95_ms"] / peer["p95_ms"],
+        "p50_ratio": ours["p50_ms"] / peer["p50_ms"],
+        "ingest_ratio": ours["mb_per_s"] / peer["mb_per_s"],
+    }
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"{args.docs} documents, {total_bytes / 1e6:.1f} MB, {len(questions)} questions; "
-          f"load {load:.1f} -> {figures['load_after']:.1f}")
+    print(
+        f"{args.docs} documents, {total_bytes / 1e6:.1f} MB, {len(questions)} questions; "
+        f"load {load:.1f} -> {figures['load_after']:.1f}"
+    )
     print(f"{'':<22} {'ours (FTS5)':>14} {'rank_bm25':>14} {'ratio':>8}")
-    rows = [("ingest MB/s", "mb_per_s", "{:.2f}"), ("ingest chunks/s", "chunks_per_s", "{:.0f}"),
-            ("query p50 ms", "p50_ms", "{:.2f}"), ("query p95 ms", "p95_ms", "{:.2f}"),
-            ("recall@5", "recall_at_5", "{:.3f}")]
+    rows = [
+        ("ingest MB/s", "mb_per_s", "{:.2f}"),
+        ("ingest chunks/s", "chunks_per_s", "{:.0f}"),
+        ("query p50 ms", "p50_ms", "{:.2f}"),
+        ("query p95 ms", "p95_ms", "{:.2f}"),
+        ("recall@5", "recall_at_5", "{:.3f}"),
+    ]
     for label, key, form in rows:
         ratio = ours[key] / peer[key] if peer[key] else float("nan")
-        print(f"{label:<22} {form.format(ours[key]):>14} {form.format(peer[key]):>14} {ratio:>7.3f}x")
+        print(
+            f"{label:<22} {form.format(ours[key]):>14} {form.format(peer[key]):>14} {ratio:>7.3f}x"
+        )
     met = ours["recall_at_5"] >= peer["recall_at_5"] and figures["p95_ratio"] <= 0.2
     print(f"targets (recall ours >= peer, p95 <= 0.2x): {'met' if met else 'MISSED'}")
 

@@ -42,23 +42,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 from ask_cold import PEER_VENV, ensure_peer, ours_bin  # noqa: E402  (bench/ is sys.path[0])
-from together_llm.engine.llamacpp_engine import auto_threads  # noqa: E402
+from together_llm.engine.llamacpp.engine import auto_threads  # noqa: E402
 from together_llm.models.gguf_file import bundled_gguf  # noqa: E402
 
 N_CTX = 2048
 SYSTEM = "You are a helpful assistant."
 REQUEST_TIMEOUT = 300.0  # seconds for one request, start to end
-TOPICS = ["a cat who learns to sail", "a lighthouse keeper", "a robot gardener", "a haunted bakery",
-          "a dragon who fears heights", "a city under the sea", "a lost umbrella", "a fox and a violin"]
-SCHEDULING = {"ours": "whatever its engine does: serial behind a lock, or decoding requests together",
-              "llama_cpp.server": "one Llama behind a lock, one request after another (run with "
-              "--interrupt_requests False: by default a new request cuts the stream in progress)"}
+TOPICS = [
+    "a cat who learns to sail",
+    "a lighthouse keeper",
+    "a robot gardener",
+    "a haunted bakery",
+    "a dragon who fears heights",
+    "a city under the sea",
+    "a lost umbrella",
+    "a fox and a violin",
+]
+SCHEDULING = {
+    "ours": "whatever its engine does: serial behind a lock, or decoding requests together",
+    "llama_cpp.server": "one Llama behind a lock, one request after another (run with "
+    "--interrupt_requests False: by default a new request cuts the stream in progress)",
+}
 
 
 def prompts(tag: str, n: int) -> list[list[dict]]:
-    return [[{"role": "system", "content": SYSTEM},
-             {"role": "user", "content": f"Story {tag}.{i}: write a long story about "
-                                         f"{TOPICS[i % len(TOPICS)]}."}] for i in range(n)]
+    return [
+        [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": f"Story {tag}.{i}: write a long story about {TOPICS[i % len(TOPICS)]}.",
+            },
+        ]
+        for i in range(n)
+    ]
 
 
 def measured(start: float, stamps: list[float], usage: int | None, text: str) -> dict:
@@ -66,16 +83,31 @@ def measured(start: float, stamps: list[float], usage: int | None, text: str) ->
         raise RuntimeError("the stream held no content")
     tokens = usage if usage is not None else len(stamps)
     end = time.perf_counter()
-    return {"start": start, "first": stamps[0], "last": stamps[-1], "end": end, "tokens": tokens,
-            "chunks": len(stamps), "counted": "usage" if usage is not None else "chunks",
-            "decode_tok_s": (tokens - 1) / max(stamps[-1] - stamps[0], 1e-9),
-            "e2e_tok_s": tokens / (end - start), "text": text}
+    return {
+        "start": start,
+        "first": stamps[0],
+        "last": stamps[-1],
+        "end": end,
+        "tokens": tokens,
+        "chunks": len(stamps),
+        "counted": "usage" if usage is not None else "chunks",
+        "decode_tok_s": (tokens - 1) / max(stamps[-1] - stamps[0], 1e-9),
+        "e2e_tok_s": tokens / (end - start),
+        "text": text,
+    }
 
 
 def stream(port: int, messages: list[dict], max_tokens: int) -> dict:
     """One streaming chat request over plain http.client; SSE parsed line by line."""
-    body = json.dumps({"messages": messages, "stream": True, "temperature": 0.0,
-                       "max_tokens": max_tokens, "stream_options": {"include_usage": True}})
+    body = json.dumps(
+        {
+            "messages": messages,
+            "stream": True,
+            "temperature": 0.0,
+            "max_tokens": max_tokens,
+            "stream_options": {"include_usage": True},
+        }
+    )
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     start, stamps, pieces, usage = time.perf_counter(), [], [], None
     try:
@@ -97,7 +129,7 @@ def stream(port: int, messages: list[dict], max_tokens: int) -> dict:
             if chunk.get("usage"):
                 usage = chunk["usage"]["completion_tokens"]
             for choice in chunk.get("choices") or []:
-                if (piece := (choice.get("delta") or {}).get("content")):
+                if piece := (choice.get("delta") or {}).get("content"):
                     stamps.append(time.perf_counter())
                     pieces.append(piece)
     finally:
@@ -107,9 +139,10 @@ def stream(port: int, messages: list[dict], max_tokens: int) -> dict:
 
 def in_process(llm, messages: list[dict], max_tokens: int) -> dict:
     start, stamps, pieces = time.perf_counter(), [], []
-    for chunk in llm.create_chat_completion(messages, stream=True, temperature=0.0,
-                                            max_tokens=max_tokens):
-        if (piece := chunk["choices"][0]["delta"].get("content")):
+    for chunk in llm.create_chat_completion(
+        messages, stream=True, temperature=0.0, max_tokens=max_tokens
+    ):
+        if piece := chunk["choices"][0]["delta"].get("content"):
             stamps.append(time.perf_counter())
             pieces.append(piece)
     return measured(start, stamps, None, "".join(pieces))
@@ -148,10 +181,15 @@ def summary(runs: list[dict]) -> dict:
     for _, step in edges:
         at_once += step
         most = max(most, at_once)
-    return {"tok_s": sum(r["tokens"] for r in runs) / (end - start), "wall_s": end - start,
-            "tokens": sum(r["tokens"] for r in runs), "chunks": sum(r["chunks"] for r in runs),
-            "max_streaming_at_once": most, "ttft_max_s": max(r["first"] - r["start"] for r in runs),
-            "counted": runs[0]["counted"]}
+    return {
+        "tok_s": sum(r["tokens"] for r in runs) / (end - start),
+        "wall_s": end - start,
+        "tokens": sum(r["tokens"] for r in runs),
+        "chunks": sum(r["chunks"] for r in runs),
+        "max_streaming_at_once": most,
+        "ttft_max_s": max(r["first"] - r["start"] for r in runs),
+        "counted": runs[0]["counted"],
+    }
 
 
 def free_port() -> int:
@@ -164,14 +202,22 @@ def free_port() -> int:
 def server(cmd: list[str], env: dict, port: int):
     """Start a server in its own process group, wait until it answers, kill the group after."""
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
                 log.seek(0)
-                raise RuntimeError(f"{cmd[0]} exited: {log.read()[-2000:].decode(errors='replace')}")
+                raise RuntimeError(
+                    f"{cmd[0]} exited: {log.read()[-2000:].decode(errors='replace')}"
+                )
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             with contextlib.suppress(OSError), contextlib.closing(conn):
                 conn.request("GET", "/v1/models")
@@ -196,17 +242,35 @@ def server(cmd: list[str], env: dict, port: int):
 def ensure_server_peer() -> Path:
     python = PEER_VENV / "bin" / "python"
     ensure_peer()
-    if subprocess.run([str(python), "-c", "import llama_cpp.server.app"],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            [str(python), "-c", "import llama_cpp.server.app"], capture_output=True
+        ).returncode
+        != 0
+    ):
         print("installing llama-cpp-python[server] into bench/.venv-llm ...", file=sys.stderr)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                        "llama-cpp-python[server]"], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "llama-cpp-python[server]",
+            ],
+            check=True,
+        )
     return python
 
 
-MEASURES = {"p2_ours": "P2  tllm serve, 1 request", "p2_peer": "P2  llama-cpp-python in-process",
-            "p3_ours_1": "P3  tllm serve, 1 client", "p3_ours_n": "P3  tllm serve, {n} clients",
-            "p3_peer_n": "P3  llama_cpp.server, {n} clients"}
+MEASURES = {
+    "p2_ours": "P2  tllm serve, 1 request",
+    "p2_peer": "P2  llama-cpp-python in-process",
+    "p3_ours_1": "P3  tllm serve, 1 client",
+    "p3_ours_n": "P3  tllm serve, {n} clients",
+    "p3_peer_n": "P3  llama_cpp.server, {n} clients",
+}
 
 
 def medians(runs: list[dict]) -> dict:
@@ -228,17 +292,49 @@ def run_all(args, n_threads: int, n_threads_batch: int) -> tuple[dict, list[bool
     same_answer = []
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         env = dict(os.environ, TLLM_HOME=os.path.join(tmp, "home"))
-        for key, value in [("context_length", N_CTX)] + [("threads", args.threads)] * bool(args.threads):
-            subprocess.run([args.tllm, "config", "set", key, str(value)], env=env,
-                           check=True, capture_output=True)
+        for key, value in [("context_length", N_CTX)] + [("threads", args.threads)] * bool(
+            args.threads
+        ):
+            subprocess.run(
+                [args.tllm, "config", "set", key, str(value)],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
         ours_port, peer_port = free_port(), free_port()
         ours_cmd = [args.tllm, "serve", "--port", str(ours_port), "--no-ui"]
-        peer_cmd = [str(peer_python), "-m", "llama_cpp.server", "--model", str(gguf),
-                    "--n_ctx", str(N_CTX), "--n_threads", str(n_threads), "--n_threads_batch",
-                    str(n_threads_batch), "--host", "127.0.0.1", "--port", str(peer_port),
-                    "--interrupt_requests", "False", "--verbose", "False", "--n_gpu_layers", "-1"]
-        llm = Llama(model_path=str(gguf), n_ctx=N_CTX, n_batch=min(512, N_CTX), n_threads=n_threads,
-                    n_threads_batch=n_threads_batch, n_gpu_layers=-1, verbose=False)  # as LlamaCppEngine does
+        peer_cmd = [
+            str(peer_python),
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--n_ctx",
+            str(N_CTX),
+            "--n_threads",
+            str(n_threads),
+            "--n_threads_batch",
+            str(n_threads_batch),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(peer_port),
+            "--interrupt_requests",
+            "False",
+            "--verbose",
+            "False",
+            "--n_gpu_layers",
+            "-1",
+        ]
+        llm = Llama(
+            model_path=str(gguf),
+            n_ctx=N_CTX,
+            n_batch=min(512, N_CTX),
+            n_threads=n_threads,
+            n_threads_batch=n_threads_batch,
+            n_gpu_layers=-1,
+            verbose=False,
+        )  # as LlamaCppEngine does
         try:
             with server(ours_cmd, env, ours_port), server(peer_cmd, env, peer_port):
                 ours = lambda m: stream(ours_port, m, args.max_tokens)  # noqa: E731
@@ -248,9 +344,13 @@ def run_all(args, n_threads: int, n_threads_batch: int) -> tuple[dict, list[bool
                     question = prompts(f"p2-{r}", 1)[0]
                     rounds["p2_ours"].append(ours(question))
                     rounds["p2_peer"].append(in_process(llm, question, args.max_tokens))
-                    same_answer.append(rounds["p2_ours"][-1]["text"].strip()
-                                       == rounds["p2_peer"][-1]["text"].strip())
-                    rounds["p3_ours_1"].append(clients(ours, prompts(f"one-{r}", args.clients), False))
+                    same_answer.append(
+                        rounds["p2_ours"][-1]["text"].strip()
+                        == rounds["p2_peer"][-1]["text"].strip()
+                    )
+                    rounds["p3_ours_1"].append(
+                        clients(ours, prompts(f"one-{r}", args.clients), False)
+                    )
                     batch = prompts(f"many-{r}", args.clients)  # ours and the peer: the same
                     rounds["p3_ours_n"].append(clients(ours, batch, True))
                     rounds["p3_peer_n"].append(clients(peer, batch, True))
@@ -262,47 +362,78 @@ def run_all(args, n_threads: int, n_threads_batch: int) -> tuple[dict, list[bool
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every measure (default 3)")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent clients for P3 (default 8)")
+    parser.add_argument(
+        "--clients", type=int, default=8, help="concurrent clients for P3 (default 8)"
+    )
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--threads", type=int, default=0, help="pin llama.cpp threads (0: auto)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--peer-python", help="interpreter with llama-cpp-python[server] "
-                        "(default: bench/.venv-llm, made when missing)")
-    parser.add_argument("--tllm", default=str(ours_bin()), help="our command (default: %(default)s)")
+    parser.add_argument(
+        "--peer-python",
+        help="interpreter with llama-cpp-python[server] "
+        "(default: bench/.venv-llm, made when missing)",
+    )
+    parser.add_argument(
+        "--tllm", default=str(ours_bin()), help="our command (default: %(default)s)"
+    )
     args = parser.parse_args()
     import llama_cpp
 
     load_before = os.getloadavg()
     n_threads, n_threads_batch = (args.threads, args.threads) if args.threads else auto_threads()
     m, same_answer = run_all(args, n_threads, n_threads_batch)
-    ratios = {"p2_decode": m["p2_ours"]["decode_tok_s"] / m["p2_peer"]["decode_tok_s"],
-              "p2_e2e": m["p2_ours"]["e2e_tok_s"] / m["p2_peer"]["e2e_tok_s"],
-              "p3_vs_one_client": m["p3_ours_n"]["tok_s"] / m["p3_ours_1"]["tok_s"],
-              "p3_vs_llama_cpp_server": m["p3_ours_n"]["tok_s"] / m["p3_peer_n"]["tok_s"]}
-    targets = {"p2_decode": 0.95, "p2_e2e": 0.95, "p3_vs_one_client": 3, "p3_vs_llama_cpp_server": 2}
-    report = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "rounds": args.rounds,
-              "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
-              "clients": args.clients, "max_tokens": args.max_tokens, "n_ctx": N_CTX,
-              "threads": [n_threads, n_threads_batch], "ours_threads": args.threads or "auto",
-              "loadavg_before": [round(x, 2) for x in load_before],
-              "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-              "p2_same_answer_rounds": sum(same_answer), "scheduling": SCHEDULING,
-              "medians": m, "ratios": ratios, "targets": targets}
+    ratios = {
+        "p2_decode": m["p2_ours"]["decode_tok_s"] / m["p2_peer"]["decode_tok_s"],
+        "p2_e2e": m["p2_ours"]["e2e_tok_s"] / m["p2_peer"]["e2e_tok_s"],
+        "p3_vs_one_client": m["p3_ours_n"]["tok_s"] / m["p3_ours_1"]["tok_s"],
+        "p3_vs_llama_cpp_server": m["p3_ours_n"]["tok_s"] / m["p3_peer_n"]["tok_s"],
+    }
+    targets = {
+        "p2_decode": 0.95,
+        "p2_e2e": 0.95,
+        "p3_vs_one_client": 3,
+        "p3_vs_llama_cpp_server": 2,
+    }
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "rounds": args.rounds,
+        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "clients": args.clients,
+        "max_tokens": args.max_tokens,
+        "n_ctx": N_CTX,
+        "threads": [n_threads, n_threads_batch],
+        "ours_threads": args.threads or "auto",
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "p2_same_answer_rounds": sum(same_answer),
+        "scheduling": SCHEDULING,
+        "medians": m,
+        "ratios": ratios,
+        "targets": targets,
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"serve bench: {args.rounds} rounds (medians), {report['cpus']} CPUs"
-          f"{', every layer on the GPU' if report['gpu_offload'] else ''}, load average "
-          f"{load_before[0]:.2f} -> {report['loadavg_after'][0]:.2f}; n_ctx {N_CTX}, max_tokens "
-          f"{args.max_tokens}, temperature 0, N = {args.clients}; peers' threads {n_threads} "
-          f"generation / {n_threads_batch} prompt, ours {'the same' if args.threads else 'auto'}")
+    print(
+        f"serve bench: {args.rounds} rounds (medians), {report['cpus']} CPUs"
+        f"{', every layer on the GPU' if report['gpu_offload'] else ''}, load average "
+        f"{load_before[0]:.2f} -> {report['loadavg_after'][0]:.2f}; n_ctx {N_CTX}, max_tokens "
+        f"{args.max_tokens}, temperature 0, N = {args.clients}; peers' threads {n_threads} "
+        f"generation / {n_threads_batch} prompt, ours {'the same' if args.threads else 'auto'}"
+    )
     for key, label in MEASURES.items():
         x = m[key]
-        rate = (f"decode {x['decode_tok_s']:6.1f} tok/s, end-to-end {x['e2e_tok_s']:6.1f} tok/s"
-                if key.startswith("p2") else f"aggregate {x['tok_s']:6.1f} tok/s, streams at once "
-                f"<= {x['max_streaming_at_once']}, slowest first token {x['ttft_max_s']:.2f} s")
-        print(f"  {label.format(n=args.clients):35s} {rate}; {x['tokens']:.0f} tokens "
-              f"by {x['counted']} ({x['chunks']:.0f} chunks)")
+        rate = (
+            f"decode {x['decode_tok_s']:6.1f} tok/s, end-to-end {x['e2e_tok_s']:6.1f} tok/s"
+            if key.startswith("p2")
+            else f"aggregate {x['tok_s']:6.1f} tok/s, streams at once "
+            f"<= {x['max_streaming_at_once']}, slowest first token {x['ttft_max_s']:.2f} s"
+        )
+        print(
+            f"  {label.format(n=args.clients):35s} {rate}; {x['tokens']:.0f} tokens "
+            f"by {x['counted']} ({x['chunks']:.0f} chunks)"
+        )
     print(f"  P2: same answer from both in {sum(same_answer)} of {args.rounds} rounds")
     for key, ratio in ratios.items():
         verdict = "ok" if ratio >= targets[key] else "BELOW target"
@@ -310,8 +441,10 @@ def main() -> None:
     for name, how in SCHEDULING.items():
         print(f"  scheduling, {name}: {how}")
     if max(load_before[0], report["loadavg_after"][0]) > report["cpus"] - 0.5:
-        print("  note: other processes held the CPUs (load average); end-to-end figures, which "
-              "include the prompt, suffer most" + ("" if args.threads else "; try --threads 1"))
+        print(
+            "  note: other processes held the CPUs (load average); end-to-end figures, which "
+            "include the prompt, suffer most" + ("" if args.threads else "; try --threads 1")
+        )
 
 
 if __name__ == "__main__":

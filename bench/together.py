@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """P6: federated LoRA against centralized training, on the bundled model.
 
-The co-evolution journey of tests/e2e (coevolution_run.py, its facts in coevolution_data.py):
+The co-evolution journey of bench/journeys (coevolution_run.py, its facts in coevolution_data.py):
 four peers each hold five facts on a topic of their own (a person, a village, a company, a
 band) plus everyday conversations; 40 held-out paraphrases span the four topics. Three ways
 to train with the same budget (examples seen):
@@ -55,20 +55,32 @@ def figures(result: dict, coordinator, budget) -> dict:
     scores, questions = result["scores"], result["questions"]
     summary = result["summary"]
     rounds = rounds_of(coordinator.path / "together" / summary["run_id"])
-    uploads = [peer["bytes_up"] for r in rounds for peer in r["peers"].values() if "bytes_up" in peer]
+    uploads = [
+        peer["bytes_up"] for r in rounds for peer in r["peers"].values() if "bytes_up" in peer
+    ]
     size = base_bytes(coordinator.models_dir / "default")
     central, federated = scores["central"]["all"], scores["federated"]["all"]
-    local = {label.removeprefix("local-"): s["all"] for label, s in scores.items()
-             if label.startswith("local-")}
+    local = {
+        label.removeprefix("local-"): s["all"]
+        for label, s in scores.items()
+        if label.startswith("local-")
+    }
     return {
-        "budget": result["budget"], "questions": questions,
-        "central_steps": budget.central_steps, "central_batch": budget.central_batch,
-        "central": central, "federated": federated, "local_only": local,
+        "budget": result["budget"],
+        "questions": questions,
+        "central_steps": budget.central_steps,
+        "central_batch": budget.central_batch,
+        "central": central,
+        "federated": federated,
+        "local_only": local,
         "local_only_mean": sum(local.values()) / len(local),
         "per_topic": scores,
-        "p6": federated / central if central else 0.0, "p6_target": 0.95,
-        "upload_bytes_per_peer_round": max(uploads), "base_bytes": size,
-        "upload_fraction": max(uploads) / size, "upload_target": 0.01,
+        "p6": federated / central if central else 0.0,
+        "p6_target": 0.95,
+        "upload_bytes_per_peer_round": max(uploads),
+        "base_bytes": size,
+        "upload_fraction": max(uploads) / size,
+        "upload_target": 0.01,
         "round_seconds": [r["seconds"] for r in rounds],
         "round_seconds_mean": sum(r["seconds"] for r in rounds) / len(rounds),
         "federation_seconds": result["times"]["federated_s"],
@@ -81,34 +93,44 @@ def figures(result: dict, coordinator, budget) -> dict:
 def show(report: dict) -> None:
     b = report["budget"]
     q = report["questions"]
-    print(f"P6 federated LoRA, bundled model, 4 peers x 1 topic; {b['rounds']} rounds x "
-          f"{b['local_steps']} local {b['optimizer']} steps x {b['batch_size']} rows "
-          f"({b['strategy']}, server lr {b['server_lr']:g}, {b['transport']} updates, "
-          f"{b['aggregate']}); "
-          f"centralized {report['central_steps']} steps x {report['central_batch']} rows; "
-          f"rank {b['rank']}, lr central {b['central_lr']:g} / federated {b['federated_lr']:g}")
+    print(
+        f"P6 federated LoRA, bundled model, 4 peers x 1 topic; {b['rounds']} rounds x "
+        f"{b['local_steps']} local {b['optimizer']} steps x {b['batch_size']} rows "
+        f"({b['strategy']}, server lr {b['server_lr']:g}, {b['transport']} updates, "
+        f"{b['aggregate']}); "
+        f"centralized {report['central_steps']} steps x {report['central_batch']} rows; "
+        f"rank {b['rank']}, lr central {b['central_lr']:g} / federated {b['federated_lr']:g}"
+    )
     print(f"{'adapter':<16} {'answers':>8}   per topic")
     for label, s in report["per_topic"].items():
         topics = "  ".join(f"{k} {v}" for k, v in s.items() if k != "all")
         print(f"{label:<16} {s['all']:>5}/{q}   {topics}")
-    print(f"P6 federated / centralized: {report['federated']}/{report['central']} = "
-          f"{report['p6']:.2f} (target >= 0.95); local-only mean {report['local_only_mean']:.1f} "
-          f"= {report['local_only_mean'] / max(report['central'], 1):.2f} of centralized")
-    print(f"upload per peer per round: {report['upload_bytes_per_peer_round'] / 1e6:.2f} MB of a "
-          f"{report['base_bytes'] / 1e6:.0f} MB base = {report['upload_fraction']:.2%} (target <= 1%)")
-    print(f"wall time per round: {report['round_seconds_mean']:.1f} s (rounds "
-          f"{', '.join(f'{s:.0f}' for s in report['round_seconds'])}); whole federation "
-          f"{report['federation_seconds']:.0f} s, centralized training {report['central_seconds']:.0f} s "
-          f"(beside the local-only runs); the whole journey {report['journey_seconds']:.0f} s")
+    print(
+        f"P6 federated / centralized: {report['federated']}/{report['central']} = "
+        f"{report['p6']:.2f} (target >= 0.95); local-only mean {report['local_only_mean']:.1f} "
+        f"= {report['local_only_mean'] / max(report['central'], 1):.2f} of centralized"
+    )
+    print(
+        f"upload per peer per round: {report['upload_bytes_per_peer_round'] / 1e6:.2f} MB of a "
+        f"{report['base_bytes'] / 1e6:.0f} MB base = {report['upload_fraction']:.2%} (target <= 1%)"
+    )
+    print(
+        f"wall time per round: {report['round_seconds_mean']:.1f} s (rounds "
+        f"{', '.join(f'{s:.0f}' for s in report['round_seconds'])}); whole federation "
+        f"{report['federation_seconds']:.0f} s, centralized training {report['central_seconds']:.0f} s "
+        f"(beside the local-only runs); the whole journey {report['journey_seconds']:.0f} s"
+    )
 
 
 def main() -> None:
-    from tests.e2e.coevolution_run import Budget, run_journey
+    from bench.journeys.coevolution_run import Budget, run_journey
     from together_llm.home import Home
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for f in fields(Budget):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"), type=type(f.default), default=f.default
+        )
     parser.add_argument("--home", type=Path)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -119,8 +141,20 @@ def main() -> None:
         coordinator = Home.open(home)
         if not (coordinator.models_dir / "default" / "config.json").is_file():
             print("converting the bundled model (once)...", file=sys.stderr)
-            subprocess.run([sys.executable, "-m", "together_llm.cli.main", "--home", str(home),
-                            "models", "convert", "default"], check=True, cwd=ROOT)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "together_llm.cli.main",
+                    "--home",
+                    str(home),
+                    "models",
+                    "convert",
+                    "default",
+                ],
+                check=True,
+                cwd=ROOT,
+            )
         start = time.perf_counter()
         result = run_journey(coordinator, Path(tmp) / "peers", budget)
         report = figures(result, coordinator, budget)

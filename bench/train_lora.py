@@ -3,7 +3,7 @@
 
 Both sides train the same LoRA (rank --rank on q_proj and v_proj, alpha 2 x rank, dropout
 0.05, lr 2e-4, fp32 weights) for --steps optimizer steps of --batch-size conversations, on the same
-tokenized examples (data/preprocess.encode_chat: the chat template, loss on the assistant's
+tokenized examples (train/inputs/encode.encode_chat: the chat template, loss on the assistant's
 turns only), each in its own fresh process so its peak memory (ru_maxrss) is its own:
 
   ours      together_llm.train.run.train with its defaults: each micro-batch sorted by
@@ -42,10 +42,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = "bench-chats"
-WORDS = ("the a model data learn train answer question river city music number small large "
-         "quick slow write read explain list give describe summary poem story code function "
-         "value table history science planet ocean mountain garden kitchen window because "
-         "however therefore although simple careful").split()
+WORDS = (
+    "the a model data learn train answer question river city music number small large "
+    "quick slow write read explain list give describe summary poem story code function "
+    "value table history science planet ocean mountain garden kitchen window because "
+    "however therefore although simple careful"
+).split()
 
 
 def conversations(count: int, seed: int = 0) -> list[dict]:
@@ -57,8 +59,14 @@ def conversations(count: int, seed: int = 0) -> list[dict]:
         question = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))) + "?"
         words = int(min(700, max(3, math.exp(rng.gauss(math.log(60), 0.9)))))
         answer = " ".join(rng.choice(WORDS) for _ in range(words)) + "."
-        rows.append({"messages": [{"role": "user", "content": question.capitalize()},
-                                  {"role": "assistant", "content": answer.capitalize()}]})
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": question.capitalize()},
+                    {"role": "assistant", "content": answer.capitalize()},
+                ]
+            }
+        )
     return rows
 
 
@@ -74,35 +82,64 @@ def side_ours(home: Path, args) -> dict:
     from together_llm.train.recipe import load_recipe
     from together_llm.train.run import train
 
-    recipe = load_recipe(None, {
-        "data": DATA, "name": "bench-ours", "base": "default", "overwrite": True,
-        "max_steps": args.steps, "batch_size": args.batch_size, "rank": args.rank,
-        "alpha": 2 * args.rank, "lr": 2e-4, "seed": 0, "save_every": 0,
-        "logging_every": args.steps, "max_length": 1024})
+    recipe = load_recipe(
+        None,
+        {
+            "data": DATA,
+            "name": "bench-ours",
+            "base": "default",
+            "overwrite": True,
+            "max_steps": args.steps,
+            "batch_size": args.batch_size,
+            "rank": args.rank,
+            "alpha": 2 * args.rank,
+            "lr": 2e-4,
+            "seed": 0,
+            "save_every": 0,
+            "logging_every": args.steps,
+            "max_length": 1024,
+        },
+    )
     metrics = train(Home.open(home), recipe)
-    return {"tokens": metrics["tokens"], "seconds": metrics["seconds"],
-            "label_tokens": metrics["label_tokens"], "loss": metrics["train_loss"],
-            "precision": metrics["precision"]}
+    return {
+        "tokens": metrics["tokens"],
+        "seconds": metrics["seconds"],
+        "label_tokens": metrics["label_tokens"],
+        "loss": metrics["train_loss"],
+        "precision": metrics["precision"],
+    }
 
 
 def side_baseline(home: Path, args) -> dict:
     import datasets
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq,
-                              Trainer, TrainingArguments)
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+    )
 
-    from together_llm.data.preprocess import encode_rows
     from together_llm.data.store import open_dataset
     from together_llm.home import Home
+    from together_llm.train.inputs.encode import encode_rows
 
     hf_dir = Home.open(home).models_dir / "default"
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=args.rank,
-                                             lora_alpha=2 * args.rank, lora_dropout=0.05,
-                                             target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            task_type="CAUSAL_LM",
+            r=args.rank,
+            lora_alpha=2 * args.rank,
+            lora_dropout=0.05,
+            target_modules=["q_proj", "v_proj"],
+        ),
+    )
     rows = open_dataset(Home.open(home), DATA).rows()
     examples = encode_rows("chat", rows, tokenizer, 1024)
     padder = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
@@ -116,18 +153,36 @@ def side_baseline(home: Path, args) -> dict:
         return batch
 
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(model=model, train_dataset=datasets.Dataset.from_list(examples),
-                          data_collator=collate, args=TrainingArguments(
-                              output_dir=out, per_device_train_batch_size=args.batch_size,
-                              max_steps=args.steps, learning_rate=2e-4, lr_scheduler_type="cosine",
-                              logging_steps=args.steps, save_strategy="no", report_to=[],
-                              seed=0, use_cpu=True, disable_tqdm=True, dataloader_num_workers=0))
+        trainer = Trainer(
+            model=model,
+            train_dataset=datasets.Dataset.from_list(examples),
+            data_collator=collate,
+            args=TrainingArguments(
+                output_dir=out,
+                per_device_train_batch_size=args.batch_size,
+                max_steps=args.steps,
+                learning_rate=2e-4,
+                lr_scheduler_type="cosine",
+                logging_steps=args.steps,
+                save_strategy="no",
+                report_to=[],
+                seed=0,
+                use_cpu=True,
+                disable_tqdm=True,
+                dataloader_num_workers=0,
+            ),
+        )
         start = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - start
-    return {"tokens": seen["tokens"], "seconds": seconds, "label_tokens": seen["labels"],
-            "loss": result.training_loss, "padding_factor": seen["padded"] / seen["tokens"],
-            "precision": "fp32"}
+    return {
+        "tokens": seen["tokens"],
+        "seconds": seconds,
+        "label_tokens": seen["labels"],
+        "loss": result.training_loss,
+        "padding_factor": seen["padded"] / seen["tokens"],
+        "precision": "fp32",
+    }
 
 
 def side_matmul(home: Path, args) -> dict:
@@ -150,7 +205,7 @@ def side_matmul(home: Path, args) -> dict:
             for _ in range(4):
                 a @ b
             best = min(best, (time.perf_counter() - start) / 4)
-        rates[name] = 2 * n ** 3 / best
+        rates[name] = 2 * n**3 / best
     config = AutoConfig.from_pretrained(Home.open(home).models_dir / "default")
     with torch.device("meta"):
         params = AutoModelForCausalLM.from_config(config).num_parameters()
@@ -164,9 +219,20 @@ SIDES = {"ours": side_ours, "baseline": side_baseline, "matmul": side_matmul}
 
 
 def run_side(name: str, home: Path, args) -> dict:
-    command = [sys.executable, __file__, "--side", name, "--home", str(home),
-               "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-               "--rank", str(args.rank)]
+    command = [
+        sys.executable,
+        __file__,
+        "--side",
+        name,
+        "--home",
+        str(home),
+        "--steps",
+        str(args.steps),
+        "--batch-size",
+        str(args.batch_size),
+        "--rank",
+        str(args.rank),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if result.returncode != 0:
         sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
@@ -181,8 +247,20 @@ def prepare(home: Path) -> None:
     opened = Home.open(home)
     if not (opened.models_dir / "default" / "config.json").is_file():
         print("converting the bundled model (once)...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "together_llm.cli.main", "--home", str(home),
-                        "models", "convert", "default"], check=True, cwd=ROOT)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "together_llm.cli.main",
+                "--home",
+                str(home),
+                "models",
+                "convert",
+                "default",
+            ],
+            check=True,
+            cwd=ROOT,
+        )
     with DatasetWriter(opened, DATA, "chat", source="bench", format="chat", overwrite=True) as out:
         for row in conversations(1000):
             out.add(row)
@@ -216,30 +294,49 @@ def main() -> None:
     for name, found in runs.items():
         speeds = sorted(r["tokens"] / r["seconds"] for r in found)
         speed = sum(speeds) / len(speeds)
-        results[name] = {"tokens_per_s": speed, "runs_tokens_per_s": speeds,
-                         "tokens": found[0]["tokens"], "label_tokens": found[0]["label_tokens"],
-                         "peak_mb": max(r["peak_mb"] for r in found), "loss": found[0]["loss"],
-                         "precision": found[0]["precision"],
-                         "peak_fraction": 4 * machine["params"] * speed
-                         / machine["flops"][found[0]["precision"]]}
+        results[name] = {
+            "tokens_per_s": speed,
+            "runs_tokens_per_s": speeds,
+            "tokens": found[0]["tokens"],
+            "label_tokens": found[0]["label_tokens"],
+            "peak_mb": max(r["peak_mb"] for r in found),
+            "loss": found[0]["loss"],
+            "precision": found[0]["precision"],
+            "peak_fraction": 4
+            * machine["params"]
+            * speed
+            / machine["flops"][found[0]["precision"]],
+        }
     ratio = results["ours"]["tokens_per_s"] / results["baseline"]["tokens_per_s"]
     padding = runs["baseline"][0]["padding_factor"]
-    report = {"steps": args.steps, "batch_size": args.batch_size, "rank": args.rank,
-              "matmul_gflops": {k: v / 1e9 for k, v in machine["flops"].items()},
-              "params": machine["params"],
-              "baseline_padding_factor": padding,
-              **results, "ratio": ratio, "target": 2.0}
+    report = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "rank": args.rank,
+        "matmul_gflops": {k: v / 1e9 for k, v in machine["flops"].items()},
+        "params": machine["params"],
+        "baseline_padding_factor": padding,
+        **results,
+        "ratio": ratio,
+        "target": 2.0,
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return
     peaks = ", ".join(f"{k} {v / 1e9:.0f}" for k, v in machine["flops"].items())
-    print(f"P4 LoRA SFT, bundled model, {args.steps} steps x {args.batch_size} conversations, "
-          f"rank {args.rank}; matmul peak GFLOP/s: {peaks}")
-    print(f"{'':10} {'products':>8} {'tokens/s':>10} {'tokens':>8} {'peak MB':>8} {'of peak':>8} {'loss':>7}")
+    print(
+        f"P4 LoRA SFT, bundled model, {args.steps} steps x {args.batch_size} conversations, "
+        f"rank {args.rank}; matmul peak GFLOP/s: {peaks}"
+    )
+    print(
+        f"{'':10} {'products':>8} {'tokens/s':>10} {'tokens':>8} {'peak MB':>8} {'of peak':>8} {'loss':>7}"
+    )
     for name in ("ours", "baseline"):
         r = results[name]
-        print(f"{name:10} {r['precision']:>8} {r['tokens_per_s']:10.0f} {r['tokens']:8d} "
-              f"{r['peak_mb']:8.0f} {r['peak_fraction']:8.1%} {r['loss']:7.3f}")
+        print(
+            f"{name:10} {r['precision']:>8} {r['tokens_per_s']:10.0f} {r['tokens']:8d} "
+            f"{r['peak_mb']:8.0f} {r['peak_fraction']:8.1%} {r['loss']:7.3f}"
+        )
     print(f"the baseline's padded batches hold {padding:.2f}x their real tokens")
     print(f"ratio ours / baseline: {ratio:.2f}x (target >= 2.0x)")
 

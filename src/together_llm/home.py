@@ -15,19 +15,28 @@ import dataclasses
 import math
 import os
 import shutil
+import time
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from .errors import TllmError
+from .sampling import SamplingParams
 
 ENGINES = ("auto", "llama.cpp", "transformers")
 SUBDIRS = ("models", "datasets", "adapters", "knowledge", "feedback", "runs", "exports")
 
 
-def _f(default, help: str, choices: tuple | None = None, low: float | None = None,
-       high: float | None = None):
+def _f(
+    default,
+    help: str,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+):
     """A dataclass field that documents itself and bounds its values."""
     meta = {"help": help, "choices": choices, "low": low, "high": high}
     if isinstance(default, (list, dict)):
@@ -42,11 +51,13 @@ class GenerationDefaults:
     Their bounds are `SamplingParams`'s, checked whenever one is set."""
 
     temperature: float = _f(0.7, "randomness; 0 picks the most likely token every time")
-    top_p: float = _f(0.95, "nucleus sampling: keep the smallest token set with this much probability")
+    top_p: float = _f(
+        0.95, "nucleus sampling: keep the smallest token set with this much probability"
+    )
     top_k: int = _f(40, "keep only the k most likely tokens; 0 keeps all")
     max_tokens: int = _f(512, "longest answer, in tokens")
     repetition_penalty: float = _f(1.1, "above 1 discourages repeating tokens already in the text")
-    seed: typing.Optional[int] = _f(None, "random seed; set it for reproducible sampling")
+    seed: int | None = _f(None, "random seed; set it for reproducible sampling")
 
 
 @dataclass
@@ -55,29 +66,49 @@ class AssistantConfig:
 
     name: str = _f("assistant", "what the assistant is called")
     model: str = _f("default", "base model: a name from `tllm models list`")
-    system_prompt: str = _f("You are a helpful assistant.",
-                            "system message put before every conversation; empty uses the model's own")
+    system_prompt: str = _f(
+        "You are a helpful assistant.",
+        "system message put before every conversation; empty uses the model's own",
+    )
     adapters: list = _f([], "active adapter(s), applied on the transformers engine")
-    engine: str = _f("auto", "auto: llama.cpp for GGUF models (with an adapter when it has a GGUF LoRA), else transformers", choices=ENGINES)
+    engine: str = _f(
+        "auto",
+        "auto: llama.cpp for GGUF models (with an adapter when it has a GGUF LoRA), else transformers",
+        choices=ENGINES,
+    )
     context_length: int = _f(2048, "context window in tokens (prompt + answer)", low=64)
     threads: int = _f(0, "CPU threads for llama.cpp; 0 picks by free cores", low=0)
-    gpu_layers: int = _f(-1, "layers llama.cpp puts on a GPU when its build has one (CUDA, Metal, "
-                             "Vulkan): -1 all, 0 none", low=-1)
-    knowledge: bool = _f(False, "answer from the documents of `tllm knowledge add`, citing them "
-                                "(ask, chat, serve; `--knowledge` / `--no-knowledge` override)")
+    gpu_layers: int = _f(
+        -1,
+        "layers llama.cpp puts on a GPU when its build has one (CUDA, Metal, "
+        "Vulkan): -1 all, 0 none",
+        low=-1,
+    )
+    knowledge: bool = _f(
+        False,
+        "answer from the documents of `tllm knowledge add`, citing them "
+        "(ask, chat, serve; `--knowledge` / `--no-knowledge` override)",
+    )
     knowledge_top_k: int = _f(3, "how many retrieved chunks go into the prompt", low=1, high=20)
-    knowledge_embed_model: str = _f("", "encoder directory or model name for dense vectors; set, "
-                                        "`knowledge add` embeds and search is hybrid (BM25 + dense)")
-    precision: str = _f("fp32", "weights on the transformers engine: fp32, bf16, or int8 (dynamic "
-                                "quantization of Linear layers, CPU); `tllm optimize` sets it",
-                        choices=("fp32", "bf16", "int8"))
-    generation: GenerationDefaults = field(default_factory=GenerationDefaults,
-                                           metadata={"help": "sampling defaults"})
+    knowledge_embed_model: str = _f(
+        "",
+        "encoder directory or model name for dense vectors; set, "
+        "`knowledge add` embeds and search is hybrid (BM25 + dense)",
+    )
+    precision: str = _f(
+        "fp32",
+        "weights on the transformers engine: fp32, bf16, or int8 (dynamic "
+        "quantization of Linear layers, CPU); `tllm optimize` sets it",
+        choices=("fp32", "bf16", "int8"),
+    )
+    generation: GenerationDefaults = field(
+        default_factory=GenerationDefaults, metadata={"help": "sampling defaults"}
+    )
 
     # --- reading and writing -------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: dict) -> "AssistantConfig":
+    def from_dict(cls, data: dict) -> AssistantConfig:
         config = cls()
         for key, value in _flatten(data):
             set_value(config, key, value)
@@ -120,8 +151,6 @@ def set_value(config: AssistantConfig, key: str, raw) -> None:
     kind = _field_type(type(owner), f.name)
     value = coerce(key, raw, kind, f.metadata)
     if isinstance(owner, GenerationDefaults):
-        from .engine.sampling import SamplingParams  # the one place sampling bounds live
-
         try:
             SamplingParams(**{**dataclasses.asdict(owner), f.name: value})
         except TllmError as exc:
@@ -136,10 +165,20 @@ def coerce(key: str, raw, kind, meta):
         optional, kind = True, args[0]
     if optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "null"))):
         return None
+    value: bool | int | float | list[str] | str
     try:
         if kind is bool:
             value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
-            if not isinstance(raw, bool) and str(raw).lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+            if not isinstance(raw, bool) and str(raw).lower() not in (
+                "1",
+                "0",
+                "true",
+                "false",
+                "yes",
+                "no",
+                "on",
+                "off",
+            ):
                 raise ValueError
         elif kind is int:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
@@ -163,8 +202,13 @@ def coerce(key: str, raw, kind, meta):
                 raise ValueError
             value = str(raw)
     except (TypeError, ValueError):
-        expected = {int: "an integer", float: "a finite number", bool: "true or false",
-                    list: "a comma-separated list", str: "text"}[kind]
+        expected = {
+            int: "an integer",
+            float: "a finite number",
+            bool: "true or false",
+            list: "a comma-separated list",
+            str: "text",
+        }[kind]
         raise TllmError(f"invalid value {raw!r} for {key}: expected {expected}") from None
     choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
     if choices and value not in choices:
@@ -182,7 +226,7 @@ class Home:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | os.PathLike | None = None) -> "Home":
+    def open(cls, path: str | os.PathLike | None = None) -> Home:
         chosen = path or os.environ.get("TLLM_HOME") or Path.home() / ".together-llm"
         home = cls(Path(chosen).expanduser().resolve())
         home.ensure()
@@ -214,8 +258,6 @@ class Home:
 
     # --- assistant.yaml ------------------------------------------------------------------
     def load_config(self) -> AssistantConfig:
-        import yaml
-
         try:
             data = yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
@@ -228,8 +270,6 @@ class Home:
             raise TllmError(f"{self.config_path}: {exc}") from None
 
     def save_config(self, config: AssistantConfig) -> None:
-        import yaml
-
         text = yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)
         tmp = self.config_path.with_suffix(".yaml.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -252,7 +292,6 @@ def new_run_id(folder: Path, label: str, *, label_first: bool = False) -> str:
     """A run id no folder in `folder` has yet: the time now and `label`
     (20261122-153000-label, or label-20261122-153000), with -2, -3... when that is taken.
     Training, evaluation, optimization, federation and evolution runs are all named so."""
-    import time
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     first = f"{label}-{stamp}" if label_first else f"{stamp}-{label}"

@@ -15,16 +15,24 @@ def make_adapter(home, name, card=None, weights=b"x" * 2048):
     return folder
 
 
-CARD = {"method": "lora", "stage": "sft", "base": "default", "data": {"name": "facts"},
-        "steps": 60, "metrics": {"train_loss": 0.4}}
+CARD = {
+    "method": "lora",
+    "stage": "sft",
+    "base": "default",
+    "data": {"name": "facts"},
+    "steps": 60,
+    "metrics": {"train_loss": 0.4},
+}
 
 
 def test_list_show_and_use(home):
     make_adapter(home, "facts", CARD)
     make_adapter(home, "bare")  # imported without a card: the PEFT config still says what it is
     listed = json.loads(run_tllm("adapters", "list", "--json", home=home).stdout)
-    assert [(a["name"], a["method"], a["active"]) for a in listed] == [("bare", "lora", False),
-                                                                       ("facts", "lora", False)]
+    assert [(a["name"], a["method"], a["active"]) for a in listed] == [
+        ("bare", "lora", False),
+        ("facts", "lora", False),
+    ]
     assert listed[1]["stage"] == "sft" and listed[1]["data"] == "facts" and listed[1]["steps"] == 60
 
     shown = json.loads(run_tllm("adapters", "show", "facts", "--json", home=home).stdout)
@@ -46,14 +54,19 @@ def test_use_refuses_what_cannot_load_or_answer(home):
     pickled = make_adapter(home, "pickled")
     (pickled / "adapter_model.safetensors").unlink()
     (pickled / "adapter_model.bin").write_bytes(b"pickle")
-    for args, message in ((["ghost"], "unknown adapter 'ghost'; adapters: facts, judge, pickled, router"),
-                          (["pickled"], "no adapter_model.safetensors"),
-                          (["judge"], "adapter 'judge' is a reward model (a scalar score head), "
-                                      "not a chat model"),
-                          (["facts", "router"], "adapter 'router' is a classifier, not a chat model"),
-                          ([], "name the adapter(s) to use, or give --none")):
+    for args, message in (
+        (["ghost"], "unknown adapter 'ghost'; adapters: facts, judge, pickled, router"),
+        (["pickled"], "no adapter_model.safetensors"),
+        (["judge"], "adapter 'judge' is a reward model (a scalar score head), not a chat model"),
+        (["facts", "router"], "adapter 'router' is a classifier, not a chat model"),
+        ([], "name the adapter(s) to use, or give --none"),
+    ):
         result = run_tllm("adapters", "use", *args, home=home)
         assert result.returncode == 1 and message in result.stderr
     assert home.load_config().adapters == []
     listed = run_tllm("adapters", "list", home=home).stdout
-    assert "facts" in listed and "pickled" in listed and "UNUSABLE: adapter 'pickled' has no adapter_model.safetensors" in listed
+    assert (
+        "facts" in listed
+        and "pickled" in listed
+        and "UNUSABLE: adapter 'pickled' has no adapter_model.safetensors" in listed
+    )

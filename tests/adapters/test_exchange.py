@@ -8,19 +8,22 @@ import pickle
 import tarfile
 
 import pytest
+import torch
 
+from tests.conftest import run_tllm
+from tests.tiny_models import one_torch_thread
+from tests.train.conftest import LEARNABLE, chat_rows, write_dataset
 from together_llm.adapters import archive_checks
 from together_llm.adapters.exchange import export_adapter, import_adapter
 from together_llm.errors import RefusedError, TllmError
 from together_llm.home import Home
-from tests.conftest import run_tllm
-from tests.tiny_models import one_torch_thread
-from tests.train.conftest import LEARNABLE, chat_rows, write_dataset
 
-torch = pytest.importorskip("torch")
-
-WEIGHTS, CONFIG, CARD, MANIFEST = (archive_checks.WEIGHTS, archive_checks.CONFIG,
-                                   archive_checks.CARD, archive_checks.MANIFEST)
+WEIGHTS, CONFIG, CARD, MANIFEST = (
+    archive_checks.WEIGHTS,
+    archive_checks.CONFIG,
+    archive_checks.CARD,
+    archive_checks.MANIFEST,
+)
 Q_PROJ_A = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
 
 
@@ -36,16 +39,30 @@ def sender(tmp_path_factory, tiny_llama):
     add_model(home, "tiny", str(tiny_llama))
     write_dataset(home, "sounds", "chat", chat_rows())
     with one_torch_thread():
-        train_model(home, load_recipe(None, {"data": "sounds", "name": "facts", "base": "tiny",
-                                             "max_steps": 10, "batch_size": 4, **LEARNABLE}))
+        train_model(
+            home,
+            load_recipe(
+                None,
+                {
+                    "data": "sounds",
+                    "name": "facts",
+                    "base": "tiny",
+                    "max_steps": 10,
+                    "batch_size": 4,
+                    **LEARNABLE,
+                },
+            ),
+        )
     exported = export_adapter(home, "facts", root)
     return home, exported
 
 
 def snapshot(home: Home) -> list:
     """Every file and folder of the home, with sizes and modification times."""
-    return sorted((str(p.relative_to(home.path)), p.is_dir() or p.stat().st_size,
-                   p.stat().st_mtime_ns) for p in home.path.rglob("*"))
+    return sorted(
+        (str(p.relative_to(home.path)), p.is_dir() or p.stat().st_size, p.stat().st_mtime_ns)
+        for p in home.path.rglob("*")
+    )
 
 
 def logits(model_dir, adapter_dir):
@@ -98,8 +115,9 @@ def test_cli_export_import(sender, tiny_home, tmp_path):
     result = runner.invoke(adapters, ["export", "facts", str(target), "--home", str(home.path)])
     assert result.exit_code == 0, result.output
     assert f"exported facts to {target}" in result.output and "sha256 " in result.output
-    result = runner.invoke(adapters, ["import", str(target), "--name", "peer",
-                                      "--home", str(tiny_home.path)])
+    result = runner.invoke(
+        adapters, ["import", str(target), "--name", "peer", "--home", str(tiny_home.path)]
+    )
     assert result.exit_code == 0, result.output
     assert "imported adapter peer (base tiny, lora sft) from out.tar" in result.output
     listed = runner.invoke(adapters, ["list", "--json", "--home", str(tiny_home.path)])
@@ -107,6 +125,7 @@ def test_cli_export_import(sender, tiny_home, tmp_path):
 
 
 # --- building bad archives -------------------------------------------------------------
+
 
 def read_members(path) -> dict[str, bytes]:
     with tarfile.open(path) as tar:
@@ -164,6 +183,7 @@ def flip_last_byte(files):
 def rename_tensor(old, new):
     def change(tensors):
         tensors[new] = tensors.pop(old)
+
     return change
 
 
@@ -176,42 +196,76 @@ def rank_mismatch(tensors):
 
 
 REFUSALS = {
-    "pickle member": (lambda f: (f, [member("adapter_model.bin", size=len(pickle.dumps({"w": 1})))]),
-                      "'adapter_model.bin' is a pickle-based weight file: only safetensors"),
-    "path with ..": (lambda f: (f, [member("../escape.json", size=2)]),
-                     "'../escape.json' has a path that leaves the target directory"),
-    "absolute path": (lambda f: (f, [member("/tmp/card.json", size=2)]),
-                      "'/tmp/card.json' has an absolute path"),
-    "symlink": (lambda f: (f, [member(CARD, tarfile.SYMTYPE, link="/etc/passwd")]),
-                "'card.json' is a link (to '/etc/passwd')"),
+    "pickle member": (
+        lambda f: (f, [member("adapter_model.bin", size=len(pickle.dumps({"w": 1})))]),
+        "'adapter_model.bin' is a pickle-based weight file: only safetensors",
+    ),
+    "path with ..": (
+        lambda f: (f, [member("../escape.json", size=2)]),
+        "'../escape.json' has a path that leaves the target directory",
+    ),
+    "absolute path": (
+        lambda f: (f, [member("/tmp/card.json", size=2)]),
+        "'/tmp/card.json' has an absolute path",
+    ),
+    "symlink": (
+        lambda f: (f, [member(CARD, tarfile.SYMTYPE, link="/etc/passwd")]),
+        "'card.json' is a link (to '/etc/passwd')",
+    ),
     "device": (lambda f: (f, [member(CONFIG, tarfile.CHRTYPE)]), "is a device or pipe"),
-    "unexpected file": (lambda f: (f, [member("run.sh", size=3)]),
-                        "unexpected archive member 'run.sh'"),
-    "corrupted checksum": (lambda f: (flip_last_byte(f), [], False),
-                           "checksum mismatch for adapter_model.safetensors"),
-    "card changed after export": (lambda f: (edit_card(f, base_fingerprint="0" * 16), [], False),
-                                  "checksum mismatch for card.json"),
-    "bad adapter name": (lambda f: (edit_card(f, name="../../escape"), []),
-                         "the archive names its adapter '../../escape', which is not a valid"),
-    "other base fingerprint": (lambda f: (edit_card(f, base_fingerprint="0123456789abcdef"), []),
-                               "no model in this home has base fingerprint 0123456789abcdef"),
-    "wrong shape": (lambda f: (edit_tensors(f, reshape_tensor), []),
-                    f"tensor '{Q_PROJ_A}' has shape [8, 32], but the base model needs [8, 64]"),
-    "inconsistent rank": (lambda f: (edit_tensors(f, rank_mismatch), []),
-                          "'model.layers.0.self_attn.q_proj' has LoRA ranks A=4, B=8"),
-    "unknown tensor": (lambda f: (edit_tensors(f, rename_tensor(
-                           Q_PROJ_A, Q_PROJ_A.replace("layers.0", "layers.7"))), []),
-                       "is for module 'model.layers.7.self_attn.q_proj', which the base model "
-                       "does not have"),
-    "untargeted module": (lambda f: (edit_tensors(f, rename_tensor(
-                              Q_PROJ_A, Q_PROJ_A.replace("q_proj", "k_proj"))), []),
-                          "'model.layers.0.self_attn.k_proj', which adapter_config.json does "
-                          "not target"),
-    "not LoRA": (lambda f: (edit_tensors(f, rename_tensor(
-                     Q_PROJ_A, "base_model.model.model.norm.weight")), []),
-                 "is not a LoRA weight and its module is not in the adapter's modules_to_save"),
-    "prompt-tuning config": (lambda f: (edit_json(f, CONFIG, peft_type="PROMPT_TUNING"), []),
-                            "only LoRA adapters can be exchanged; this one is 'PROMPT_TUNING'"),
+    "unexpected file": (
+        lambda f: (f, [member("run.sh", size=3)]),
+        "unexpected archive member 'run.sh'",
+    ),
+    "corrupted checksum": (
+        lambda f: (flip_last_byte(f), [], False),
+        "checksum mismatch for adapter_model.safetensors",
+    ),
+    "card changed after export": (
+        lambda f: (edit_card(f, base_fingerprint="0" * 16), [], False),
+        "checksum mismatch for card.json",
+    ),
+    "bad adapter name": (
+        lambda f: (edit_card(f, name="../../escape"), []),
+        "the archive names its adapter '../../escape', which is not a valid",
+    ),
+    "other base fingerprint": (
+        lambda f: (edit_card(f, base_fingerprint="0123456789abcdef"), []),
+        "no model in this home has base fingerprint 0123456789abcdef",
+    ),
+    "wrong shape": (
+        lambda f: (edit_tensors(f, reshape_tensor), []),
+        f"tensor '{Q_PROJ_A}' has shape [8, 32], but the base model needs [8, 64]",
+    ),
+    "inconsistent rank": (
+        lambda f: (edit_tensors(f, rank_mismatch), []),
+        "'model.layers.0.self_attn.q_proj' has LoRA ranks A=4, B=8",
+    ),
+    "unknown tensor": (
+        lambda f: (
+            edit_tensors(f, rename_tensor(Q_PROJ_A, Q_PROJ_A.replace("layers.0", "layers.7"))),
+            [],
+        ),
+        "is for module 'model.layers.7.self_attn.q_proj', which the base model does not have",
+    ),
+    "untargeted module": (
+        lambda f: (
+            edit_tensors(f, rename_tensor(Q_PROJ_A, Q_PROJ_A.replace("q_proj", "k_proj"))),
+            [],
+        ),
+        "'model.layers.0.self_attn.k_proj', which adapter_config.json does not target",
+    ),
+    "not LoRA": (
+        lambda f: (
+            edit_tensors(f, rename_tensor(Q_PROJ_A, "base_model.model.model.norm.weight")),
+            [],
+        ),
+        "is not a LoRA weight and its module is not in the adapter's modules_to_save",
+    ),
+    "prompt-tuning config": (
+        lambda f: (edit_json(f, CONFIG, peft_type="PROMPT_TUNING"), []),
+        "only LoRA adapters can be exchanged; this one is 'PROMPT_TUNING'",
+    ),
 }
 
 
@@ -240,7 +294,9 @@ def test_oversized_and_foreign_archives_are_refused(sender, tiny_home, tmp_path,
     with pytest.raises(RefusedError, match="is not an uncompressed tar archive"):
         import_adapter(tiny_home, gz)
     monkeypatch.setattr(archive_checks, "MAX_JSON_BYTES", 100)
-    with pytest.raises(RefusedError, match=r"member 'manifest.json' is \d+ bytes, over the 100-byte"):
+    with pytest.raises(
+        RefusedError, match=r"member 'manifest.json' is \d+ bytes, over the 100-byte"
+    ):
         import_adapter(tiny_home, exported["path"])
     monkeypatch.setattr(archive_checks, "MAX_ARCHIVE_BYTES", 1000)
     with pytest.raises(RefusedError, match=r"facts.tar is \d+ bytes, over the 1000-byte limit"):
@@ -260,4 +316,6 @@ def test_cli_refusal_is_one_line(sender, tiny_home, tmp_path):
     write_archive(bad, read_members(exported["path"]), extra=[member("../../x.json", size=2)])
     result = run_tllm("adapters", "import", bad, home=tiny_home)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "archive member '../../x.json' has a path that leaves the target directory" in result.stderr
+    assert (
+        "archive member '../../x.json' has a path that leaves the target directory" in result.stderr
+    )

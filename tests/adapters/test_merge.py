@@ -17,20 +17,26 @@ import json
 import shutil
 
 import pytest
+import torch
 
+from tests.tiny_models import one_torch_thread
+from tests.train.conftest import ANIMALS, chat_rows, write_dataset
 from together_llm.adapters.merge import merge_adapters
 from together_llm.errors import RefusedError, TllmError
 from together_llm.home import Home
-from tests.tiny_models import one_torch_thread
-from tests.train.conftest import ANIMALS, chat_rows, write_dataset
-
-torch = pytest.importorskip("torch")
 
 FIRST, SECOND = ANIMALS[:4], ANIMALS[4:]
 # Targets as the train tests' LEARNABLE; a gentler rate than theirs keeps each parent's
 # update moderate, the regime in which task vectors add up.
-TRAINING = {"max_steps": 100, "batch_size": 4, "lr": 3e-3, "scheduler": "constant",
-            "rank": 16, "target_modules": "q_proj,v_proj,lm_head", "base": "tiny"}
+TRAINING = {
+    "max_steps": 100,
+    "batch_size": 4,
+    "lr": 3e-3,
+    "scheduler": "constant",
+    "rank": 16,
+    "target_modules": "q_proj,v_proj,lm_head",
+    "base": "tiny",
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,7 @@ def answer_loss(tiny_llama, adapter_dir, facts) -> float:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from together_llm.data.preprocess import encode_chat
+    from together_llm.train.inputs.encode import encode_chat
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
@@ -80,7 +86,9 @@ def test_merged_adapter_knows_both_fact_sets(parents, tiny_llama, method):
             folder = home.adapters_dir / adapter if adapter else None
             return [answer_loss(tiny_llama, folder, facts) for facts in (FIRST, SECOND)]
 
-        base, first, second, merged = (losses(a) for a in (None, "first", "second", f"both-{method}"))
+        base, first, second, merged = (
+            losses(a) for a in (None, "first", "second", f"both-{method}")
+        )
     report = f"base {base} first {first} second {second} merged {merged}"
     # Each parent learned its own set (sanity of the setup).
     assert first[0] < base[0] - 3 and second[1] < base[1] - 3, report
@@ -115,20 +123,44 @@ def test_cli_merge_records_lineage(parents):
     runner = CliRunner()
     args = ["--home", str(home.path)]
     with one_torch_thread():
-        result = runner.invoke(adapters, ["merge", "first", "second", "--method", "dare_ties",
-                                          "--weights", "0.7,0.3", "--density", "0.8",
-                                          "--seed", "3", "--name", "dare", *args])
+        result = runner.invoke(
+            adapters,
+            [
+                "merge",
+                "first",
+                "second",
+                "--method",
+                "dare_ties",
+                "--weights",
+                "0.7,0.3",
+                "--density",
+                "0.8",
+                "--seed",
+                "3",
+                "--name",
+                "dare",
+                *args,
+            ],
+        )
         assert result.exit_code == 0, result.output
-        assert ("merged first, second with dare_ties (weights [0.7, 0.3]) into adapter dare"
-                in result.output)
-        result = runner.invoke(adapters, ["merge", "dare", "first", "--method", "linear",
-                                          "--name", "grand", *args])
+        assert (
+            "merged first, second with dare_ties (weights [0.7, 0.3]) into adapter dare"
+            in result.output
+        )
+        result = runner.invoke(
+            adapters, ["merge", "dare", "first", "--method", "linear", "--name", "grand", *args]
+        )
         assert result.exit_code == 0, result.output
     card = json.loads(runner.invoke(adapters, ["show", "grand", "--json", *args]).output)
     assert card["merge"] == {"method": "linear", "weights": [0.5, 0.5], "density": None}
     dare = card["parents"][0]
     assert dare["name"] == "dare" and dare["provenance"] == "merged"
-    assert dare["merge"] == {"method": "dare_ties", "weights": [0.7, 0.3], "density": 0.8, "seed": 3}
+    assert dare["merge"] == {
+        "method": "dare_ties",
+        "weights": [0.7, 0.3],
+        "density": 0.8,
+        "seed": 3,
+    }
     assert [p["name"] for p in dare["parents"]] == ["first", "second"]
 
 
@@ -153,8 +185,12 @@ def test_refusals_before_loading(parents, tmp_path):
     before = sorted(p.name for p in home.adapters_dir.iterdir())
     cases = [
         (["first", "elsewhere"], "svd", {}, "trained on different base models"),
-        (["first", "rank4"], "linear", {}, "linear merging needs adapters of one rank "
-                                           "(these have ranks 16, 4); use svd or cat"),
+        (
+            ["first", "rank4"],
+            "linear",
+            {},
+            "linear merging needs adapters of one rank (these have ranks 16, 4); use svd or cat",
+        ),
         (["first", "dora"], "svd", {}, "adapter 'dora' is DoRA"),
         (["first", "prompt"], "svd", {}, "adapter 'prompt' is 'PROMPT_TUNING'; only LoRA"),
         (["first", "orphan"], "svd", {}, "adapter 'orphan' has no base fingerprint"),

@@ -31,8 +31,11 @@ def test_schema_comes_from_the_signature():
     tool = tool_from_function(convert)
     assert tool.description == "Convert money."
     assert tool.parameters["properties"] == {
-        "amount": {"type": "number"}, "currency": {"type": "string"},
-        "round_to": {"type": "integer"}, "exact": {"type": "boolean"}}
+        "amount": {"type": "number"},
+        "currency": {"type": "string"},
+        "round_to": {"type": "integer"},
+        "exact": {"type": "boolean"},
+    }
     assert tool.parameters["required"] == ["amount", "currency"]
 
 
@@ -49,7 +52,10 @@ def test_home_tools_py_function_is_called_with_typed_arguments(home):
     tools = default_tools(home)
     assert tools.names() == ["calculator", "now", "knowledge_search", "add_days"]
     add_days = tools.get("add_days")
-    assert add_days.parameters["properties"]["days"] == {"type": "integer", "description": "how many days to add."}
+    assert add_days.parameters["properties"]["days"] == {
+        "type": "integer",
+        "description": "how many days to add.",
+    }
     assert add_days.call({"date": "2024-02-27", "days": 3}) == "2024-03-01"
     with pytest.raises(ToolError, match="'days' must be an integer"):
         add_days.call({"date": "2024-02-27", "days": "3"})
@@ -58,7 +64,9 @@ def test_home_tools_py_function_is_called_with_typed_arguments(home):
 
 
 def test_home_tools_py_with_an_untyped_function_names_it(home):
-    (home.path / "tools.py").write_text('def shout(text):\n    """Upper case."""\n    return text.upper()\n')
+    (home.path / "tools.py").write_text(
+        'def shout(text):\n    """Upper case."""\n    return text.upper()\n'
+    )
     with pytest.raises(TllmError, match=r"tools.py: tool shout: parameter 'text' has no type hint"):
         default_tools(home)
 

@@ -26,12 +26,23 @@ print("end", file=sys.stderr)
 def _stderr_of(script: str, terminal: bool) -> str:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
     if not terminal:
-        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return done.stderr
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env,
-                               stderr=follower, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        stderr=follower,
+        stdout=subprocess.DEVNULL,
+    )
     os.close(follower)
     chunks = []
     while True:

@@ -8,8 +8,9 @@ from tests.tiny_models import make_tiny_model
 def test_unknown_model_name(home):
     result = run_tllm("ask", "--model", "nope", "hi", home=home)
     assert result.returncode == 1
-    assert result.stderr.strip() == ("error: unknown model 'nope'; models: default "
-                                     "(add one with `tllm models add NAME SOURCE`)")
+    assert result.stderr.strip() == (
+        "error: unknown model 'nope'; models: default (add one with `tllm models add NAME SOURCE`)"
+    )
 
 
 def test_prompt_longer_than_the_context(home):

@@ -19,10 +19,15 @@ print("HEAVY:", ",".join(m for m in {heavy!r} if m in sys.modules))
 
 def loaded_heavy_modules(argv, home):
     code = PROBE.format(argv=argv, heavy=HEAVY)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"TLLM_HOME": str(home.path), "PATH": "/usr/bin:/bin"}, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"TLLM_HOME": str(home.path), "PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
-    line = [l for l in result.stdout.splitlines() if l.startswith("HEAVY:")][-1]
+    line = [out for out in result.stdout.splitlines() if out.startswith("HEAVY:")][-1]
     return [m for m in line.removeprefix("HEAVY:").strip().split(",") if m]
 
 
@@ -40,12 +45,19 @@ def test_the_server_app_leaves_numpy_to_llama_cpp(home):
     """llama.cpp's CUDA backend crashed loading a model (segfault in
     llama_model_load_from_file, H100) when numpy was imported first; building the server app
     must not import it, so that the model opened before listening comes first."""
-    code = ("import sys\n"
-            "from together_llm.serve.app import create_app\n"
-            "from together_llm.serve.settings import ServeSettings\n"
-            f"create_app(ServeSettings(home={str(home.path)!r}, ui=False))\n"
-            "print('NUMPY:', 'numpy' in sys.modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin"}, timeout=300)
+    code = (
+        "import sys\n"
+        "from together_llm.serve.app import create_app\n"
+        "from together_llm.serve.settings import ServeSettings\n"
+        f"create_app(ServeSettings(home={str(home.path)!r}, ui=False))\n"
+        "print('NUMPY:', 'numpy' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "NUMPY: False" in result.stdout

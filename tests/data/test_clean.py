@@ -7,10 +7,10 @@ import random
 
 import pytest
 
+from tests.conftest import run_tllm
 from together_llm.data.clean import CleanSettings, clean_dataset, normalize_whitespace
 from together_llm.data.store import DatasetWriter, open_dataset
 from together_llm.errors import TllmError
-from tests.conftest import run_tllm
 
 
 def make(home, name, rows, kind="text"):
@@ -35,16 +35,20 @@ def clean(home, rows, kind="text", **settings):
 
 def paragraph(rng: random.Random, words: int = 60) -> str:
     """A paragraph of made-up words: distinct paragraphs share little but short letter runs."""
+
     def word():
         return "".join(rng.choice("abcdefghijklmnoprstuvwy") for _ in range(rng.randint(3, 9)))
+
     return " ".join(word() for _ in range(words)) + "."
 
 
 # --- rewriting -------------------------------------------------------------------------------
 
+
 def test_mojibake_is_repaired_and_counted(home):
-    kept, rejected, card = clean(home, texts(["Un cafÃ© et un croissant, sâ€™il vous plaÃ®t.",
-                                              "Nothing to repair here."]))
+    kept, rejected, card = clean(
+        home, texts(["Un cafÃ© et un croissant, sâ€™il vous plaÃ®t.", "Nothing to repair here."])
+    )
     assert kept[0]["text"] == "Un café et un croissant, s’il vous plaît."
     assert kept[1]["text"] == "Nothing to repair here."
     assert card["modified_by_rule"]["fix unicode"] == 1
@@ -65,21 +69,50 @@ def test_repair_keeps_quotes_and_fullwidth_punctuation(home):
 
 def test_whitespace_normalisation_keeps_lines_and_indentation():
     messy = "  Steps:\r\n- one   item\t\there  \r\n- two\n\n\n\n\ndef f(x):\n    return  x  \n\n  "
-    assert normalize_whitespace(messy) == "Steps:\n- one item here\n- two\n\ndef f(x):\n    return x"
+    assert (
+        normalize_whitespace(messy) == "Steps:\n- one item here\n- two\n\ndef f(x):\n    return x"
+    )
 
 
-@pytest.mark.parametrize("kind,row", [
-    ("chat", {"messages": [{"role": "system", "content": " be  brief "},
-                           {"role": "user", "content": "hi  there "},
-                           {"role": "assistant", "content": "\n hello \n"}]}),
-    ("preference", {"prompt": [{"role": "user", "content": " which  one? "}],
-                    "chosen": "this  one ", "rejected": " that\t one"}),
-    ("feedback", {"prompt": [{"role": "user", "content": " hi   "}], "completion": " hey  you ", "label": False}),
-    ("classification", {"text": " great   film ", "label": " positive "}),
-    ("seq2seq", {"source": " a   question ", "target": " an  answer ", "context": "  the  passage "}),
-])
+@pytest.mark.parametrize(
+    "kind,row",
+    [
+        (
+            "chat",
+            {
+                "messages": [
+                    {"role": "system", "content": " be  brief "},
+                    {"role": "user", "content": "hi  there "},
+                    {"role": "assistant", "content": "\n hello \n"},
+                ]
+            },
+        ),
+        (
+            "preference",
+            {
+                "prompt": [{"role": "user", "content": " which  one? "}],
+                "chosen": "this  one ",
+                "rejected": " that\t one",
+            },
+        ),
+        (
+            "feedback",
+            {
+                "prompt": [{"role": "user", "content": " hi   "}],
+                "completion": " hey  you ",
+                "label": False,
+            },
+        ),
+        ("classification", {"text": " great   film ", "label": " positive "}),
+        (
+            "seq2seq",
+            {"source": " a   question ", "target": " an  answer ", "context": "  the  passage "},
+        ),
+    ],
+)
 def test_rewriting_touches_every_text_field(home, kind, row):
     kept, _, card = clean(home, [row], kind=kind)
+
     def strings(value):
         if isinstance(value, str):
             yield value
@@ -99,7 +132,11 @@ def test_rewriting_touches_every_text_field(home, kind, row):
 
 
 def test_a_row_made_invalid_by_cleaning_is_rejected_not_lost(home):
-    row = {"prompt": [{"role": "user", "content": "Say it"}], "chosen": "yes  indeed", "rejected": "yes indeed"}
+    row = {
+        "prompt": [{"role": "user", "content": "Say it"}],
+        "chosen": "yes  indeed",
+        "rejected": "yes indeed",
+    }
     kept, rejected, card = clean(home, [row], kind="preference")
     assert kept == []
     assert rejected[1]["reason"] == "invalid after cleaning"
@@ -110,9 +147,11 @@ def test_a_row_made_invalid_by_cleaning_is_rejected_not_lost(home):
 
 # --- filters ---------------------------------------------------------------------------------
 
+
 def test_length_bounds_in_characters(home):
-    kept, rejected, card = clean(home, texts(["tiny", "just the right length", "x" * 60]),
-                                 min_chars=10, max_chars=40)
+    kept, rejected, card = clean(
+        home, texts(["tiny", "just the right length", "x" * 60]), min_chars=10, max_chars=40
+    )
     assert kept == [{"text": "just the right length"}]
     assert (rejected[1]["reason"], rejected[1]["detail"]) == ("min chars", "4 characters < 10")
     assert (rejected[3]["reason"], rejected[3]["detail"]) == ("max chars", "60 characters > 40")
@@ -124,15 +163,23 @@ def test_length_bounds_in_tokens_use_the_base_models_tokenizer(home):
 
     from together_llm.models.registry import get_model
 
-    vocab = Llama(model_path=str(get_model(home, "default").gguf_path), vocab_only=True, verbose=False)
+    vocab = Llama(
+        model_path=str(get_model(home, "default").gguf_path), vocab_only=True, verbose=False
+    )
     rng = random.Random(1)
     rows = ["Hello there.", paragraph(rng, 12), paragraph(rng, 200)]
     counts = [len(vocab.tokenize(t.encode(), add_bos=False, special=False)) for t in rows]
     assert counts[0] < 10 < counts[1] < 100 < counts[2]  # the fixture spans both bounds
     kept, rejected, card = clean(home, texts(rows), min_tokens=10, max_tokens=100)
     assert kept == [{"text": rows[1]}]
-    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("min tokens", f"{counts[0]} tokens < 10")
-    assert (rejected[3]["reason"], rejected[3]["detail"]) == ("max tokens", f"{counts[2]} tokens > 100")
+    assert (rejected[1]["reason"], rejected[1]["detail"]) == (
+        "min tokens",
+        f"{counts[0]} tokens < 10",
+    )
+    assert (rejected[3]["reason"], rejected[3]["detail"]) == (
+        "max tokens",
+        f"{counts[2]} tokens > 100",
+    )
     assert card["removed_by_rule"] == {"min tokens": 1, "max tokens": 1}
 
 
@@ -140,8 +187,8 @@ def test_length_bounds_in_tokens_use_the_base_models_tokenizer(home):
 def test_token_bounds_with_a_transformers_tokenizer(home, tmp_path):
     from transformers import AutoTokenizer
 
-    from together_llm.models.registry import add_model
     from tests.tiny_models import make_tiny_model
+    from together_llm.models.registry import add_model
 
     add_model(home, "tiny", str(make_tiny_model("gpt2", tmp_path / "tiny")))
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "tiny")
@@ -154,15 +201,27 @@ def test_token_bounds_with_a_transformers_tokenizer(home, tmp_path):
 
 
 def test_regex_drop_and_keep(home):
-    rows = texts(["As an AI language model, I cannot do that.", "Paris is the capital of France.",
-                  "Berlin is the capital of Germany.", "Water boils at 100 degrees."])
+    rows = texts(
+        [
+            "As an AI language model, I cannot do that.",
+            "Paris is the capital of France.",
+            "Berlin is the capital of Germany.",
+            "Water boils at 100 degrees.",
+        ]
+    )
     kept, rejected, card = clean(home, rows, drop=["(?i)as an ai"], keep=["capital", "boils"])
     assert [r["text"] for r in kept] == [r["text"] for r in rows[1:]]
-    assert (rejected[1]["reason"], rejected[1]["detail"]) == ("drop pattern", "matches '(?i)as an ai'")
+    assert (rejected[1]["reason"], rejected[1]["detail"]) == (
+        "drop pattern",
+        "matches '(?i)as an ai'",
+    )
 
     kept, rejected, _ = clean(home, rows, keep=["capital"])
     assert len(kept) == 2
-    assert (rejected[4]["reason"], rejected[4]["detail"]) == ("keep pattern", "matches none of 'capital'")
+    assert (rejected[4]["reason"], rejected[4]["detail"]) == (
+        "keep pattern",
+        "matches none of 'capital'",
+    )
 
 
 def test_a_bad_regex_is_named(home):
@@ -172,11 +231,14 @@ def test_a_bad_regex_is_named(home):
     assert not (home.path / "datasets" / "dst").exists()
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"min_chars": 50, "max_chars": 10}, "--min-chars 50 is larger than --max-chars 10"),
-    ({"max_tokens": -1}, "--max-tokens must be 0 or more"),
-    ({"dedup": True, "near_dup_threshold": 0}, "--near-dup-threshold must be above 0"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"min_chars": 50, "max_chars": 10}, "--min-chars 50 is larger than --max-chars 10"),
+        ({"max_tokens": -1}, "--max-tokens must be 0 or more"),
+        ({"dedup": True, "near_dup_threshold": 0}, "--near-dup-threshold must be above 0"),
+    ],
+)
 def test_impossible_settings_are_refused(home, settings, message):
     make(home, "src", texts(["a row"]))
     with pytest.raises(TllmError, match=message):
@@ -189,10 +251,18 @@ GERMAN = "Das Wetter war heute Morgen herrlich, also sind wir am Fluss entlang z
 
 
 def test_language_filter(home):
-    kept, rejected, card = clean(home, texts([ENGLISH, FRENCH, GERMAN, "12345 678 !!!"]), lang=["en", "de"])
+    kept, rejected, card = clean(
+        home, texts([ENGLISH, FRENCH, GERMAN, "12345 678 !!!"]), lang=["en", "de"]
+    )
     assert [r["text"] for r in kept] == [ENGLISH, GERMAN]
-    assert (rejected[2]["reason"], rejected[2]["detail"]) == ("language", "detected fr, wanted en, de")
-    assert (rejected[4]["reason"], rejected[4]["detail"]) == ("language", "no language detected, wanted en, de")
+    assert (rejected[2]["reason"], rejected[2]["detail"]) == (
+        "language",
+        "detected fr, wanted en, de",
+    )
+    assert (rejected[4]["reason"], rejected[4]["detail"]) == (
+        "language",
+        "no language detected, wanted en, de",
+    )
     assert card["removed_by_rule"]["language"] == 2
 
 
@@ -204,8 +274,11 @@ def test_an_unknown_language_code_is_refused(home):
 
 # --- deduplication ---------------------------------------------------------------------------
 
+
 def test_exact_duplicates_keep_the_first(home):
-    rows = texts(["First row here.", "Second   row here.", "Second row here.", "Third.", "First row here."])
+    rows = texts(
+        ["First row here.", "Second   row here.", "Second row here.", "Third.", "First row here."]
+    )
     kept, rejected, card = clean(home, rows, dedup=True)
     assert [r["text"] for r in kept] == ["First row here.", "Second row here.", "Third."]
     assert (rejected[3]["reason"], rejected[3]["detail"]) == ("duplicate", "same as line 2")
@@ -224,8 +297,8 @@ def test_planted_near_duplicates_are_removed_and_distinct_rows_kept(home):
         return " ".join(words)
 
     rows = list(distinct)
-    rows.insert(24, edited(distinct[2], [5]))        # line 25: row 3 with one word changed
-    rows.append(edited(distinct[16], [10, 40]))      # line 42: row 17 with two words changed
+    rows.insert(24, edited(distinct[2], [5]))  # line 25: row 3 with one word changed
+    rows.append(edited(distinct[16], [10, 40]))  # line 42: row 17 with two words changed
     kept, rejected, card = clean(home, texts(rows), dedup=True)
 
     assert [r["text"] for r in kept] == distinct
@@ -251,9 +324,11 @@ def test_a_stricter_threshold_keeps_a_two_word_edit(home):
 
 
 def test_the_same_text_with_another_label_is_not_a_duplicate(home):
-    rows = [{"text": "It was fine, I guess.", "label": "positive"},
-            {"text": "It was fine, I guess.", "label": "negative"},
-            {"text": "It was fine, I guess.", "label": "positive"}]
+    rows = [
+        {"text": "It was fine, I guess.", "label": "positive"},
+        {"text": "It was fine, I guess.", "label": "negative"},
+        {"text": "It was fine, I guess.", "label": "positive"},
+    ]
     kept, rejected, _ = clean(home, rows, kind="classification", dedup=True)
     assert kept == rows[:2]
     assert rejected[3]["detail"] == "same as line 1"
@@ -261,13 +336,24 @@ def test_the_same_text_with_another_label_is_not_a_duplicate(home):
 
 # --- the card and the command ----------------------------------------------------------------
 
+
 def test_card_records_source_settings_and_counts(home):
     source = make(home, "src", texts(["cafÃ©", "a row long enough", "a row long enough", "short"]))
     card = clean_dataset(home, "src", "dst", CleanSettings(min_chars=6, dedup=True))
     assert card["kind"] == "text"
-    assert card["cleaned_from"] == {"name": "src", "fingerprint": source.card["fingerprint"], "rows": 4}
+    assert card["cleaned_from"] == {
+        "name": "src",
+        "fingerprint": source.card["fingerprint"],
+        "rows": 4,
+    }
     assert card["clean_settings"]["min_chars"] == 6 and card["clean_settings"]["dedup"] is True
-    assert card["rules"] == ["fix unicode", "normalize whitespace", "min chars", "duplicate", "near duplicate"]
+    assert card["rules"] == [
+        "fix unicode",
+        "normalize whitespace",
+        "min chars",
+        "duplicate",
+        "near duplicate",
+    ]
     assert card["removed_by_rule"] == {"min chars": 2, "duplicate": 1, "near duplicate": 0}
     assert card["modified_by_rule"] == {"fix unicode": 1, "normalize whitespace": 0}
     assert card["rows"] == 1 and card["rejected"] == 3
@@ -276,12 +362,16 @@ def test_card_records_source_settings_and_counts(home):
 
 def test_cli_clean_prints_a_table_and_json(home):
     make(home, "src", texts(["one row", "one row", "another row", "x"]))
-    result = run_tllm("data", "clean", "src", "--dedup", "--min-chars", "2", "--out", "dst", home=home)
+    result = run_tllm(
+        "data", "clean", "src", "--dedup", "--min-chars", "2", "--out", "dst", home=home
+    )
     assert result.returncode == 0, result.stderr
     assert "kept 2 of 4 rows, removed 2" in result.stdout
     assert any(line.split() == ["duplicate", "-", "1"] for line in result.stdout.splitlines())
 
-    result = run_tllm("data", "clean", "src", "--drop", "another", "--out", "dst2", "--json", home=home)
+    result = run_tllm(
+        "data", "clean", "src", "--drop", "another", "--out", "dst2", "--json", home=home
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["removed_by_rule"] == {"drop pattern": 1}
 

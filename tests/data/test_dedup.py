@@ -8,7 +8,10 @@ from together_llm.data.dedup import Deduplicator
 
 
 def _words(rng: random.Random, n: int) -> list[str]:
-    return ["".join(rng.choice("abcdefghiklmnoprstuvy") for _ in range(rng.randint(3, 8))) for _ in range(n)]
+    return [
+        "".join(rng.choice("abcdefghiklmnoprstuvy") for _ in range(rng.randint(3, 8)))
+        for _ in range(n)
+    ]
 
 
 def test_exact_duplicates_ignore_spacing_and_name_the_first_line():

@@ -3,9 +3,9 @@ server uses, become a KTO (feedback) dataset and a DPO (preference) dataset."""
 
 import json
 
+from tests.conftest import run_tllm
 from together_llm.data.store import open_dataset
 from together_llm.serve.feedback import FeedbackStore
-from tests.conftest import run_tllm
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 
@@ -41,7 +41,10 @@ def test_ratings_and_choices_become_kto_and_dpo_datasets(home):
     [bad] = kto.rejected()
     assert bad["line"] == 3 and bad["reason"] == "role order" and "end with a user" in bad["detail"]
     assert (kto.card["liked"], kto.card["disliked"], kto.card["warnings"]) == (2, 1, [])
-    assert kto.card["from_feedback"]["lines"] == 4 and kto.card["models"] == {"default": 2, "tuned": 1}
+    assert kto.card["from_feedback"]["lines"] == 4 and kto.card["models"] == {
+        "default": 2,
+        "tuned": 1,
+    }
 
     dpo = open_dataset(home, "fb-dpo")
     assert dpo.kind == "preference"
@@ -54,7 +57,10 @@ def test_ratings_and_choices_become_kto_and_dpo_datasets(home):
     again = run_tllm("data", "from-feedback", "--name", "fb", home=home)
     assert again.returncode != 0 and "already exists" in again.stderr
     again = run_tllm("data", "from-feedback", "--name", "fb", "--overwrite", home=home)
-    assert again.returncode == 0 and "wrote fb-kto: 3 feedback rows (2 liked, 1 disliked)" in again.stdout
+    assert (
+        again.returncode == 0
+        and "wrote fb-kto: 3 feedback rows (2 liked, 1 disliked)" in again.stdout
+    )
 
 
 def test_no_feedback_at_all_says_how_to_collect_it(home):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from together_llm.data.importer import check_file, import_file, plan
+from together_llm.data.importing.importer import check_file, import_file, plan
 from together_llm.data.store import open_dataset
 from together_llm.errors import TllmError
 
@@ -26,20 +26,40 @@ def system(text):
 
 
 def imported(home, name, kind, fmt=None, columns=(), **flags):
-    summary = import_file(home, plan(FIXTURES / name, kind, fmt, columns), name.split(".")[0], **flags)
-    return summary, (list(open_dataset(home, name.split(".")[0]).rows()) if summary.written else None)
+    summary = import_file(
+        home, plan(FIXTURES / name, kind, fmt, columns), name.split(".")[0], **flags
+    )
+    return summary, (
+        list(open_dataset(home, name.split(".")[0]).rows()) if summary.written else None
+    )
 
 
 def test_alpaca_json_array_over_many_lines(home):
     summary, rows = imported(home, "alpaca_array.json", "chat")
     assert (summary.format, summary.rows, summary.total_rejected) == ("alpaca", 4, 0)
     assert rows == [
-        {"messages": [user("Give three tips for staying healthy."),
-                      assistant("1. Eat well.\n2. Sleep enough.\n3. Move every day.")]},
+        {
+            "messages": [
+                user("Give three tips for staying healthy."),
+                assistant("1. Eat well.\n2. Sleep enough.\n3. Move every day."),
+            ]
+        },
         {"messages": [user("Translate to French.\n\nGood morning"), assistant("Bonjour")]},
-        {"messages": [system("You are terse."), user("Summarize the text."), assistant("Nothing to summarize.")]},
-        {"messages": [user("Translate to French: Good morning"), assistant("Bonjour"),
-                      user("And in German?"), assistant("Guten Morgen")]},
+        {
+            "messages": [
+                system("You are terse."),
+                user("Summarize the text."),
+                assistant("Nothing to summarize."),
+            ]
+        },
+        {
+            "messages": [
+                user("Translate to French: Good morning"),
+                assistant("Bonjour"),
+                user("And in German?"),
+                assistant("Guten Morgen"),
+            ]
+        },
     ]
     card = open_dataset(home, "alpaca_array").card
     assert card["format"] == "alpaca" and card["detected"].startswith("the keys of line 2")
@@ -51,7 +71,9 @@ def test_alpaca_jsonl_with_a_byte_order_mark(home):
     summary, rows = imported(home, "alpaca_bom.jsonl", "chat")
     assert summary.total_rejected == 0
     assert rows[0]["messages"][0] == user("Écris un haïku sur l'automne.")
-    assert rows[1] == {"messages": [user("用一句话介绍长城。"), assistant("长城是中国古代修建的巨大防御工程。")]}
+    assert rows[1] == {
+        "messages": [user("用一句话介绍长城。"), assistant("长城是中国古代修建的巨大防御工程。")]
+    }
 
 
 def test_sharegpt_with_a_system_turn(home):
@@ -68,8 +90,14 @@ def test_belle_all_three_layouts(home):
     summary, rows = imported(home, "belle.jsonl", "chat")
     assert summary.format == "belle" and "Human:/Assistant: dialogue" in summary.detected
     assert rows == [
-        {"messages": [user("请推荐一本科幻小说。"), assistant("推荐《三体》。"), user("它讲的是什么？"),
-                      assistant("它讲述了人类与三体文明的接触。")]},
+        {
+            "messages": [
+                user("请推荐一本科幻小说。"),
+                assistant("推荐《三体》。"),
+                user("它讲的是什么？"),
+                assistant("它讲述了人类与三体文明的接触。"),
+            ]
+        },
         {"messages": [user("What is the capital of Italy?"), assistant("Rome.")]},
         {"messages": [user("把这句话翻译成英文。\n\n我喜欢读书。"), assistant("I like reading.")]},
         {"messages": [user("你好"), assistant("你好！有什么可以帮你？")]},
@@ -89,8 +117,11 @@ def test_preference(home):
     assert summary.format == "preference" and summary.total_rejected == 0
     assert rows == [
         {"prompt": [user("Say hi.")], "chosen": "Hi!", "rejected": "No."},
-        {"prompt": [system("Be kind."), user("Rate my poem.")], "chosen": "It has lovely imagery.",
-         "rejected": "Bad."},
+        {
+            "prompt": [system("Be kind."), user("Rate my poem.")],
+            "chosen": "It has lovely imagery.",
+            "rejected": "Bad.",
+        },
         {"prompt": [user("Capital of Spain?")], "chosen": "Madrid.", "rejected": "Paris."},
         {"prompt": [user("1+1?")], "chosen": "2", "rejected": "3"},
     ]
@@ -107,21 +138,32 @@ def test_kto_labels_and_bad_labels(home):
 
 def test_canonical_jsonl_rows(home):
     _, rows = imported(home, "classification.jsonl", "classification")
-    assert rows == [{"text": "I loved it", "label": "positive"}, {"text": "Terrible", "label": "0"},
-                    {"text": "Fine", "label": "neutral"}]
+    assert rows == [
+        {"text": "I loved it", "label": "positive"},
+        {"text": "Terrible", "label": "0"},
+        {"text": "Fine", "label": "neutral"},
+    ]
     _, rows = imported(home, "seq2seq.jsonl", "seq2seq")
-    assert rows == [{"source": "Who wrote Hamlet?", "target": "Shakespeare",
-                     "context": "Hamlet is a tragedy by William Shakespeare."},
-                    {"source": "Hello", "target": "Bonjour"}]
+    assert rows == [
+        {
+            "source": "Who wrote Hamlet?",
+            "target": "Shakespeare",
+            "context": "Hamlet is a tragedy by William Shakespeare.",
+        },
+        {"source": "Hello", "target": "Bonjour"},
+    ]
 
 
 def test_csv_quoted_newlines_bom_and_column_mapping(home):
-    summary, rows = imported(home, "reviews.csv", "classification",
-                             columns=["text=review", "label=stars"])
-    assert rows == [{"text": "Great phone,\nbattery lasts two days.", "label": "5"},
-                    {"text": 'He said "meh".', "label": "3"},
-                    {"text": "Line one\nline two\nline three", "label": "4"},
-                    {"text": "Works fine", "label": "4"}]
+    summary, rows = imported(
+        home, "reviews.csv", "classification", columns=["text=review", "label=stars"]
+    )
+    assert rows == [
+        {"text": "Great phone,\nbattery lasts two days.", "label": "5"},
+        {"text": 'He said "meh".', "label": "3"},
+        {"text": "Line one\nline two\nline three", "label": "4"},
+        {"text": "Works fine", "label": "4"},
+    ]
     # each rejection points at the line its record starts on, quoted newlines counted
     rejected = [(r["line"], r["reason"]) for r in open_dataset(home, "reviews").rejected()]
     assert rejected == [(6, "empty content"), (10, "bad csv")]
@@ -129,8 +171,11 @@ def test_csv_quoted_newlines_bom_and_column_mapping(home):
 
 
 def test_csv_without_a_column_for_a_field_is_refused_before_reading(home):
-    with pytest.raises(TllmError, match=r"no column for text, label \(columns: id, review, stars\): "
-                                        r"map them with --column text=COLUMN --column label=COLUMN"):
+    with pytest.raises(
+        TllmError,
+        match=r"no column for text, label \(columns: id, review, stars\): "
+        r"map them with --column text=COLUMN --column label=COLUMN",
+    ):
         imported(home, "reviews.csv", "classification")
     with pytest.raises(TllmError, match="has no column 'body'"):
         imported(home, "reviews.csv", "classification", columns=["text=body", "label=stars"])
@@ -138,8 +183,10 @@ def test_csv_without_a_column_for_a_field_is_refused_before_reading(home):
 
 def test_text_folder_one_row_a_file(home):
     summary, rows = imported(home, "texts", "text")
-    assert rows == [{"text": "The first document.\nIt has two lines.\n"},
-                    {"text": "# Notes\n\nSome *markdown* text.\n"}]
+    assert rows == [
+        {"text": "The first document.\nIt has two lines.\n"},
+        {"text": "# Notes\n\nSome *markdown* text.\n"},
+    ]
     assert summary.skipped_files == 2  # picture.png and .hidden.txt
     rejected = list(open_dataset(home, "texts").rejected())
     assert [(r["line"], r["reason"]) for r in rejected] == [("empty.txt", "empty content")]
@@ -157,17 +204,31 @@ def test_known_bad_rows_at_known_lines(home):
     summary, rows = imported(home, "bad_rows.jsonl", "chat")
     assert summary.written and summary.read == 11
     assert [r["messages"][0]["content"] for r in rows] == [
-        "Good one", "Good two\n\nwith input", "Good three", "Good four"]
+        "Good one",
+        "Good two\n\nwith input",
+        "Good three",
+        "Good four",
+    ]
     rejected = list(open_dataset(home, "bad_rows").rejected())
     assert [(r["line"], r["reason"]) for r in rejected] == [
-        (3, "missing field"), (4, "wrong type"), (5, "empty content"), (6, "bad json"),
-        (8, "not an object"), (10, "wrong type")]
+        (3, "missing field"),
+        (4, "wrong type"),
+        (5, "empty content"),
+        (6, "bad json"),
+        (8, "not an object"),
+        (10, "wrong type"),
+    ]
     assert json.loads(rejected[0]["row"]) == {"instruction": "No output", "input": ""}
     assert rejected[3]["row"] == '{"instruction": "broken", "output": '
     card = open_dataset(home, "bad_rows").card
     assert card["rows"] == 4 and card["rejected"] == 6
-    assert card["rejected_by_reason"] == {"wrong type": 2, "missing field": 1, "empty content": 1,
-                                          "bad json": 1, "not an object": 1}
+    assert card["rejected_by_reason"] == {
+        "wrong type": 2,
+        "missing field": 1,
+        "empty content": 1,
+        "bad json": 1,
+        "not an object": 1,
+    }
 
 
 def test_strict_writes_nothing_when_a_row_is_rejected(home):
@@ -183,7 +244,10 @@ def test_strict_writes_nothing_when_a_row_is_rejected(home):
 def test_no_valid_row_writes_nothing(home):
     summary, _ = imported(home, "all_bad.jsonl", "chat")
     assert not summary.written and summary.rows == 0
-    assert [(b["line"], b["reason"]) for b in summary.first_rejected] == [(1, "missing field"), (2, "bad json")]
+    assert [(b["line"], b["reason"]) for b in summary.first_rejected] == [
+        (1, "missing field"),
+        (2, "bad json"),
+    ]
 
 
 def test_an_existing_dataset_is_kept_unless_overwritten(home):
@@ -195,8 +259,11 @@ def test_an_existing_dataset_is_kept_unless_overwritten(home):
 
 
 def test_the_format_must_suit_the_kind(home):
-    with pytest.raises(TllmError, match=r"format sharegpt \(detected from the keys of line 1: id, "
-                                        r"conversations\) makes chat rows, not text: kind text reads jsonl, csv, text"):
+    with pytest.raises(
+        TllmError,
+        match=r"format sharegpt \(detected from the keys of line 1: id, "
+        r"conversations\) makes chat rows, not text: kind text reads jsonl, csv, text",
+    ):
         plan(FIXTURES / "sharegpt.jsonl", "text")
     with pytest.raises(TllmError, match="only the text format reads folders"):
         plan(FIXTURES / "texts", "chat", "alpaca")
@@ -207,5 +274,9 @@ def test_the_format_must_suit_the_kind(home):
 def test_check_file_counts_like_an_import_and_writes_nothing(home):
     summary = check_file(plan(FIXTURES / "bad_rows.jsonl", "chat"))
     assert summary.rows == 4 and summary.total_rejected == 6 and not summary.written
-    assert summary.first_rejected[0] == {"line": 3, "reason": "missing field", "detail": "'output' is missing"}
+    assert summary.first_rejected[0] == {
+        "line": 3,
+        "reason": "missing field",
+        "detail": "'output' is missing",
+    }
     assert not (home.path / "datasets").exists() or not any((home.path / "datasets").iterdir())

@@ -8,16 +8,16 @@ import os
 import orjson
 import pytest
 
-from together_llm.data import readers
-from together_llm.data.importer import check_file, import_file, plan
-from together_llm.data.readers import JsonArray
+from together_llm.data.importing import sources as readers
+from together_llm.data.importing.importer import check_file, import_file, plan
+from together_llm.data.importing.sources import JsonArray
 from together_llm.data.store import open_dataset
 from together_llm.errors import TllmError
 
 from .test_import import assistant, imported, user
 
-
 # ---- JSON arrays are streamed -----------------------------------------------------------------
+
 
 def write_array(path, records, indent=2):
     path.write_text(json.dumps(records, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -25,7 +25,9 @@ def write_array(path, records, indent=2):
 
 def test_json_array_elements_keep_their_lines_across_buffer_refills(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CHUNK", 7)  # refill in the middle of every element
-    records = [{"instruction": f"Q{i}", "input": "", "output": "A" * (i % 5 + 1)} for i in range(30)]
+    records = [
+        {"instruction": f"Q{i}", "input": "", "output": "A" * (i % 5 + 1)} for i in range(30)
+    ]
     records.insert(12, 12345)  # a number: its end must not be taken at a buffer boundary
     write_array(tmp_path / "a.json", records)
     seen = list(JsonArray(tmp_path / "a.json"))
@@ -42,7 +44,11 @@ def test_json_array_elements_keep_their_lines_across_buffer_refills(tmp_path, mo
 
 def test_json_array_memory_stays_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CHUNK", 1024)
-    write_array(tmp_path / "a.json", [{"text": "x" * 100, "label": str(i)} for i in range(2000)], indent=None)
+    write_array(
+        tmp_path / "a.json",
+        [{"text": "x" * 100, "label": str(i)} for i in range(2000)],
+        indent=None,
+    )
     assert (tmp_path / "a.json").stat().st_size > 200 * 1024
     reader, largest = JsonArray(tmp_path / "a.json"), 0
     for _ in reader:
@@ -55,30 +61,54 @@ def qa(i):
 
 
 def test_a_bad_element_in_a_json_array_is_rejected_alone_and_reading_goes_on(home, tmp_path):
-    bad = ['{"instruction": "Q3", "output": oops}', '{"instruction": "Q4" "output": "A4"}',
-           '{\n  "instruction": "Q5",\n  "history": [["a", "b"],],\n  "output": "A5"\n}']
+    bad = [
+        '{"instruction": "Q3", "output": oops}',
+        '{"instruction": "Q4" "output": "A4"}',
+        '{\n  "instruction": "Q5",\n  "history": [["a", "b"],],\n  "output": "A5"\n}',
+    ]
     text = "[\n" + ",\n".join([json.dumps(qa(1)), *bad, json.dumps(qa(6), indent=2)]) + "\n]\n"
     (tmp_path / "broken.json").write_text(text)
     summary = import_file(home, plan(tmp_path / "broken.json", "chat"), "broken")
-    assert (summary.rows, summary.rejected, summary.stopped, summary.read) == (2, {"bad json": 3}, None, 5)
+    assert (summary.rows, summary.rejected, summary.stopped, summary.read) == (
+        2,
+        {"bad json": 3},
+        None,
+        5,
+    )
     dataset = open_dataset(home, "broken")
     assert [r["messages"][0]["content"] for r in dataset.rows()] == ["Q1", "Q6"]
     rejected = list(dataset.rejected())
     assert [(r["line"], r["reason"], r["row"]) for r in rejected] == [
-        (3, "bad json", bad[0]), (4, "bad json", bad[1]), (5, "bad json", bad[2])]
+        (3, "bad json", bad[0]),
+        (4, "bad json", bad[1]),
+        (5, "bad json", bad[2]),
+    ]
     assert [r["detail"] for r in rejected] == [
-        "Expecting value (line 3)", "Expecting ',' delimiter (line 4)", "Expecting value (line 7)"]
+        "Expecting value (line 3)",
+        "Expecting ',' delimiter (line 4)",
+        "Expecting value (line 7)",
+    ]
     assert "stopped" not in dataset.card
 
 
-def test_a_json_array_broken_past_repair_keeps_the_rows_before_and_says_where_it_stopped(home, tmp_path):
-    text = "[\n" + ",\n".join(json.dumps(qa(i)) for i in (1, 2)) + \
-        ',\n{"instruction": "Q3", "input": [1, 2}, "output": "A3"},\n' + json.dumps(qa(4)) + "\n]\n"
+def test_a_json_array_broken_past_repair_keeps_the_rows_before_and_says_where_it_stopped(
+    home, tmp_path
+):
+    text = (
+        "[\n"
+        + ",\n".join(json.dumps(qa(i)) for i in (1, 2))
+        + ',\n{"instruction": "Q3", "input": [1, 2}, "output": "A3"},\n'
+        + json.dumps(qa(4))
+        + "\n]\n"
+    )
     (tmp_path / "broken.json").write_text(text)
     summary = import_file(home, plan(tmp_path / "broken.json", "chat"), "broken")
     # the unread rest is not a row: neither kept nor counted as one rejection
     assert (summary.rows, summary.total_rejected, summary.read) == (2, 0, 2)
-    assert summary.stopped == "line 4: Expecting ',' delimiter (line 4); the element's end cannot be found"
+    assert (
+        summary.stopped
+        == "line 4: Expecting ',' delimiter (line 4); the element's end cannot be found"
+    )
     dataset = open_dataset(home, "broken")
     assert dataset.card["stopped"] == summary.stopped and list(dataset.rejected()) == []
     strict = import_file(home, plan(tmp_path / "broken.json", "chat"), "strict", strict=True)
@@ -90,8 +120,9 @@ def test_one_deeply_nested_element_is_rejected_and_the_rest_imported(tmp_path):
     (tmp_path / "a.json").write_text(f'[{{"text": "one"}},\n{deep},\n{{"text": "two"}}]')
     summary = check_file(plan(tmp_path / "a.json", "text"))
     assert (summary.rows, summary.rejected, summary.stopped) == (2, {"bad json": 1}, None)
-    assert summary.first_rejected == [{"line": 2, "reason": "bad json",
-                                       "detail": "nested too deeply to decode"}]
+    assert summary.first_rejected == [
+        {"line": 2, "reason": "bad json", "detail": "nested too deeply to decode"}
+    ]
     (tmp_path / "b.jsonl").write_text(f'{{"text": "one"}}\n{deep}\n{{"text": "two"}}\n')
     summary = check_file(plan(tmp_path / "b.jsonl", "text"))
     assert (summary.rows, summary.rejected) == (2, {"bad json": 1})
@@ -99,22 +130,34 @@ def test_one_deeply_nested_element_is_rejected_and_the_rest_imported(tmp_path):
 
 def test_a_bad_element_split_across_buffer_refills_is_still_found(tmp_path, monkeypatch):
     monkeypatch.setattr(readers, "CHUNK", 5)
-    (tmp_path / "a.json").write_text('[{"text": "a\\"b"}, {"text": x, "n": [[1], {"k": "]"}]}, '
-                                     '{"text": "c"}, "s\\"t", 12345, bad, {"text": "d"}]')
-    seen = [(line, r.detail if isinstance(r, readers.BadRecord) else r, raw)
-            for line, r, raw in JsonArray(tmp_path / "a.json")]
-    assert seen == [(1, {"text": 'a"b'}, '{"text": "a\\"b"}'),
-                    (1, "Expecting value (line 1)", '{"text": x, "n": [[1], {"k": "]"}]}'),
-                    (1, {"text": "c"}, '{"text": "c"}'), (1, 's"t', '"s\\"t"'), (1, 12345, "12345"),
-                    (1, "Expecting value (line 1)", "bad"), (1, {"text": "d"}, '{"text": "d"}')]
+    (tmp_path / "a.json").write_text(
+        '[{"text": "a\\"b"}, {"text": x, "n": [[1], {"k": "]"}]}, '
+        '{"text": "c"}, "s\\"t", 12345, bad, {"text": "d"}]'
+    )
+    seen = [
+        (line, r.detail if isinstance(r, readers.BadRecord) else r, raw)
+        for line, r, raw in JsonArray(tmp_path / "a.json")
+    ]
+    assert seen == [
+        (1, {"text": 'a"b'}, '{"text": "a\\"b"}'),
+        (1, "Expecting value (line 1)", '{"text": x, "n": [[1], {"k": "]"}]}'),
+        (1, {"text": "c"}, '{"text": "c"}'),
+        (1, 's"t', '"s\\"t"'),
+        (1, 12345, "12345"),
+        (1, "Expecting value (line 1)", "bad"),
+        (1, {"text": "d"}, '{"text": "d"}'),
+    ]
 
 
-@pytest.mark.parametrize("text,detail", [
-    ('[{"text": "a"}', "ends before the array's closing ]"),
-    ('[{"text": "a"} {"text": "b"}]', "expected ',' or ']'"),
-    ('[{"text": "a"}] [1]', "text after the array's closing ]"),
-    ('[{"text": "a"}, {"text": "b"', "the element's end cannot be found"),
-])
+@pytest.mark.parametrize(
+    "text,detail",
+    [
+        ('[{"text": "a"}', "ends before the array's closing ]"),
+        ('[{"text": "a"} {"text": "b"}]', "expected ',' or ']'"),
+        ('[{"text": "a"}] [1]', "text after the array's closing ]"),
+        ('[{"text": "a"}, {"text": "b"', "the element's end cannot be found"),
+    ],
+)
 def test_json_array_structure_errors(tmp_path, text, detail):
     (tmp_path / "a.json").write_text(text)
     summary = check_file(plan(tmp_path / "a.json", "text", "jsonl"))
@@ -124,15 +167,18 @@ def test_json_array_structure_errors(tmp_path, text, detail):
 
 def test_json_lines_with_crlf_blank_lines_and_a_bom(tmp_path):
     rows = [orjson.dumps({"text": t}) for t in ("one", "two")]
-    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + rows[0] + b"\r\n\r\n  \n" + rows[1] + b"\r\n")
+    (tmp_path / "a.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + rows[0] + b"\r\n\r\n  \n" + rows[1] + b"\r\n"
+    )
     summary = check_file(plan(tmp_path / "a.jsonl", "text"))
     assert summary.rows == 2 and summary.total_rejected == 0 and summary.read == 4
 
 
 # ---- a big JSON Lines file is imported by several processes ---------------------------------
 
+
 def test_several_processes_write_what_one_process_writes(home, tmp_path, monkeypatch):
-    from together_llm.data import jsonl
+    from together_llm.data.importing import jsonl
 
     lines, expected = [], []
     for i in range(3000):
@@ -143,7 +189,11 @@ def test_several_processes_write_what_one_process_writes(home, tmp_path, monkeyp
             lines.append("")
         else:
             empty = i % 333 == 5
-            lines.append(json.dumps({"instruction": f"Q{i}", "input": "", "output": "" if empty else f"A{i}"}))
+            lines.append(
+                json.dumps(
+                    {"instruction": f"Q{i}", "input": "", "output": "" if empty else f"A{i}"}
+                )
+            )
             if empty:
                 expected.append((i + 1, "empty content"))
     source = tmp_path / "big.jsonl"
@@ -153,7 +203,9 @@ def test_several_processes_write_what_one_process_writes(home, tmp_path, monkeyp
     monkeypatch.setattr(jsonl, "PARALLEL_FROM", 1)
     monkeypatch.setattr(jsonl, "processes_for", lambda path: 3)
     used, parallel = [], jsonl.import_lines_parallel
-    monkeypatch.setattr(jsonl, "import_lines_parallel", lambda *a: used.append(a[5]) or parallel(*a))
+    monkeypatch.setattr(
+        jsonl, "import_lines_parallel", lambda *a: used.append(a[5]) or parallel(*a)
+    )
     three = import_file(home, plan(source, "chat"), "three")
     assert used == [3]
     assert three.read == one.read == 3000
@@ -164,15 +216,21 @@ def test_several_processes_write_what_one_process_writes(home, tmp_path, monkeyp
     assert list(second.rejected()) == list(first.rejected())
     assert second.card["fingerprint"] == first.card["fingerprint"]
     assert second.card["rejected_by_reason"] == first.card["rejected_by_reason"]
-    assert not [p for p in (home.path / "datasets").iterdir() if p.name.startswith(".")]  # parts removed
+    assert not [
+        p for p in (home.path / "datasets").iterdir() if p.name.startswith(".")
+    ]  # parts removed
 
     checked = check_file(plan(source, "chat"))
-    assert (checked.rows, checked.rejected, checked.first_rejected) == (one.rows, one.rejected, one.first_rejected)
+    assert (checked.rows, checked.rejected, checked.first_rejected) == (
+        one.rows,
+        one.rejected,
+        one.first_rejected,
+    )
     assert used == [3, 3]
 
 
 def test_line_ranges_cut_at_line_starts(tmp_path):
-    from together_llm.data.jsonl import line_ranges
+    from together_llm.data.importing.jsonl import line_ranges
 
     text = b"".join(b"%d %s\n" % (i, b"x" * (i % 13)) for i in range(500))
     (tmp_path / "a.jsonl").write_bytes(text)
@@ -180,17 +238,19 @@ def test_line_ranges_cut_at_line_starts(tmp_path):
         ranges = line_ranges(tmp_path / "a.jsonl", parts)
         assert ranges[0][0] == 0 and ranges[-1][1] == len(text) and len(ranges) == parts
         for (_, end), (start, _) in zip(ranges, ranges[1:]):
-            assert end == start and text[start - 1:start] == b"\n"
+            assert end == start and text[start - 1 : start] == b"\n"
 
 
 def test_a_failed_helper_fails_the_import_and_leaves_nothing(home, tmp_path, monkeypatch):
-    from together_llm.data import jsonl
+    from together_llm.data.importing import jsonl
 
     source = tmp_path / "a.jsonl"
     source.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(200)))
     monkeypatch.setattr(jsonl, "processes_for", lambda path: 2)
     monkeypatch.setattr(jsonl.sys, "executable", "/bin/false")  # a helper that dies at once
-    with pytest.raises(TllmError, match=r"a helper process importing part of a.jsonl failed \(exit code 1\)"):
+    with pytest.raises(
+        TllmError, match=r"a helper process importing part of a.jsonl failed \(exit code 1\)"
+    ):
         import_file(home, plan(source, "text"), "a")
     assert list((home.path / "datasets").iterdir()) == []
 
@@ -202,14 +262,22 @@ def test_text_that_is_not_utf8_rejects_its_row_only(home, tmp_path):
     kept = list(open_dataset(home, "latin").rejected())
     assert [(r["line"], r["reason"]) for r in kept] == [(2, "bad encoding"), (4, "bad label")]
     assert kept[1]["row"] == "na\ufffdve,"  # kept as text, the bad byte marked
-    (tmp_path / "a.json").write_bytes(b'[{"text": "x\\ud800"}, {"text": "caf\xe9"}, {"text": "ok"}]')
+    (tmp_path / "a.json").write_bytes(
+        b'[{"text": "x\\ud800"}, {"text": "caf\xe9"}, {"text": "ok"}]'
+    )
     assert check_file(plan(tmp_path / "a.json", "text")).rejected == {"bad encoding": 2}
-    (tmp_path / "a.jsonl").write_bytes(b'{"text": "x\\ud800"}\n{"text": "caf\xe9"}\n{"text": "ok"}\n')
+    (tmp_path / "a.jsonl").write_bytes(
+        b'{"text": "x\\ud800"}\n{"text": "caf\xe9"}\n{"text": "ok"}\n'
+    )
     summary = import_file(home, plan(tmp_path / "a.jsonl", "text"), "lines")
     assert summary.rejected == {"bad encoding": 2}
     kept = list(open_dataset(home, "lines").rejected())
-    assert kept[1] == {"line": 2, "reason": "bad encoding", "row": '{"text": "caf\ufffd"}',
-                       "detail": "not UTF-8 text (invalid continuation byte at byte 14)"}
+    assert kept[1] == {
+        "line": 2,
+        "reason": "bad encoding",
+        "row": '{"text": "caf\ufffd"}',
+        "detail": "not UTF-8 text (invalid continuation byte at byte 14)",
+    }
 
 
 def test_every_rejected_row_keeps_its_source_text_as_a_string(home, tmp_path):
@@ -236,7 +304,9 @@ def test_unreadable_files_in_a_text_folder_are_rejected_one_by_one(home, tmp_pat
     assert summary.written and summary.rows == 2 and summary.skipped_files == 1  # .git
     rejected = list(open_dataset(home, "notes").rejected())
     assert [(r["line"], r["reason"], r["row"]) for r in rejected] == [
-        ("gone.txt", "unreadable", None), ("loop.txt", "unreadable", None)]
+        ("gone.txt", "unreadable", None),
+        ("loop.txt", "unreadable", None),
+    ]
     assert rejected[0]["detail"] == f"a link to {tmp_path / 'deleted.txt'}, which does not exist"
     assert str(folder / "loop.txt") in rejected[1]["detail"]
 
@@ -256,20 +326,29 @@ def test_a_column_no_record_has_is_refused_before_reading(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"id": 1, "body": "x"}\n{"id": 2, "body": "y"}\n')
     (tmp_path / "a.json").write_text('[{"id": 1, "body": "x"}]')
     for name in ("a.jsonl", "a.json"):
-        with pytest.raises(TllmError, match=rf"^--column text=nope: {name} has no column 'nope' "
-                                            r"\(columns: id, body\)$"):
+        with pytest.raises(
+            TllmError,
+            match=rf"^--column text=nope: {name} has no column 'nope' "
+            r"\(columns: id, body\)$",
+        ):
             plan(tmp_path / name, "text", "jsonl", ["text=nope"])
     assert check_file(plan(tmp_path / "a.jsonl", "text", "jsonl", ["text=body"])).rows == 2
 
 
 def test_alpaca_rows_holding_a_belle_dialogue_are_split_whatever_row_one_was(home, tmp_path):
-    records = [{"instruction": "Name a fruit.", "input": "", "output": "Apple."},
-               {"instruction": "Human: Hi\nAssistant: Hello!\nHuman: A fruit?\nAssistant:",
-                "input": "", "output": "Pear."},
-               {"instruction": "Human: x\nHuman: y\nAssistant:", "output": "z"}]
+    records = [
+        {"instruction": "Name a fruit.", "input": "", "output": "Apple."},
+        {
+            "instruction": "Human: Hi\nAssistant: Hello!\nHuman: A fruit?\nAssistant:",
+            "input": "",
+            "output": "Pear.",
+        },
+        {"instruction": "Human: x\nHuman: y\nAssistant:", "output": "z"},
+    ]
     (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     summary = import_file(home, plan(tmp_path / "mixed.jsonl", "chat"), "mixed")
     assert summary.format == "alpaca" and summary.rejected == {"role order": 1}
     assert list(open_dataset(home, "mixed").rows()) == [
         {"messages": [user("Name a fruit."), assistant("Apple.")]},
-        {"messages": [user("Hi"), assistant("Hello!"), user("A fruit?"), assistant("Pear.")]}]
+        {"messages": [user("Hi"), assistant("Hello!"), user("A fruit?"), assistant("Pear.")]},
+    ]

@@ -5,9 +5,13 @@ import pytest
 
 from together_llm.data.kinds import KINDS, REASONS, RowError, text_of, validate
 
-CHAT = {"messages": [{"role": "system", "content": "Be brief."},
-                     {"role": "user", "content": "Hi"},
-                     {"role": "assistant", "content": "Hello!"}]}
+CHAT = {
+    "messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+    ]
+}
 
 GOOD = {
     "chat": CHAT,
@@ -30,30 +34,73 @@ def test_good_rows_come_back_canonical_without_extra_keys(kind):
     assert text_of(kind, canonical).strip()
 
 
-@pytest.mark.parametrize("kind, row, reason, where", [
-    ("chat", {}, "missing field", "'messages'"),
-    ("chat", {"messages": "hi"}, "wrong type", "list of messages"),
-    ("chat", {"messages": []}, "empty content", "no messages"),
-    ("chat", {"messages": [{"role": "user", "content": "  "}, {"role": "assistant", "content": "x"}]},
-     "empty content", "messages[0]"),
-    ("chat", {"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}]},
-     "wrong type", "messages[0]"),
-    ("chat", {"messages": [{"role": "bot", "content": "x"}]}, "unknown role", "'bot'"),
-    ("chat", {"messages": [{"role": "assistant", "content": "x"}]}, "role order", "messages[0]"),
-    ("chat", {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
-     "role order", "messages[1]"),
-    ("chat", {"messages": [{"role": "user", "content": "a"}]}, "role order", "end with an assistant"),
-    ("chat", {"messages": [{"role": "system", "content": "a"}]}, "role order", "only a system"),
-    ("text", {"text": ""}, "empty content", "'text'"),
-    ("preference", {"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": " a "},
-     "identical answers", "same"),
-    ("preference", {"prompt": [{"role": "user", "content": "q"}], "chosen": "a"}, "missing field", "'rejected'"),
-    ("feedback", {"prompt": [{"role": "user", "content": "q"}], "completion": "a", "label": "yes"},
-     "bad label", "true or false"),
-    ("classification", {"text": "t", "label": 3}, "bad label", "non-empty string"),
-    ("seq2seq", {"source": "s"}, "missing field", "'target'"),
-    ("seq2seq", [1, 2], "not an object", "list"),
-])
+@pytest.mark.parametrize(
+    "kind, row, reason, where",
+    [
+        ("chat", {}, "missing field", "'messages'"),
+        ("chat", {"messages": "hi"}, "wrong type", "list of messages"),
+        ("chat", {"messages": []}, "empty content", "no messages"),
+        (
+            "chat",
+            {
+                "messages": [
+                    {"role": "user", "content": "  "},
+                    {"role": "assistant", "content": "x"},
+                ]
+            },
+            "empty content",
+            "messages[0]",
+        ),
+        (
+            "chat",
+            {"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "x"}]},
+            "wrong type",
+            "messages[0]",
+        ),
+        ("chat", {"messages": [{"role": "bot", "content": "x"}]}, "unknown role", "'bot'"),
+        (
+            "chat",
+            {"messages": [{"role": "assistant", "content": "x"}]},
+            "role order",
+            "messages[0]",
+        ),
+        (
+            "chat",
+            {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
+            "role order",
+            "messages[1]",
+        ),
+        (
+            "chat",
+            {"messages": [{"role": "user", "content": "a"}]},
+            "role order",
+            "end with an assistant",
+        ),
+        ("chat", {"messages": [{"role": "system", "content": "a"}]}, "role order", "only a system"),
+        ("text", {"text": ""}, "empty content", "'text'"),
+        (
+            "preference",
+            {"prompt": [{"role": "user", "content": "q"}], "chosen": "a", "rejected": " a "},
+            "identical answers",
+            "same",
+        ),
+        (
+            "preference",
+            {"prompt": [{"role": "user", "content": "q"}], "chosen": "a"},
+            "missing field",
+            "'rejected'",
+        ),
+        (
+            "feedback",
+            {"prompt": [{"role": "user", "content": "q"}], "completion": "a", "label": "yes"},
+            "bad label",
+            "true or false",
+        ),
+        ("classification", {"text": "t", "label": 3}, "bad label", "non-empty string"),
+        ("seq2seq", {"source": "s"}, "missing field", "'target'"),
+        ("seq2seq", [1, 2], "not an object", "list"),
+    ],
+)
 def test_bad_rows_name_reason_and_place(kind, row, reason, where):
     with pytest.raises(RowError) as caught:
         validate(kind, row)

@@ -4,10 +4,15 @@ and no token or label is lost."""
 
 import pytest
 
-from together_llm.data.packing import (IGNORE, block_causal_mask, collate, pack,
-                                       packing_layout)
-from together_llm.errors import TllmError
 from tests.tiny_models import make_tiny_model
+from together_llm.errors import TllmError
+from together_llm.train.inputs.packing import (
+    IGNORE,
+    block_causal_mask,
+    collate,
+    pack,
+    packing_layout,
+)
 
 # Chat-like examples: a prompt that is not learned, then a reply that is.
 EXAMPLES = [
@@ -37,23 +42,28 @@ def _members(rows, r):
     """The examples of packed row r, found by their tokens."""
     found, at = [], 0
     for length in rows["lengths"][r]:
-        ids = rows["input_ids"][r][at: at + length]
+        ids = rows["input_ids"][r][at : at + length]
         found.append(next(e for e in EXAMPLES if e["input_ids"] == ids))
         at += length
     return found
 
 
-@pytest.mark.parametrize("model_type, attention", [
-    ("llama", "sdpa"), ("llama", "eager"), ("gpt2", "sdpa"), ("opt", "sdpa"), ("opt", "eager")])
-def test_each_packed_example_computes_what_it_computes_alone(tmp_path_factory, model_type, attention):
+@pytest.mark.parametrize(
+    "model_type, attention",
+    [("llama", "sdpa"), ("llama", "eager"), ("gpt2", "sdpa"), ("opt", "sdpa"), ("opt", "eager")],
+)
+def test_each_packed_example_computes_what_it_computes_alone(
+    tmp_path_factory, model_type, attention
+):
     import torch
 
     model = _load(tmp_path_factory, model_type, attention)
     layout = packing_layout(model_type)
     rows = pack(EXAMPLES, max_length=10)
     assert len(rows["input_ids"]) >= 2  # a batch of rows of different lengths: padding too
-    batch = collate([dict(zip(rows, values)) for values in zip(*rows.values())],
-                    with_mask=layout == "mask")
+    batch = collate(
+        [dict(zip(rows, values)) for values in zip(*rows.values())], with_mask=layout == "mask"
+    )
     labels = batch.pop("labels")
     with torch.no_grad():
         logits = model(**batch).logits
@@ -61,16 +71,23 @@ def test_each_packed_example_computes_what_it_computes_alone(tmp_path_factory, m
         at = 0
         for example in _members(rows, r):
             length = len(example["input_ids"])
-            assert torch.allclose(logits[r, at: at + length], _alone(model, example), atol=1e-5)
+            assert torch.allclose(logits[r, at : at + length], _alone(model, example), atol=1e-5)
             at += length
         assert (labels[r, at:] == IGNORE).all()  # padding is never learned
 
     # The same loss as training on the examples one by one (token-weighted).
     packed_loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE, reduction="sum")
-    alone_loss = sum(torch.nn.functional.cross_entropy(
-        _alone(model, e)[:-1], torch.tensor(e["labels"][1:]), ignore_index=IGNORE, reduction="sum")
-        for e in EXAMPLES)
+        logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+    alone_loss = sum(
+        torch.nn.functional.cross_entropy(
+            _alone(model, e)[:-1],
+            torch.tensor(e["labels"][1:]),
+            ignore_index=IGNORE,
+            reduction="sum",
+        )
+        for e in EXAMPLES
+    )
     assert torch.allclose(packed_loss, alone_loss, atol=1e-4)
 
 
@@ -86,7 +103,9 @@ def test_without_isolation_the_examples_would_leak(tmp_path_factory):
     with torch.no_grad():
         plain = model(ids).logits[0, 7:]
         cached = model(ids, position_ids=torch.tensor(rows["position_ids"])).logits[0, 7:]
-        isolated = model(ids, position_ids=torch.tensor(rows["position_ids"]), use_cache=False).logits[0, 7:]
+        isolated = model(
+            ids, position_ids=torch.tensor(rows["position_ids"]), use_cache=False
+        ).logits[0, 7:]
     assert not torch.allclose(plain, second, atol=1e-3)
     assert not torch.allclose(cached, second, atol=1e-3)
     assert torch.allclose(isolated, second, atol=1e-5)
@@ -100,10 +119,10 @@ def test_positions_restart_boundaries_are_not_learned_and_nothing_is_lost():
         for r, ids in enumerate(rows["input_ids"]):
             at = 0
             for example, length in zip(_members(rows, r), rows["lengths"][r]):
-                assert rows["position_ids"][r][at: at + length] == list(range(length))
+                assert rows["position_ids"][r][at : at + length] == list(range(length))
                 assert rows["labels"][r][at] == IGNORE  # first token of every example
-                assert rows["labels"][r][at + 1: at + length] == example["labels"][1:]
-                packed_ids.append(ids[at: at + length])
+                assert rows["labels"][r][at + 1 : at + length] == example["labels"][1:]
+                packed_ids.append(ids[at : at + length])
                 at += length
             assert at == len(ids)
         # Every example exactly once, whole; the labels a loss can use (all but each
@@ -133,12 +152,14 @@ def test_examples_longer_than_a_row_are_refused_not_cut():
 def test_block_mask_lets_each_token_see_only_its_own_example_causally():
     mask = block_causal_mask([0, 1, 2, 0, 1, 0])
     allowed = (mask[0, 0] == 0).int().tolist()
-    assert allowed == [[1, 0, 0, 0, 0, 0],
-                       [1, 1, 0, 0, 0, 0],
-                       [1, 1, 1, 0, 0, 0],
-                       [0, 0, 0, 1, 0, 0],
-                       [0, 0, 0, 1, 1, 0],
-                       [0, 0, 0, 0, 0, 1]]
+    assert allowed == [
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],
+        [0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 1],
+    ]
 
 
 def test_packing_layout_names_what_each_model_needs():

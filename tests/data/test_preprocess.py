@@ -4,11 +4,20 @@ learn, and text, seq2seq and classification rows become the ids their trainers e
 
 import pytest
 
-from together_llm.data.preprocess import (IGNORE, Stats, assistant_spans, encode_batch,
-                                          encode_chat, encode_classification, encode_rows,
-                                          encode_seq2seq, encode_text, label_names)
-from together_llm.errors import TllmError
 from tests.tiny_models import make_tiny_model
+from together_llm.errors import TllmError
+from together_llm.train.inputs.encode import (
+    IGNORE,
+    Stats,
+    assistant_spans,
+    encode_batch,
+    encode_chat,
+    encode_classification,
+    encode_rows,
+    encode_seq2seq,
+    encode_text,
+    label_names,
+)
 
 CONVERSATION = [
     {"role": "system", "content": "You are a terse geography tutor."},
@@ -55,7 +64,9 @@ def smollm(converted_home):
 def tiny(tmp_path_factory):
     """Tokenizers of tiny decoder, encoder-decoder and encoder models (no chat template)."""
     root = tmp_path_factory.mktemp("tiny")
-    return {name: _tokenizer(make_tiny_model(name, root / name)) for name in ("llama", "t5", "bert")}
+    return {
+        name: _tokenizer(make_tiny_model(name, root / name)) for name in ("llama", "t5", "bert")
+    }
 
 
 # ------------------------------------------------------------------ chat, bundled model
@@ -70,8 +81,9 @@ def test_exactly_each_assistant_turn_and_its_end_token_are_learned(smollm):
 
     # Token by token: a token is learned exactly when it lies in an assistant reply or is
     # the end-of-turn token right after one.
-    text, spans = assistant_spans(CONVERSATION, smollm.chat_template,
-                                  smollm.bos_token, smollm.eos_token)
+    text, spans = assistant_spans(
+        CONVERSATION, smollm.chat_template, smollm.bos_token, smollm.eos_token
+    )
     assert [text[a:b] for a, b in spans] == [answer + "<|im_end|>" for answer in ANSWERS]
     offsets = smollm(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     assert smollm(text, add_special_tokens=False)["input_ids"] == example["input_ids"]
@@ -94,8 +106,13 @@ def test_training_sees_the_prompt_inference_sends(smollm):
     from together_llm.models.chat_template import render_chat
 
     example = encode_chat({"messages": CONVERSATION}, smollm)
-    prompt = render_chat(smollm.chat_template, CONVERSATION[:-1], bos_token=smollm.bos_token,
-                         eos_token=smollm.eos_token, add_generation_prompt=True)
+    prompt = render_chat(
+        smollm.chat_template,
+        CONVERSATION[:-1],
+        bos_token=smollm.bos_token,
+        eos_token=smollm.eos_token,
+        add_generation_prompt=True,
+    )
     prompt_ids = smollm(prompt, add_special_tokens=False)["input_ids"]
     assert example["input_ids"][: len(prompt_ids)] == prompt_ids
     # Learning starts exactly where generation starts: the first token after the prompt.
@@ -106,18 +123,30 @@ def test_training_sees_the_prompt_inference_sends(smollm):
 @pytest.mark.slow
 def test_truncation_drops_rows_left_without_labels_and_counts_them(smollm):
     long_question = "Tell me about rivers. " * 40
-    past_the_limit = {"messages": [{"role": "user", "content": long_question},
-                                   {"role": "assistant", "content": "Rivers flow."}]}
+    past_the_limit = {
+        "messages": [
+            {"role": "user", "content": long_question},
+            {"role": "assistant", "content": "Rivers flow."},
+        ]
+    }
     cut_in_the_second_reply = {"messages": CONVERSATION}
     whole = encode_chat(cut_in_the_second_reply, smollm)
-    starts = [i for i, label in enumerate(whole["labels"])
-              if label != IGNORE and whole["labels"][i - 1] == IGNORE]
+    starts = [
+        i
+        for i, label in enumerate(whole["labels"])
+        if label != IGNORE and whole["labels"][i - 1] == IGNORE
+    ]
     limit = starts[1] + 3  # three tokens into the second reply
     assert len(smollm(long_question)["input_ids"]) > limit
 
     stats = Stats()
-    examples = encode_rows("chat", [past_the_limit, cut_in_the_second_reply, past_the_limit],
-                           smollm, max_length=limit, stats=stats)
+    examples = encode_rows(
+        "chat",
+        [past_the_limit, cut_in_the_second_reply, past_the_limit],
+        smollm,
+        max_length=limit,
+        stats=stats,
+    )
     assert stats.as_dict() == {"kept": 1, "truncated": 1, "dropped_no_labels": 2}
     assert len(examples) == 1 and len(examples[0]["input_ids"]) == limit
     assert _learned_runs(examples[0], smollm)[0] == "The Seine.<|im_end|>"
@@ -138,8 +167,10 @@ def test_a_template_without_special_end_token_still_learns_the_turn_end(tiny):
 def test_a_template_that_rewrites_earlier_turns_is_refused():
     # Puts the number of messages first, so the render of a shorter conversation is never
     # the beginning of the longer one: no reply can be located safely.
-    template = ("{{ messages|length }} turns\n{% for m in messages %}{{ m['role'] }}: "
-                "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}")
+    template = (
+        "{{ messages|length }} turns\n{% for m in messages %}{{ m['role'] }}: "
+        "{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    )
     with pytest.raises(TllmError, match="prefix-stable"):
         assistant_spans(CONVERSATION, template)
 
@@ -148,15 +179,24 @@ def test_dataset_map_runs_batches_and_reports_what_it_dropped(tiny):
     from datasets import Dataset
 
     tokenizer = tiny["llama"]
-    rows = [{"messages": CONVERSATION[1:3]},
-            {"messages": [{"role": "user", "content": "word " * 60},
-                          {"role": "assistant", "content": "ok"}]},
-            {"messages": CONVERSATION}]
+    rows = [
+        {"messages": CONVERSATION[1:3]},
+        {
+            "messages": [
+                {"role": "user", "content": "word " * 60},
+                {"role": "assistant", "content": "ok"},
+            ]
+        },
+        {"messages": CONVERSATION},
+    ]
     stats = Stats()
     dataset = Dataset.from_list(rows)
-    encoded = dataset.map(encode_batch, batched=True, remove_columns=dataset.column_names,
-                          fn_kwargs=dict(kind="chat", tokenizer=tokenizer, max_length=150,
-                                         stats=stats))
+    encoded = dataset.map(
+        encode_batch,
+        batched=True,
+        remove_columns=dataset.column_names,
+        fn_kwargs=dict(kind="chat", tokenizer=tokenizer, max_length=150, stats=stats),
+    )
     assert encoded.column_names == ["input_ids", "attention_mask", "labels"]
     assert stats.as_dict() == {"kept": 2, "truncated": 1, "dropped_no_labels": 1}
     assert encoded[0] == encode_chat(rows[0], tokenizer, max_length=150)
@@ -168,8 +208,11 @@ def test_dataset_map_runs_batches_and_reports_what_it_dropped(tiny):
 
 def test_text_becomes_blocks_of_documents_each_closed_by_eos(tiny):
     tokenizer = tiny["llama"]
-    docs = ["The cat sat on the mat.", "A small model learns a few facts about cats.",
-            "Bonjour, comment allez-vous?"]
+    docs = [
+        "The cat sat on the mat.",
+        "A small model learns a few facts about cats.",
+        "Bonjour, comment allez-vous?",
+    ]
     stats = Stats()
     blocks = encode_text([{"text": d} for d in docs], tokenizer, max_length=8, stats=stats)
     stream = [token for block in blocks["input_ids"] for token in block]
@@ -185,8 +228,11 @@ def test_text_becomes_blocks_of_documents_each_closed_by_eos(tiny):
 
 def test_seq2seq_source_and_context_become_inputs_and_target_becomes_labels(tiny):
     tokenizer = tiny["t5"]
-    row = {"source": "Question: what is two plus two?", "target": "four",
-           "context": "Numbers 0 1 2 3 4"}
+    row = {
+        "source": "Question: what is two plus two?",
+        "target": "four",
+        "context": "Numbers 0 1 2 3 4",
+    }
     example = encode_seq2seq(row, tokenizer)
     expected = "Numbers 0 1 2 3 4\n\nQuestion: what is two plus two?</s>"  # context first
     assert tokenizer.decode(example["input_ids"]) == expected
@@ -201,10 +247,12 @@ def test_seq2seq_source_and_context_become_inputs_and_target_becomes_labels(tiny
 
 def test_classification_labels_are_sorted_ids_whatever_the_row_order(tiny):
     tokenizer = tiny["bert"]
-    rows = [{"text": "The cat sat on the mat.", "label": "pos"},
-            {"text": "Translate English to French.", "label": "neutral"},
-            {"text": "the rain moved the meeting", "label": "neg"},
-            {"text": "A small model learns.", "label": "pos"}]
+    rows = [
+        {"text": "The cat sat on the mat.", "label": "pos"},
+        {"text": "Translate English to French.", "label": "neutral"},
+        {"text": "the rain moved the meeting", "label": "neg"},
+        {"text": "A small model learns.", "label": "pos"},
+    ]
     labels = label_names(rows)
     assert labels == ["neg", "neutral", "pos"] == label_names(rows[::-1])
     examples = encode_rows("classification", rows, tokenizer, labels=labels)

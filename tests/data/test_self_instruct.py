@@ -12,22 +12,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import orjson
 import pytest
 
-from together_llm.data import self_instruct as si
-from together_llm.data import self_instruct_filters as filters
-from together_llm.data import self_instruct_prompts as prompts
-from together_llm.data.self_instruct_teacher import public_url, teacher_identity
-from together_llm.data.self_instruct_work import WorkFolder
-from together_llm.data.similarity import InstructionPool, rouge_l
+from tests.conftest import ROOT, run_tllm
+from together_llm.data.generate import filters, prompts
+from together_llm.data.generate import self_instruct as si
+from together_llm.data.generate.similarity import InstructionPool, rouge_l
+from together_llm.data.generate.teacher import public_url, teacher_identity
+from together_llm.data.generate.work import WorkFolder
 from together_llm.data.store import open_dataset
 from together_llm.errors import TllmError
 from together_llm.home import Home
-
-from tests.conftest import ROOT, run_tllm
 
 
 def _pool(*texts):
@@ -51,7 +48,9 @@ def test_bundled_seeds_are_many_diverse_and_usable():
 
 
 def test_seed_file_errors_name_the_line(tmp_path):
-    good = orjson.dumps({"instruction": "Name a colour.", "instances": [{"input": "", "output": "Red"}]})
+    good = orjson.dumps(
+        {"instruction": "Name a colour.", "instances": [{"input": "", "output": "Red"}]}
+    )
     cases = {
         b"{not json": "not valid JSON",
         b'{"instances": []}': "non-empty 'instruction'",
@@ -71,25 +70,38 @@ def test_seed_file_errors_name_the_line(tmp_path):
 def test_cli_rejects_a_bad_seed_file_before_loading_a_model(home, tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text('{"instruction": "Say hi."}\n["a list"]\n')
-    result = run_tllm("data", "self-instruct", "--seeds", path, "--count", "2", "--name", "x", home=home)
+    result = run_tllm(
+        "data", "self-instruct", "--seeds", path, "--count", "2", "--name", "x", home=home
+    )
     assert result.returncode == 1
     assert "mine.jsonl:2:" in result.stderr and "Traceback" not in result.stderr
 
 
 # --- filters -----------------------------------------------------------------------------
-@pytest.mark.parametrize("text", [
-    "Draw a cat sitting on a fence.", "Describe the image below in detail.",
-    "Summarize the plot of the film.", "Open the files and count their lines.",
-    "Tell me how to go to the station.", "Look at the GRAPHS and explain the trend.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Draw a cat sitting on a fence.",
+        "Describe the image below in detail.",
+        "Summarize the plot of the film.",
+        "Open the files and count their lines.",
+        "Tell me how to go to the station.",
+        "Look at the GRAPHS and explain the trend.",
+    ],
+)
 def test_keyword_filter_drops_what_a_text_model_cannot_serve(text):
     assert filters.instruction_problem(text, *_pool()) == "keyword"
 
 
-@pytest.mark.parametrize("text", [
-    "Explain the drawbacks of nuclear power.", "Describe the job of a mapmaker.",
-    "Write a profile of a famous scientist.", "Suggest a plotline twist for a mystery novel.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Explain the drawbacks of nuclear power.",
+        "Describe the job of a mapmaker.",
+        "Write a profile of a famous scientist.",
+        "Suggest a plotline twist for a mystery novel.",
+    ],
+)
 def test_keyword_filter_matches_whole_words_only(text):
     assert filters.instruction_problem(text, *_pool()) is None
 
@@ -114,7 +126,9 @@ def test_rouge_rule_drops_near_copies_of_kept_instructions():
 def test_instance_filters():
     shown = frozenset({filters.normalize("Tom has 12 - 5 + 8 = 15 apples.")})
     kept = [{"input": "Paris", "output": "France"}]
-    check = lambda given, output: filters.instance_problem({"input": given, "output": output}, kept, shown)  # noqa: E731
+    check = lambda given, output: filters.instance_problem(
+        {"input": given, "output": output}, kept, shown
+    )
     assert check("Rome", "  ") == "empty output"
     assert check("Hello there", "hello  there") == "output is input"
     assert check("", "Tom has 12 - 5 + 8 = 15 apples.") == "copied example"
@@ -126,36 +140,58 @@ def test_instance_filters():
 # --- parsing what the teacher writes -----------------------------------------------------
 def test_parse_instructions_from_a_continued_list():
     text = " Write a limerick.\nTask 10: Name two rivers in Asia.\nTask 11 : List the"
-    assert prompts.parse_instructions(text, truncated=True) == ["Write a limerick.", "Name two rivers in Asia."]
+    assert prompts.parse_instructions(text, truncated=True) == [
+        "Write a limerick.",
+        "Name two rivers in Asia.",
+    ]
     assert prompts.parse_instructions(text, truncated=False)[-1] == "List the"
     # a blank line ends the list, so what follows is ignored and nothing was cut
-    assert prompts.parse_instructions("Name a fruit.\n\nSome chatter", truncated=True) == ["Name a fruit."]
-    assert prompts.instruction_prompt(["A b c.", "D e f."]).endswith("Task 1: A b c.\nTask 2: D e f.\nTask 3:")
+    assert prompts.parse_instructions("Name a fruit.\n\nSome chatter", truncated=True) == [
+        "Name a fruit."
+    ]
+    assert prompts.instruction_prompt(["A b c.", "D e f."]).endswith(
+        "Task 1: A b c.\nTask 2: D e f.\nTask 3:"
+    )
 
 
 def test_parse_instances_input_first_and_output_first():
-    assert prompts.parse_input_first("Input: 3 and 4\nOutput: 7") == [{"input": "3 and 4", "output": "7"}]
+    assert prompts.parse_input_first("Input: 3 and 4\nOutput: 7") == [
+        {"input": "3 and 4", "output": "7"}
+    ]
     assert prompts.parse_input_first("Input: None\nOutput: Hi!") == [{"input": "", "output": "Hi!"}]
     assert prompts.parse_input_first("Output: A tip.") == [{"input": "", "output": "A tip."}]
-    assert prompts.parse_input_first("Just an answer.") == [{"input": "", "output": "Just an answer."}]
+    assert prompts.parse_input_first("Just an answer.") == [
+        {"input": "", "output": "Just an answer."}
+    ]
     # a second "Input:" line starts a second example; a stray second output is cut off
     assert prompts.parse_input_first("Input: 2+2\nOutput: 4\nInput: 3+3\nOutput: 6\nOutput: 7") == [
-        {"input": "2+2", "output": "4"}, {"input": "3+3", "output": "6"}]
+        {"input": "2+2", "output": "4"},
+        {"input": "3+3", "output": "6"},
+    ]
     text = " Positive\nInput: I loved it.\nClass label: Negative.\nInput: Dull and long."
-    assert prompts.parse_output_first(text) == [{"input": "I loved it.", "output": "Positive"},
-                                           {"input": "Dull and long.", "output": "Negative"}]
-    assert prompts.parse_is_classification(" label") and not prompts.parse_is_classification(" text")
+    assert prompts.parse_output_first(text) == [
+        {"input": "I loved it.", "output": "Positive"},
+        {"input": "Dull and long.", "output": "Negative"},
+    ]
+    assert prompts.parse_is_classification(" label") and not prompts.parse_is_classification(
+        " text"
+    )
     row = prompts.chat_row({"instruction": "Add the numbers."}, {"input": "3 and 4", "output": "7"})
-    assert row["messages"] == [{"role": "user", "content": "Add the numbers.\n\n3 and 4"},
-                               {"role": "assistant", "content": "7"}]
+    assert row["messages"] == [
+        {"role": "user", "content": "Add the numbers.\n\n3 and 4"},
+        {"role": "assistant", "content": "7"},
+    ]
 
 
 # --- the work folder ---------------------------------------------------------------------
 def test_work_folder_recovers_from_an_interruption_at_any_point(tmp_path):
     settings = {"teacher": {"model": "default", "gguf": "/m.gguf", "gguf_bytes": 1}, "seed": 0}
     folder = tmp_path / ".self-instruct-x"
-    task = {"instruction": "Name two oceans.", "is_classification": False,
-            "instances": [{"input": "", "output": "Atlantic and Pacific."}]}
+    task = {
+        "instruction": "Name two oceans.",
+        "is_classification": False,
+        "instances": [{"input": "", "output": "Atlantic and Pacific."}],
+    }
     with WorkFolder(folder, settings) as work:
         work.load()
         work.count("instructions", ["similar"])
@@ -173,15 +209,17 @@ def test_work_folder_recovers_from_an_interruption_at_any_point(tmp_path):
         assert (resumed.state["step"], resumed.state["position"]) == (0, 2)  # the kept one is done
         assert resumed.state["dropped_instructions"] == {"similar": 1}
         assert resumed.state["dropped_instances"] == {"empty output": 1}
-    with pytest.raises(TllmError, match="--seed was 0, now 1"), \
-            WorkFolder(folder, {**settings, "seed": 1}) as other:
+    with (
+        pytest.raises(TllmError, match="--seed was 0, now 1"),
+        WorkFolder(folder, {**settings, "seed": 1}) as other,
+    ):
         other.load()
 
 
 _HOLD = """
 import sys, time
 from pathlib import Path
-from together_llm.data.self_instruct_work import WorkFolder
+from together_llm.data.generate.work import WorkFolder
 with WorkFolder(Path(sys.argv[1]), {}):
     print("locked", flush=True)
     time.sleep(60)
@@ -190,8 +228,9 @@ with WorkFolder(Path(sys.argv[1]), {}):
 
 def test_a_second_run_on_the_same_work_folder_is_refused_until_the_first_one_dies(tmp_path):
     folder = tmp_path / ".self-instruct-x"
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(folder)], cwd=ROOT,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(TllmError, match=rf"already running \(pid {holder.pid}\)"):
@@ -217,9 +256,8 @@ def test_self_instruct_refuses_to_run_beside_a_run_of_the_same_name(home):
 
 
 def test_resuming_with_another_model_behind_default_is_refused(home, tmp_path):
-    from together_llm.models.registry import add_model
-
     from tests.tiny_models import make_tiny_model
+    from together_llm.models.registry import add_model
 
     bundled = teacher_identity(home, "default")
     assert bundled["model"] == "default" and bundled["gguf_bytes"] > 0
@@ -232,8 +270,12 @@ def test_resuming_with_another_model_behind_default_is_refused(home, tmp_path):
     home.save_config(config)
     switched = teacher_identity(home, "default")  # the same --teacher, another model now
     assert switched["model"] == "tiny" and switched["fingerprint"]
-    with pytest.raises(TllmError, match=r"the teacher was model default \(.*gguf.*\), now model tiny"), \
-            WorkFolder(folder, {"teacher": switched, "seed": 0}) as work:
+    with (
+        pytest.raises(
+            TllmError, match=r"the teacher was model default \(.*gguf.*\), now model tiny"
+        ),
+        WorkFolder(folder, {"teacher": switched, "seed": 0}) as work,
+    ):
         work.load()
 
 
@@ -248,8 +290,10 @@ def test_teacher_credentials_never_reach_the_work_folder_or_card(home):
     with pytest.raises(TllmError, match="cannot reach"):
         si.self_instruct(home, "grown", 2, teacher=url, teacher_model="m", api_key="sk-k3y")
     state = (home.path / "datasets" / ".self-instruct-grown" / "state.json").read_text()
-    assert orjson.loads(state)["settings"]["teacher"] == {"url": f"http://127.0.0.1:{port}/v1",
-                                                          "remote_model": "m"}
+    assert orjson.loads(state)["settings"]["teacher"] == {
+        "url": f"http://127.0.0.1:{port}/v1",
+        "remote_model": "m",
+    }
     for path in (home.path / "datasets").rglob("*"):
         if path.is_file():
             text = path.read_text(errors="replace")
@@ -268,8 +312,18 @@ def _tasks(folder):
 def grown(tmp_path_factory):
     """A dataset grown in one uninterrupted run."""
     home = Home.open(tmp_path_factory.mktemp("self-instruct") / "home")
-    result = run_tllm("data", "self-instruct", "--count", COUNT, "--seed", 3, "--name", "grown",
-                      "--json", home=home)
+    result = run_tllm(
+        "data",
+        "self-instruct",
+        "--count",
+        COUNT,
+        "--seed",
+        3,
+        "--name",
+        "grown",
+        "--json",
+        home=home,
+    )
     assert result.returncode == 0, result.stderr
     return home, orjson.loads(result.stdout)
 
@@ -281,7 +335,10 @@ def test_self_instruct_end_to_end(grown):
     details = dataset.card["self_instruct"]
     assert card == dataset.card and dataset.kind == "chat"
     assert details["tasks"] == COUNT and details["teacher"] == "default" and details["seed"] == 3
-    assert details["teacher_identity"]["model"] == "default" and details["teacher_identity"]["gguf_bytes"] > 0
+    assert (
+        details["teacher_identity"]["model"] == "default"
+        and details["teacher_identity"]["gguf_bytes"] > 0
+    )
     assert details["generated"] == COUNT + sum(details["dropped_instructions"].values())
     tasks = _tasks(dataset.folder)
     assert len({t["instruction"] for t in tasks}) == COUNT
@@ -309,9 +366,11 @@ class ScriptedTeacher:
     instances request for `hold` until `release` is set: a run interrupted there cannot have
     finished, whatever the speed of the machine."""
 
-    INSTRUCTIONS = ["Name three rivers that flow through Africa.",
-                    "Explain why the sky looks blue during the day.",
-                    "Suggest a short name for a bakery that sells only bread."]
+    INSTRUCTIONS = [
+        "Name three rivers that flow through Africa.",
+        "Explain why the sky looks blue during the day.",
+        "Suggest a short name for a bakery that sells only bread.",
+    ]
 
     def __init__(self, hold: str | None = None):
         self.hold, self.held, self.release = hold, threading.Event(), threading.Event()
@@ -320,9 +379,13 @@ class ScriptedTeacher:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # /v1/completions, streamed as the remote engine reads it
-                prompt = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))["prompt"]
+                prompt = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))[
+                    "prompt"
+                ]
                 text = teacher.answer(prompt)
-                event = orjson.dumps({"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]})
+                event = orjson.dumps(
+                    {"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
@@ -357,8 +420,18 @@ class ScriptedTeacher:
 
 
 def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
-    args = ["data", "self-instruct", "--count", "3", "--seed", "3", "--name", "grown",
-            "--teacher-model", "scripted"]
+    args = [
+        "data",
+        "self-instruct",
+        "--count",
+        "3",
+        "--seed",
+        "3",
+        "--name",
+        "grown",
+        "--teacher-model",
+        "scripted",
+    ]
     one_run = Home.open(tmp_path / "one-run")
     plain = ScriptedTeacher()
     try:
@@ -374,8 +447,9 @@ def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
         env = {**os.environ, "TLLM_HOME": str(home.path)}
         env.pop("TLLM_DEBUG", None)
         command = [sys.executable, "-m", "together_llm.cli.main", *args, "--teacher", teacher.url]
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         # The first task is kept and saved before the second task's instances are asked for,
         # and that request is held.
         assert teacher.held.wait(120), process.communicate(timeout=60)[1]
@@ -384,8 +458,10 @@ def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
         assert process.returncode == 130, err
         before = _tasks(work)
         assert [t["instruction"] for t in before] == ScriptedTeacher.INSTRUCTIONS[:1]
-        assert orjson.loads((work / "state.json").read_bytes())["settings"]["teacher"] == \
-            {"url": teacher.url, "remote_model": "scripted"}
+        assert orjson.loads((work / "state.json").read_bytes())["settings"]["teacher"] == {
+            "url": teacher.url,
+            "remote_model": "scripted",
+        }
 
         teacher.hold = None  # the same teacher at the same address, now answering everything
         result = run_tllm(*command[3:], home=home)
@@ -397,8 +473,9 @@ def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):
     assert [t["instruction"] for t in after] == ScriptedTeacher.INSTRUCTIONS
     assert dataset.card["self_instruct"]["tasks"] == 3 and len(after) == dataset.card["rows"]
     # nothing kept before the interruption was lost or made again
-    assert [(t["input"], t["output"]) for t in after[:1]] == \
-        [(x["input"], x["output"]) for x in before[0]["instances"]]
+    assert [(t["input"], t["output"]) for t in after[:1]] == [
+        (x["input"], x["output"]) for x in before[0]["instances"]
+    ]
     # seeded randomness per step and candidate: the resumed run made what one run makes
     assert after == _tasks(open_dataset(one_run, "grown").folder)
     # the resumed run asked only for what the interrupted one had not finished

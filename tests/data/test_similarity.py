@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from together_llm.data.similarity import InstructionPool, rouge_l, rouge_tokens
+from together_llm.data.generate.similarity import InstructionPool, rouge_l, rouge_tokens
 
 
 def test_tokens_are_lowercase_alphanumeric_runs():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import run_tllm
 from together_llm.data.split import split_dataset
 from together_llm.data.store import DatasetWriter, open_dataset
 from together_llm.errors import TllmError
-from tests.conftest import run_tllm
 
 
 def make(home, rows: int, name: str = "src"):
@@ -24,8 +24,12 @@ def read(home, split, name="src"):
 
 def test_fraction_counts_and_card(home):
     make(home, 10)
-    assert split_dataset(home, "src", 0.25, seed=4) == {"train": 7, "eval": 3, "seed": 4,
-                                                        "eval_fraction": 0.25}  # 2.5 rounds up
+    assert split_dataset(home, "src", 0.25, seed=4) == {
+        "train": 7,
+        "eval": 3,
+        "seed": 4,
+        "eval_fraction": 0.25,
+    }  # 2.5 rounds up
     assert open_dataset(home, "src").card["split"]["eval"] == 3
     assert len(read(home, "train")) == 7 and len(read(home, "eval")) == 3
 
@@ -62,21 +66,29 @@ def test_resplitting_replaces_the_split(home):
     split_dataset(home, "src", 0.5)
     split_dataset(home, "src", 0.1, seed=9)
     assert len(read(home, "eval")) == 2 and len(read(home, "train")) == 18
-    assert open_dataset(home, "src").card["split"] == {"train": 18, "eval": 2, "seed": 9, "eval_fraction": 0.1}
+    assert open_dataset(home, "src").card["split"] == {
+        "train": 18,
+        "eval": 2,
+        "seed": 9,
+        "eval_fraction": 0.1,
+    }
     assert not list((home.path / "datasets" / "src").glob("*.tmp"))
 
 
-@pytest.mark.parametrize("rows,spec,message", [
-    (1, 0.1, "at least 2 rows"),
-    (10, "0", "from 1 to 9"),
-    (10, "0.0", "between 0 and 1"),
-    (10, "1.5", "between 0 and 1"),
-    (10, "10", "from 1 to 9"),
-    (10, "a tenth", "fraction like 0.1"),
-    (10, "1.0", r"use 1 for one row or a fraction below 1"),
-    (10, 1.0, r"use 1 for one row or a fraction below 1"),
-    (10, "5.0", r"use 5 for 5 rows"),
-])
+@pytest.mark.parametrize(
+    "rows,spec,message",
+    [
+        (1, 0.1, "at least 2 rows"),
+        (10, "0", "from 1 to 9"),
+        (10, "0.0", "between 0 and 1"),
+        (10, "1.5", "between 0 and 1"),
+        (10, "10", "from 1 to 9"),
+        (10, "a tenth", "fraction like 0.1"),
+        (10, "1.0", r"use 1 for one row or a fraction below 1"),
+        (10, 1.0, r"use 1 for one row or a fraction below 1"),
+        (10, "5.0", r"use 5 for 5 rows"),
+    ],
+)
 def test_refusals(home, rows, spec, message):
     make(home, rows)
     with pytest.raises(TllmError, match=message):
@@ -105,4 +117,7 @@ def test_eval_one_is_one_row_and_one_point_zero_says_what_to_write(home):
     assert len(read(home, "eval")) == 1 and len(read(home, "train")) == 9
     result = run_tllm("data", "split", "src", "--eval", "1.0", home=home)
     assert result.returncode == 1
-    assert "use 1 for one row or a fraction below 1" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        "use 1 for one row or a fraction below 1" in result.stderr
+        and "Traceback" not in result.stderr
+    )

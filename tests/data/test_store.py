@@ -16,7 +16,12 @@ def write(home, name, rows, bad=(), **kw):
 
 
 def test_commit_writes_rows_rejections_and_card(home):
-    card = write(home, "notes", [{"text": "a"}, {"text": "b"}], bad=[(3, "empty content"), (9, "empty content")])
+    card = write(
+        home,
+        "notes",
+        [{"text": "a"}, {"text": "b"}],
+        bad=[(3, "empty content"), (9, "empty content")],
+    )
     ds = open_dataset(home, "notes")
     assert [r["text"] for r in ds.rows()] == ["a", "b"]
     assert len(ds) == 2 and ds.kind == "text" and card["note"] == "kept"
@@ -61,4 +66,7 @@ def test_unknown_and_unsafe_names_are_refused(home):
 
 def test_numbered_rows_give_the_line_of_each_row(home):
     write(home, "notes", [{"text": "a"}, {"text": "b"}])
-    assert list(open_dataset(home, "notes").numbered_rows()) == [(1, {"text": "a"}), (2, {"text": "b"})]
+    assert list(open_dataset(home, "notes").numbered_rows()) == [
+        (1, {"text": "a"}),
+        (2, {"text": "b"}),
+    ]

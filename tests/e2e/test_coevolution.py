@@ -7,7 +7,8 @@ centrally on the union with the same budget (the same number of examples seen), 
 peer's local-only adapter (its own rows, the steps it trained in the federation) answers
 clearly fewer: it cannot know the other three topics.
 
-The journey and its budget are in coevolution_run.py, the facts in coevolution_data.py;
+The journey and its budget are in bench/journeys/coevolution_run.py, the facts in
+coevolution_data.py there;
 bench/together.py runs the same journey and prints the P6 figures."""
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ import json
 import os
 
 import pytest
+from bench.journeys.coevolution_data import TOPICS, is_correct
+from bench.journeys.coevolution_run import FEDERATED, Budget, run_journey
 
 from tests.conftest import run_tllm
-
-from .coevolution_data import TOPICS, is_correct
-from .coevolution_run import FEDERATED, Budget, run_journey
-
-pytest.importorskip("flwr")
-pytest.importorskip("ray")
 
 # coevolution_run.Budget's defaults (bench/README.md has the figures and what else was
 # tried): each method sees 320 rows. Central, 40 AdamW steps of 8 rows: 27/40. Federated,
@@ -40,15 +37,21 @@ def table(result) -> str:
         s = result["scores"][label]
         lines.append(f"{label:<16} " + " ".join(f"{s[t]:>8}" for t in [*TOPICS, "all"]))
     per_topic = len(result["probes"]) // len(TOPICS)
-    lines.append(f"({per_topic} held-out questions a topic, {result['questions']} in all; "
-                 f"budget {result['budget']}; times {', '.join(f'{k} {v:.0f}' for k, v in result['times'].items())})")
+    lines.append(
+        f"({per_topic} held-out questions a topic, {result['questions']} in all; "
+        f"budget {result['budget']}; times {', '.join(f'{k} {v:.0f}' for k, v in result['times'].items())})"
+    )
     return "\n".join(lines)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("TLLM_LONG_TESTS") != "1", reason=(
-    "8-9 minutes on 2 cores, too long for every CI run; run with TLLM_LONG_TESTS=1 "
-    "(or bench/together.py for the figures)"))
+@pytest.mark.skipif(
+    os.environ.get("TLLM_LONG_TESTS") != "1",
+    reason=(
+        "8-9 minutes on 2 cores, too long for every CI run; run with TLLM_LONG_TESTS=1 "
+        "(or bench/together.py for the figures)"
+    ),
+)
 def test_federated_adapter_answers_as_many_as_central_training(converted_home, tmp_path):
     result = run_journey(converted_home, tmp_path, BUDGET)
     print("\n" + table(result))
@@ -70,8 +73,20 @@ def test_federated_adapter_answers_as_many_as_central_training(converted_home, t
 
     # `tllm ask --adapter` in a peer's home gives the answer the journey scored
     question, fact = result["probes"][0]
-    asked = run_tllm("ask", "--json", "--temperature", "0", "--max-tokens", "32", "--engine",
-                     "transformers", "--adapter", FEDERATED, question, home=maren)
+    asked = run_tllm(
+        "ask",
+        "--json",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "32",
+        "--engine",
+        "transformers",
+        "--adapter",
+        FEDERATED,
+        question,
+        home=maren,
+    )
     assert asked.returncode == 0, asked.stderr
     text = json.loads(asked.stdout)["text"]
     assert is_correct(text, fact) == is_correct(result["answers"]["federated"][0], fact), text

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from together_llm.engine.select import open_engine
 from tests.conftest import run_tllm
+from together_llm.engine.choice import open_engine
 
 CONVERSATION = [
     {"role": "system", "content": "You are a geography tutor."},
@@ -44,13 +44,21 @@ def test_both_engines_render_the_identical_prompt(engines):
     assert prompt == hf.render(CONVERSATION)
     assert prompt.count("<|im_start|>") == 5 and prompt.endswith("<|im_start|>assistant\n")
     tokenizer = AutoTokenizer.from_pretrained(hf.model.name_or_path)
-    assert prompt == tokenizer.apply_chat_template(CONVERSATION, tokenize=False,
-                                                   add_generation_prompt=True)
+    assert prompt == tokenizer.apply_chat_template(
+        CONVERSATION, tokenize=False, add_generation_prompt=True
+    )
     assert gguf.tokenize(prompt) == hf.tokenize(prompt)
 
 
 def test_the_transformers_engine_also_knows_paris(converted_home):
-    result = run_tllm("ask", "--engine", "transformers", "--temperature", "0",
-                      "What is the capital of France?", home=converted_home)
+    result = run_tllm(
+        "ask",
+        "--engine",
+        "transformers",
+        "--temperature",
+        "0",
+        "What is the capital of France?",
+        home=converted_home,
+    )
     assert result.returncode == 0, result.stderr
     assert "Paris" in result.stdout

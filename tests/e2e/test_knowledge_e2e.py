@@ -27,8 +27,15 @@ ANSWER = ("--temperature", "0", "--max-tokens", "60")
 
 def chat_rows(home, *flags) -> list[dict]:
     questions = [question for question, _, _ in CHOSEN]
-    result = run_tllm("chat", "--json", *ANSWER, *flags, input="\n/reset\n".join(questions) + "\n",
-                      home=home, timeout=600)
+    result = run_tllm(
+        "chat",
+        "--json",
+        *ANSWER,
+        *flags,
+        input="\n/reset\n".join(questions) + "\n",
+        home=home,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == len(questions)
@@ -50,10 +57,14 @@ def test_answers_hold_the_fact_and_cite_its_document(home, tmp_path):
         right += ok
         by_marker += ok and cited[name] == "marker"
         known_off += fact.lower() in without["text"].lower()
-        lines.append(f"{'yes' if ok else '-':<4} {question[:60]:<60} {' '.join(with_docs['text'].split())[:80]}")
+        lines.append(
+            f"{'yes' if ok else '-':<4} {question[:60]:<60} {' '.join(with_docs['text'].split())[:80]}"
+        )
     print("\n" + "\n".join(lines))
-    print(f"knowledge on: {right}/10 fact + right source ({by_marker} cited by [n]); "
-          f"knowledge off: {known_off}/10 facts")
+    print(
+        f"knowledge on: {right}/10 fact + right source ({by_marker} cited by [n]); "
+        f"knowledge off: {known_off}/10 facts"
+    )
     assert right >= 7
     assert known_off < 2
     assert "sources" not in off[0]

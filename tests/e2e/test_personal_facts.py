@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from bench.journeys.personal_facts import FACTS, GENERAL, held_out, is_correct, write_chat_jsonl
 
 from tests.conftest import run_tllm
-
-from .personal_facts import FACTS, GENERAL, held_out, is_correct, write_chat_jsonl
 
 ADAPTER = "maren-facts"
 # Tuned for a 2-core CPU: all seven linear layers of each block learn, a short max_length
@@ -27,17 +26,44 @@ ADAPTER = "maren-facts"
 # bf16 products (--precision auto on a CPU with AVX512-BF16) 30 steps of seed 7 gave 22, and
 # 40 steps of seeds 7, 8 and 9 gave 23, 21 and 23: paraphrase recall is seed-sensitive in bf16.
 STEPS = "40"
-RECIPE = ("--rank", "16", "--alpha", "32",
-          "--target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-          "--lr", "2e-3", "--batch-size", "8", "--max-steps", STEPS, "--max-length", "96",
-          "--warmup-ratio", "0.1", "--logging-every", "6", "--save-every", "0", "--seed", "7")
+RECIPE = (
+    "--rank",
+    "16",
+    "--alpha",
+    "32",
+    "--target-modules",
+    "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+    "--lr",
+    "2e-3",
+    "--batch-size",
+    "8",
+    "--max-steps",
+    STEPS,
+    "--max-length",
+    "96",
+    "--warmup-ratio",
+    "0.1",
+    "--logging-every",
+    "6",
+    "--save-every",
+    "0",
+    "--seed",
+    "7",
+)
 ANSWER = ("--temperature", "0", "--max-tokens", "32", "--engine", "transformers")
 
 
 def chat_answers(home, questions, *flags) -> list[str]:
     """Each question answered in a conversation of its own (piped `tllm chat`)."""
-    result = run_tllm("chat", "--json", *ANSWER, *flags,
-                      input="\n/reset\n".join(questions) + "\n", home=home, timeout=600)
+    result = run_tllm(
+        "chat",
+        "--json",
+        *ANSWER,
+        *flags,
+        input="\n/reset\n".join(questions) + "\n",
+        home=home,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line)["text"] for line in result.stdout.splitlines()]
     assert len(answers) == len(questions)
@@ -48,9 +74,11 @@ def table(rows) -> str:
     """The before/after table: one line a question."""
     lines = [f"{'question':<78} {'key':<12} {'before':<7} {'after':<7} answer after training"]
     for question, key, before, after, answer in rows:
-        mark = lambda ok: "yes" if ok else "-"  # noqa: E731
-        lines.append(f"{question[:78]:<78} {key:<12} {mark(before):<7} {mark(after):<7} "
-                     f"{' '.join(answer.split())[:70]}")
+        mark = lambda ok: "yes" if ok else "-"
+        lines.append(
+            f"{question[:78]:<78} {key:<12} {mark(before):<7} {mark(after):<7} "
+            f"{' '.join(answer.split())[:70]}"
+        )
     return "\n".join(lines)
 
 
@@ -60,8 +88,18 @@ def test_lora_teaches_personal_facts_and_keeps_general_knowledge(converted_home,
     system_prompt = home.load_config().system_prompt  # what ask and chat send
     chats = tmp_path / "maren.jsonl"
     write_chat_jsonl(chats, system_prompt)
-    imported = run_tllm("data", "import", chats, "--kind", "chat", "--format", "openai",
-                        "--name", ADAPTER, home=home)
+    imported = run_tllm(
+        "data",
+        "import",
+        chats,
+        "--kind",
+        "chat",
+        "--format",
+        "openai",
+        "--name",
+        ADAPTER,
+        home=home,
+    )
     assert imported.returncode == 0, imported.stderr
 
     probes = held_out()
@@ -70,26 +108,45 @@ def test_lora_teaches_personal_facts_and_keeps_general_knowledge(converted_home,
     assert not any(q.lower() in train_questions for q in questions)  # truly held out
 
     before = chat_answers(home, questions)
-    trained = run_tllm("train", "--data", ADAPTER, "--stage", "sft", "--method", "lora",
-                       "--name", ADAPTER, "--overwrite", *RECIPE, home=home, timeout=1200)
+    trained = run_tllm(
+        "train",
+        "--data",
+        ADAPTER,
+        "--stage",
+        "sft",
+        "--method",
+        "lora",
+        "--name",
+        ADAPTER,
+        "--overwrite",
+        *RECIPE,
+        home=home,
+        timeout=1200,
+    )
     assert trained.returncode == 0, trained.stderr
     assert f"trained {ADAPTER} (sft, lora) in {STEPS} steps" in trained.stdout
     after = chat_answers(home, questions, "--adapter", ADAPTER)
 
-    rows = [(q, fact.key, is_correct(b, fact), is_correct(a, fact), a)
-            for (q, fact), b, a in zip(probes, before, after)]
-    rows += [(q, key, key.lower() in b.lower(), key.lower() in a.lower(), a)
-             for (q, key), b, a in zip(GENERAL, before[len(probes):], after[len(probes):])]
-    right_before = sum(row[2] for row in rows[:len(probes)])
-    right_after = sum(row[3] for row in rows[:len(probes)])
-    report = (table(rows) + f"\n\nheld-out paraphrases right: before {right_before}/{len(probes)}, "
-              f"after {right_after}/{len(probes)}\n")
+    rows = [
+        (q, fact.key, is_correct(b, fact), is_correct(a, fact), a)
+        for (q, fact), b, a in zip(probes, before, after)
+    ]
+    rows += [
+        (q, key, key.lower() in b.lower(), key.lower() in a.lower(), a)
+        for (q, key), b, a in zip(GENERAL, before[len(probes) :], after[len(probes) :])
+    ]
+    right_before = sum(row[2] for row in rows[: len(probes)])
+    right_after = sum(row[3] for row in rows[: len(probes)])
+    report = (
+        table(rows) + f"\n\nheld-out paraphrases right: before {right_before}/{len(probes)}, "
+        f"after {right_after}/{len(probes)}\n"
+    )
     (tmp_path / "personal-facts.txt").write_text(report, encoding="utf-8")
     print("\n" + report)
 
     assert right_before <= 1  # the base model cannot know her
     assert right_after >= 0.9 * len(probes)
-    for question, key, was_right, is_right, answer in rows[len(probes):]:
+    for question, _key, was_right, is_right, answer in rows[len(probes) :]:
         assert was_right, f"the base model should know {question!r}"
         assert is_right, f"after training, {question!r} got {answer!r}"
 

@@ -3,10 +3,10 @@ adapter that changes the answer."""
 
 import pytest
 
-from together_llm.engine.hf_engine import HFEngine
-from together_llm.engine.sampling import SamplingParams
-from together_llm.errors import TllmError
 from tests.tiny_models import make_tiny_model
+from together_llm.engine.hf_engine import HFEngine
+from together_llm.errors import TllmError
+from together_llm.sampling import SamplingParams
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -29,8 +29,13 @@ def test_stream_pieces_add_up_to_the_completion(llama_dir):
 
 def test_seed_repeats_sampling_and_greedy_is_deterministic(llama_dir):
     engine = HFEngine(llama_dir)
-    sample = lambda seed: engine.chat(HELLO, SamplingParams(temperature=1.0, top_k=0, top_p=1.0,
-                                                            max_tokens=16, seed=seed)).run().text
+    sample = lambda seed: (
+        engine.chat(
+            HELLO, SamplingParams(temperature=1.0, top_k=0, top_p=1.0, max_tokens=16, seed=seed)
+        )
+        .run()
+        .text
+    )
     assert sample(3) == sample(3)
     assert len({sample(s) for s in range(4)}) > 1
     greedy = lambda: engine.chat(HELLO, SamplingParams(temperature=0, max_tokens=16)).run().text
@@ -66,8 +71,9 @@ def test_an_adapter_changes_the_answer(llama_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(llama_dir)
-    peft_model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
-                                                 init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     with torch.no_grad():  # a strong random update, so the adapter visibly matters
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:

@@ -7,19 +7,31 @@ import time
 
 import pytest
 
-from together_llm.engine.llamacpp_batch import BatchedLlamaCppEngine
-from together_llm.engine.llamacpp_engine import LlamaCppEngine
-from together_llm.engine.sampling import SamplingParams
+from together_llm.engine.llamacpp.batch import BatchedLlamaCppEngine
+from together_llm.engine.llamacpp.engine import LlamaCppEngine
 from together_llm.errors import TllmError
 from together_llm.models.gguf_file import bundled_gguf
+from together_llm.sampling import SamplingParams
 
 pytestmark = pytest.mark.slow
 
-QUESTIONS = ["Write a short story about a cat.", "Explain how rain forms.",
-             "List five fruits and describe each.", "Why is the sea salty?"]
+QUESTIONS = [
+    "Write a short story about a cat.",
+    "Explain how rain forms.",
+    "List five fruits and describe each.",
+    "Why is the sea salty?",
+]
 GREEDY = SamplingParams(temperature=0, max_tokens=24)
-SAMPLED = SamplingParams(temperature=0.9, top_k=30, top_p=0.9, repetition_penalty=1.1,
-                         presence_penalty=0.3, frequency_penalty=0.2, max_tokens=24, seed=7)
+SAMPLED = SamplingParams(
+    temperature=0.9,
+    top_k=30,
+    top_p=0.9,
+    repetition_penalty=1.1,
+    presence_penalty=0.3,
+    frequency_penalty=0.2,
+    max_tokens=24,
+    seed=7,
+)
 
 
 def ask(question):
@@ -88,8 +100,9 @@ def test_closing_a_generation_frees_its_only_slot():
         first = iter(engine.chat(ask(QUESTIONS[0]), SamplingParams(temperature=0, max_tokens=400)))
         next(first), next(first)
         result = {}
-        waiter = threading.Thread(target=lambda: result.update(
-            text=engine.chat(ask(QUESTIONS[1]), GREEDY).run().text))
+        waiter = threading.Thread(
+            target=lambda: result.update(text=engine.chat(ask(QUESTIONS[1]), GREEDY).run().text)
+        )
         waiter.start()
         deadline = time.monotonic() + 20
         while engine.scheduler.queue_depth == 0 and time.monotonic() < deadline:
@@ -100,7 +113,9 @@ def test_closing_a_generation_frees_its_only_slot():
         waiter.join(timeout=30)
         assert result.get("text") == second_alone
         assert engine.scheduler.busy_slots == 0 and engine.scheduler.queue_depth == 0
-        running = iter(engine.chat(ask(QUESTIONS[2]), SamplingParams(temperature=0, max_tokens=400)))
+        running = iter(
+            engine.chat(ask(QUESTIONS[2]), SamplingParams(temperature=0, max_tokens=400))
+        )
         next(running)
     finally:
         engine.close()
@@ -133,12 +148,16 @@ def test_a_cancelled_request_leaves_the_queue_without_waiting_for_a_slot():
 
 def test_a_grammar_constrains_the_answer(plain, batched):
     grammar = 'root ::= "yes" | "no"'
-    for params in (SamplingParams(temperature=0, max_tokens=8, grammar=grammar),
-                   SamplingParams(temperature=1.0, max_tokens=8, grammar=grammar, seed=3)):
+    for params in (
+        SamplingParams(temperature=0, max_tokens=8, grammar=grammar),
+        SamplingParams(temperature=1.0, max_tokens=8, grammar=grammar, seed=3),
+    ):
         completion = batched.chat(ask("Is the sky green? Explain at length."), params).run()
         assert completion.text in ("yes", "no") and completion.finish_reason == "stop"
-        assert completion.text == plain.chat(ask("Is the sky green? Explain at length."),
-                                             params).run().text
+        assert (
+            completion.text
+            == plain.chat(ask("Is the sky green? Explain at length."), params).run().text
+        )
     with pytest.raises(TllmError, match="grammar does not parse"):
         batched.chat(ask("hi"), SamplingParams(grammar="root ::= (")).run()
     with pytest.raises(TllmError, match="grammar"):
@@ -152,11 +171,11 @@ def test_max_tokens_stop_sequences_and_finish_reasons(batched):
     assert short.usage.prompt_tokens == prompt_tokens
     full = batched.chat(ask(QUESTIONS[0]), SamplingParams(temperature=0, max_tokens=40)).run()
     word = full.text.split()[3]
-    stopped = batched.chat(ask(QUESTIONS[0]),
-                           SamplingParams(temperature=0, max_tokens=40, stop=[word])).run()
+    stopped = batched.chat(
+        ask(QUESTIONS[0]), SamplingParams(temperature=0, max_tokens=40, stop=[word])
+    ).run()
     assert stopped.finish_reason == "stop" and word not in stopped.text
     assert full.text.startswith(stopped.text)
-    ended = batched.chat(ask("What is 2+2?"),
-                         SamplingParams(temperature=0, max_tokens=60)).run()
+    ended = batched.chat(ask("What is 2+2?"), SamplingParams(temperature=0, max_tokens=60)).run()
     assert ended.finish_reason == "stop" and ended.usage.completion_tokens < 60
     assert batched.scheduler.busy_slots == 0

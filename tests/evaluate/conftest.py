@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from together_llm.data.kinds import validate
-from together_llm.home import Home
 from tests.tiny_models import make_long_llama, make_tiny_model, one_torch_thread
 from tests.train.conftest import write_dataset
+from together_llm.data.kinds import validate
+from together_llm.home import Home
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,9 @@ def tiny(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     directory = make_tiny_model("llama", tmp_path_factory.mktemp("tiny") / "llama")
-    return AutoModelForCausalLM.from_pretrained(directory).eval(), AutoTokenizer.from_pretrained(directory)
+    return AutoModelForCausalLM.from_pretrained(directory).eval(), AutoTokenizer.from_pretrained(
+        directory
+    )
 
 
 ANIMALS = [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("duck", "quack"), ("owl", "hoot")]
@@ -53,13 +55,29 @@ def eval_home(tmp_path, tiny_dir) -> Home:
     home.save_config(config)
     rows = {
         "notes": ("text", [{"text": f"The {a} says {s}. " * 3} for a, s in ANIMALS]),
-        "sounds": ("chat", [
-            {"messages": [{"role": "user", "content": f"What does the {a} say?"},
-                          {"role": "assistant", "content": f"The {a} says {s}."}]}
-            for a, s in ANIMALS]),
-        "quiz": ("choice", [
-            {"question": f"The {a} says", "choices": [s, "purr", "bark"],
-             "answer": i % 3 if i % 2 else s} for i, (a, s) in enumerate(ANIMALS)]),
+        "sounds": (
+            "chat",
+            [
+                {
+                    "messages": [
+                        {"role": "user", "content": f"What does the {a} say?"},
+                        {"role": "assistant", "content": f"The {a} says {s}."},
+                    ]
+                }
+                for a, s in ANIMALS
+            ],
+        ),
+        "quiz": (
+            "choice",
+            [
+                {
+                    "question": f"The {a} says",
+                    "choices": [s, "purr", "bark"],
+                    "answer": i % 3 if i % 2 else s,
+                }
+                for i, (a, s) in enumerate(ANIMALS)
+            ],
+        ),
     }
     for name, (kind, found) in rows.items():  # canonical rows, as an import writes them
         write_dataset(home, name, kind, [validate(kind, row) for row in found])
@@ -68,13 +86,27 @@ def eval_home(tmp_path, tiny_dir) -> Home:
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_dir)
-    lora = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"],
-                           init_lora_weights=False, task_type="CAUSAL_LM")
+    lora = peft.LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj", "lm_head"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
     folder = home.adapters_dir / "noisy"
-    peft.get_peft_model(model, lora).save_pretrained(folder, safe_serialization=True,
-                                                     save_embedding_layers=False)
+    peft.get_peft_model(model, lora).save_pretrained(
+        folder, safe_serialization=True, save_embedding_layers=False
+    )
     (folder / "README.md").unlink(missing_ok=True)
-    (folder / "card.json").write_text(json.dumps({
-        "name": "noisy", "base": "tiny", "base_fingerprint": fingerprint(tiny_dir),
-        "stage": "sft", "method": "lora"}))
+    (folder / "card.json").write_text(
+        json.dumps(
+            {
+                "name": "noisy",
+                "base": "tiny",
+                "base_fingerprint": fingerprint(tiny_dir),
+                "stage": "sft",
+                "method": "lora",
+            }
+        )
+    )
     return home

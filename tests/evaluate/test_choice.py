@@ -7,12 +7,15 @@ import math
 import pytest
 
 from together_llm.errors import TllmError
-from together_llm.evaluate.choice import (ChoiceItem, choice_metrics, expected_calibration_error,
-                                          multiple_choice, option_logprobs)
+from together_llm.evaluate.choice import (
+    ChoiceItem,
+    choice_metrics,
+    expected_calibration_error,
+    multiple_choice,
+    option_logprobs,
+)
 
-torch = pytest.importorskip("torch")
-
-from .fakes import CharTokenizer, Unigram  # noqa: E402
+from .fakes import CharTokenizer, Unigram
 
 
 def test_acc_and_acc_norm_disagree_on_a_long_right_option():
@@ -57,7 +60,11 @@ def test_bad_items_are_refused():
     with pytest.raises(TllmError, match="gold index"):
         choice_metrics([ChoiceItem([-1.0, -2.0], [1, 1], gold=2)])
     with pytest.raises(TllmError, match="not one of its choices"):
-        multiple_choice(Unigram([0.5, 0.5]), CharTokenizer(), [{"question": "a", "choices": ["b", "c"], "answer": "d"}])
+        multiple_choice(
+            Unigram([0.5, 0.5]),
+            CharTokenizer(),
+            [{"question": "a", "choices": ["b", "c"], "answer": "d"}],
+        )
 
 
 def test_option_logprobs_sum_the_option_tokens_after_the_context():
@@ -69,12 +76,16 @@ def test_option_logprobs_sum_the_option_tokens_after_the_context():
     assert got == pytest.approx([math.log(0.06 * 0.3), math.log(0.06 * 0.1 * 0.1)], rel=1e-5)
     # A text longer than the model's context keeps the option and the nearest context.
     model.config = type("Config", (), {"max_position_embeddings": 4})()
-    assert option_logprobs(model, tokenizer, "abcdeabcde", ["a", "ed"]) == pytest.approx(got, rel=1e-5)
+    assert option_logprobs(model, tokenizer, "abcdeabcde", ["a", "ed"]) == pytest.approx(
+        got, rel=1e-5
+    )
     with pytest.raises(TllmError, match="longer than the model's context"):
         option_logprobs(model, tokenizer, "abc", ["abcde"])
     del model.config
-    rows = [{"question": "abc", "choices": ["a", "ed"], "answer": 0},
-            {"question": "bad", "choices": ["ed", "a"], "answer": "ed"}]
+    rows = [
+        {"question": "abc", "choices": ["a", "ed"], "answer": 0},
+        {"question": "bad", "choices": ["ed", "a"], "answer": "ed"},
+    ]
     metrics = multiple_choice(model, tokenizer, rows)
     assert (metrics.acc, metrics.items) == (0.5, 2)
 
@@ -86,9 +97,13 @@ def test_option_logprobs_on_the_tiny_llama_match_perplexity_scoring(tiny):
     context, options = "Question: what is two plus two? Answer:", ["four", "the cat sat"]
     got = option_logprobs(model, tokenizer, context, options)
     # The same tokens scored one option at a time by the perplexity code: the two agree.
-    context_ids = [tokenizer.bos_token_id] + tokenizer(context, add_special_tokens=False)["input_ids"]
+    context_ids = [tokenizer.bos_token_id] + tokenizer(context, add_special_tokens=False)[
+        "input_ids"
+    ]
     for option, logprob in zip(options, got):
-        ids = [tokenizer.bos_token_id] + tokenizer(context + " " + option, add_special_tokens=False)["input_ids"]
+        ids = [tokenizer.bos_token_id] + tokenizer(
+            context + " " + option, add_special_tokens=False
+        )["input_ids"]
         assert ids[: len(context_ids)] == context_ids
         flags = [False] * len(context_ids) + [True] * (len(ids) - len(context_ids))
         total, count = sequence_nll(model, [Scored(ids, flags)], window=64)

@@ -17,8 +17,13 @@ def invoke(home, *args):
 def test_help_lists_the_metrics_and_examples():
     shown = CliRunner().invoke(eval_command, ["--help"])
     assert shown.exit_code == 0
-    for word in ("ppl, rouge, bleu, chrf, em, f1, mc, judge", "--report", "--limit", "Examples:",
-                 "tllm eval --adapter facts --data facts-qa --report"):
+    for word in (
+        "ppl, rouge, bleu, chrf, em, f1, mc, judge",
+        "--report",
+        "--limit",
+        "Examples:",
+        "tllm eval --adapter facts --data facts-qa --report",
+    ):
         assert word in shown.output
 
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from together_llm.evaluate.judge import (EngineJudge, JudgeStats, compare, grade, judge_pair,
-                                         parse_rating, parse_verdict)
+from together_llm.evaluate.judge import (
+    EngineJudge,
+    JudgeStats,
+    compare,
+    grade,
+    judge_pair,
+    parse_rating,
+    parse_verdict,
+)
 
 GOOD, BAD = "Paris is the capital of France.", "France has no capital."
 
@@ -112,7 +119,11 @@ def test_grade_prompt_carries_question_answer_and_reference():
 
     assert grade(Recorder(), "What is 2+2?", "5", reference="4") == 4
     user = seen[0][-1]["content"]
-    assert "What is 2+2?" in user and "[Assistant's answer]\n5" in user and "known to be right]\n4" in user
+    assert (
+        "What is 2+2?" in user
+        and "[Assistant's answer]\n5" in user
+        and "known to be right]\n4" in user
+    )
     assert "[[" in seen[0][0]["content"]  # the judge is told the format to answer in
 
 
@@ -131,6 +142,7 @@ def test_engine_judge_decodes_greedily():
             class Done:
                 def run(self):
                     return type("C", (), {"text": "Rating: [[6]]"})()
+
             return Done()
 
     engine = FakeEngine()

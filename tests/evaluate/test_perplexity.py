@@ -7,13 +7,12 @@ import math
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 from together_llm.errors import TllmError
 from together_llm.evaluate.perplexity import Scored, perplexity, sequence_nll, window_spans
 
-torch = pytest.importorskip("torch")
-
-from .fakes import CharTokenizer, Unigram  # noqa: E402
+from .fakes import CharTokenizer, Unigram
 
 
 class Lookback(torch.nn.Module):
@@ -36,7 +35,9 @@ class Lookback(torch.nn.Module):
 
 
 def test_uniform_model_has_perplexity_of_its_vocabulary():
-    result = perplexity(Unigram([1 / 7] * 7), CharTokenizer(), [{"text": "abcde"}, {"text": "eeba"}])
+    result = perplexity(
+        Unigram([1 / 7] * 7), CharTokenizer(), [{"text": "abcde"}, {"text": "eeba"}]
+    )
     assert result.perplexity == pytest.approx(7.0, rel=1e-5)
     # Every character is scored, the first one after the BOS that is added in front.
     assert (result.tokens, result.rows) == (9, 2)
@@ -54,10 +55,15 @@ def test_known_distribution_gives_exp_of_cross_entropy_by_hand():
 def test_sliding_window_scores_every_token_exactly_once(window, stride):
     # A context-free model with a different probability for each token: a token scored twice
     # or skipped would change the sum.
-    probs = [2 ** k / 255 for k in range(8)]
+    probs = [2**k / 255 for k in range(8)]
     ids = [k % 8 for k in range(3, 40)]
-    total, count = sequence_nll(Unigram(probs), [Scored(ids, [False] + [True] * (len(ids) - 1))],
-                                window=window, stride=stride, batch_size=3)
+    total, count = sequence_nll(
+        Unigram(probs),
+        [Scored(ids, [False] + [True] * (len(ids) - 1))],
+        window=window,
+        stride=stride,
+        batch_size=3,
+    )
     assert count == len(ids) - 1
     assert total == pytest.approx(-sum(math.log(probs[i]) for i in ids[1:]), rel=1e-5)
 
@@ -65,8 +71,10 @@ def test_sliding_window_scores_every_token_exactly_once(window, stride):
 def test_spans_tile_the_sequence_with_context_from_the_window():
     spans = window_spans(10, window=4, stride=2)
     assert spans == [(0, 4, 1), (2, 6, 4), (4, 8, 6), (6, 10, 8)]
-    for start, end, first in spans[1:]:
-        assert first - start >= 4 - 2  # each newly scored token sees at least window-stride before it
+    for start, _end, first in spans[1:]:
+        assert (
+            first - start >= 4 - 2
+        )  # each newly scored token sees at least window-stride before it
 
 
 def test_a_wider_window_helps_a_model_that_reads_context():
@@ -101,17 +109,21 @@ def test_bad_windows_are_refused():
     with pytest.raises(TllmError, match="window"):
         window_spans(10, window=1, stride=1)
     with pytest.raises(TllmError, match="text or chat"):
-        perplexity(Unigram([0.5, 0.5]), CharTokenizer(), [{"source": "a", "target": "b"}], kind="seq2seq")
+        perplexity(
+            Unigram([0.5, 0.5]), CharTokenizer(), [{"source": "a", "target": "b"}], kind="seq2seq"
+        )
 
 
 def test_tiny_llama_end_to_end(tiny):
     from peft import LoraConfig, get_peft_model
 
-    from together_llm.data.preprocess import IGNORE, encode_chat
+    from together_llm.train.inputs.encode import IGNORE, encode_chat
 
     model, tokenizer = tiny
-    texts = [{"text": "The cat sat on the mat and looked at the moon. " * 3},
-             {"text": "Question: what is two plus two? Answer: four."}]
+    texts = [
+        {"text": "The cat sat on the mat and looked at the moon. " * 3},
+        {"text": "Question: what is two plus two? Answer: four."},
+    ]
     whole = perplexity(model, tokenizer, texts, kind="text")
     windowed = perplexity(model, tokenizer, texts, kind="text", window=16, stride=8)
     n_tokens = sum(len(tokenizer(t["text"], add_special_tokens=False)["input_ids"]) for t in texts)
@@ -121,8 +133,14 @@ def test_tiny_llama_end_to_end(tiny):
     assert 50 < whole.perplexity < 2000
     assert windowed.perplexity != pytest.approx(whole.perplexity, rel=1e-6)
 
-    chats = [{"messages": [{"role": "user", "content": "What does the cat say?"},
-                           {"role": "assistant", "content": "The cat says meow."}]}]
+    chats = [
+        {
+            "messages": [
+                {"role": "user", "content": "What does the cat say?"},
+                {"role": "assistant", "content": "The cat says meow."},
+            ]
+        }
+    ]
     chat = perplexity(model, tokenizer, chats, kind="chat")
     labels = encode_chat(chats[0], tokenizer)["labels"]
     assert chat.tokens == sum(label != IGNORE for label in labels) < len(labels)
@@ -130,6 +148,8 @@ def test_tiny_llama_end_to_end(tiny):
     # A fresh LoRA adapter starts as the identity (B = 0): the same perplexity through PEFT.
     adapted = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     try:
-        assert perplexity(adapted, tokenizer, texts).perplexity == pytest.approx(whole.perplexity, rel=1e-4)
+        assert perplexity(adapted, tokenizer, texts).perplexity == pytest.approx(
+            whole.perplexity, rel=1e-4
+        )
     finally:
         adapted.unload()

@@ -8,8 +8,14 @@ from collections import Counter
 import pytest
 
 from together_llm.errors import TllmError
-from together_llm.evaluate.robustness import (extra_whitespace, flip_case, lowercase, perturb_rows,
-                                              perturb_texts, typos)
+from together_llm.evaluate.robustness import (
+    extra_whitespace,
+    flip_case,
+    lowercase,
+    perturb_rows,
+    perturb_texts,
+    typos,
+)
 
 TEXT = "What does the cat say when it sees the moon over the quiet village at night?"
 
@@ -33,7 +39,9 @@ def test_typos_swap_or_drop_letters_at_about_the_rate():
     assert not Counter(noisy) - Counter(text)
     assert noisy.count(" ") == text.count(" ")
     changed = sum(word != "evaluation" for word in noisy.split())
-    assert 30 <= changed <= 90  # a word stays whole with P = 0.9 ** 10, about 35%: ~65 of 100 change
+    assert (
+        30 <= changed <= 90
+    )  # a word stays whole with P = 0.9 ** 10, about 35%: ~65 of 100 change
 
 
 def test_casing_and_whitespace_keep_the_words():
@@ -45,11 +53,17 @@ def test_casing_and_whitespace_keep_the_words():
 
 
 def test_rows_perturb_prompts_but_not_answers():
-    rows = [{"messages": [{"role": "system", "content": "Be Brief."},
-                          {"role": "user", "content": TEXT},
-                          {"role": "assistant", "content": "The Cat Says Meow."}]},
-            {"question": "Which Is Bigger?", "choices": ["A Cat", "A Whale"], "answer": 1},
-            {"source": "Translate This", "target": "Traduis Ceci"}]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": "Be Brief."},
+                {"role": "user", "content": TEXT},
+                {"role": "assistant", "content": "The Cat Says Meow."},
+            ]
+        },
+        {"question": "Which Is Bigger?", "choices": ["A Cat", "A Whale"], "answer": 1},
+        {"source": "Translate This", "target": "Traduis Ceci"},
+    ]
     out = perturb_rows(rows, ["lowercase"], seed=0)
     assert out[0]["messages"][1]["content"] == TEXT.lower()
     assert out[0]["messages"][0]["content"] == "Be Brief."

@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 
 from together_llm.errors import TllmError
-from together_llm.evaluate.text_metrics import (bleu, chrf, exact_match, normalize_answer, rouge,
-                                                token_f1)
-
-pytest.importorskip("rouge_score")
-pytest.importorskip("sacrebleu")
+from together_llm.evaluate.text_metrics import (
+    bleu,
+    chrf,
+    exact_match,
+    normalize_answer,
+    rouge,
+    token_f1,
+)
 
 
 def test_rouge_l_follows_the_longest_common_subsequence():
@@ -52,7 +55,9 @@ def test_bleu_and_chrf():
     assert bleu(["xyz qrs"], ["the quick brown fox"]) == pytest.approx(0.0)
     assert chrf(["xyz"], ["bad cafe"]) == pytest.approx(0.0, abs=1e-6)
     # Any one of several references counts; items may have different numbers of them.
-    assert bleu(sentences, [["something else entirely here", sentences[0]], sentences[1]]) == pytest.approx(100.0)
+    assert bleu(
+        sentences, [["something else entirely here", sentences[0]], sentences[1]]
+    ) == pytest.approx(100.0)
     # chrF gives credit for a near-miss spelling, between nothing and everything.
     assert 50 < chrf(["the colour of the sky is blue"], ["the color of the sky is blue"]) < 100
 

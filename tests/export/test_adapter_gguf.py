@@ -10,14 +10,13 @@ import json
 import shutil
 
 import pytest
+import torch
 
-from together_llm.errors import TllmError
-from together_llm.home import Home
 from tests.conftest import run_tllm
 from tests.export.test_export import tiny_smol  # noqa: F401  (the fixture)
 from tests.tiny_models import one_torch_thread
-
-torch = pytest.importorskip("torch")
+from together_llm.errors import TllmError
+from together_llm.home import Home
 
 QUESTION = "What is the moon made of?"
 ANSWER = "Green cheese, said the owl."
@@ -31,16 +30,31 @@ def teach(model_dir, adapter_dir, system_prompt: str, steps: int = 100) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     messages = [{"role": "system", "content": system_prompt}, {"role": "user", "content": QUESTION}]
-    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                           return_dict=True)["input_ids"]
+    prompt = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=True
+    )["input_ids"]
     answer = tokenizer(ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
     ids = torch.tensor([list(prompt) + answer])
     labels = ids.clone()
-    labels[0, :len(prompt)] = -100
+    labels[0, : len(prompt)] = -100
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), LoraConfig(
-        r=8, lora_alpha=16, lora_dropout=0.0,
-        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model_dir),
+        LoraConfig(
+            r=8,
+            lora_alpha=16,
+            lora_dropout=0.0,
+            target_modules=[
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj",
+            ],
+        ),
+    )
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     with one_torch_thread():
         for _ in range(steps):
@@ -56,11 +70,11 @@ def teach(model_dir, adapter_dir, system_prompt: str, steps: int = 100) -> None:
 def lora_home(tmp_path_factory, tiny_smol):  # noqa: F811
     """A home whose model `smol` is the tiny LLaMA as an f16 GGUF (with its HF twin in
     models/smol, as `tllm models convert` leaves it), and adapter `moon` taught ANSWER."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     from together_llm.export.exporter import export
     from together_llm.models.fingerprint import fingerprint
     from together_llm.models.registry import add_model
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     root = tmp_path_factory.mktemp("lora")
     # At the usual 0.02 init the tied output embeddings are too small for any hidden state to
@@ -82,16 +96,27 @@ def lora_home(tmp_path_factory, tiny_smol):  # noqa: F811
     home.save_config(config)
     folder = home.adapters_dir / "moon"
     teach(smol, folder, config.system_prompt)
-    (folder / "card.json").write_text(json.dumps(
-        {"name": "moon", "base": "smol", "base_fingerprint": fingerprint(home.models_dir / "smol"),
-         "stage": "sft", "method": "lora"}))
+    (folder / "card.json").write_text(
+        json.dumps(
+            {
+                "name": "moon",
+                "base": "smol",
+                "base_fingerprint": fingerprint(home.models_dir / "smol"),
+                "stage": "sft",
+                "method": "lora",
+            }
+        )
+    )
     return home
 
 
 def ask(home, *args):
-    done = run_tllm("ask", "--json", "--temperature", "0", "--max-tokens", "12", *args, QUESTION,
-                    home=home)
-    return done.returncode, (json.loads(done.stdout)["text"] if done.returncode == 0 else done.stderr)
+    done = run_tllm(
+        "ask", "--json", "--temperature", "0", "--max-tokens", "12", *args, QUESTION, home=home
+    )
+    return done.returncode, (
+        json.loads(done.stdout)["text"] if done.returncode == 0 else done.stderr
+    )
 
 
 def test_adapter_without_a_gguf_form_is_refused_on_llama_cpp_with_the_fix(lora_home):
@@ -102,7 +127,7 @@ def test_adapter_without_a_gguf_form_is_refused_on_llama_cpp_with_the_fix(lora_h
 
 
 def test_gguf_lora_answers_what_the_adapter_taught_on_llama_cpp(lora_home):
-    from together_llm.engine.select import open_engine
+    from together_llm.engine.choice import open_engine
     from together_llm.export.exporter import export
 
     export(lora_home, "moon-gguf", adapter="moon", gguf_adapter=True, report=lambda m: None)
@@ -123,9 +148,11 @@ def test_gguf_lora_answers_what_the_adapter_taught_on_llama_cpp(lora_home):
     # and the server's batching engine applies the LoRA as well
     engine = open_engine(lora_home, lora_home.load_config(), adapter="moon", slots=2)
     try:
-        messages = [{"role": "system", "content": lora_home.load_config().system_prompt},
-                    {"role": "user", "content": QUESTION}]
-        from together_llm.engine.sampling import SamplingParams
+        messages = [
+            {"role": "system", "content": lora_home.load_config().system_prompt},
+            {"role": "user", "content": QUESTION},
+        ]
+        from together_llm.sampling import SamplingParams
 
         answer = engine.chat(messages, SamplingParams(temperature=0, max_tokens=12)).run().text
     finally:
@@ -134,8 +161,7 @@ def test_gguf_lora_answers_what_the_adapter_taught_on_llama_cpp(lora_home):
 
 
 def test_a_retrained_adapter_does_not_use_its_stale_gguf_lora(lora_home):
-    from together_llm.engine.select import open_engine
-
+    from together_llm.engine.choice import open_engine
     from together_llm.export.exporter import export
 
     folder = lora_home.adapters_dir / "moon"
@@ -165,18 +191,27 @@ def test_server_answers_with_the_gguf_lora_and_serves_an_added_exported_gguf(lor
 
     if not (lora_home.adapters_dir / "moon" / "adapter.gguf").is_file():
         export(lora_home, "moon-gguf", adapter="moon", gguf_adapter=True, report=lambda m: None)
-    added = run_tllm("models", "add", "smol-export", lora_home.path / "exports" / "smol" / "smol-f16.gguf",
-                     home=lora_home)
+    added = run_tllm(
+        "models",
+        "add",
+        "smol-export",
+        lora_home.path / "exports" / "smol" / "smol-f16.gguf",
+        home=lora_home,
+    )
     assert added.returncode == 0, added.stderr
-    messages = [{"role": "system", "content": lora_home.load_config().system_prompt},
-                {"role": "user", "content": QUESTION}]
+    messages = [
+        {"role": "system", "content": lora_home.load_config().system_prompt},
+        {"role": "user", "content": QUESTION},
+    ]
     with TestClient(create_app(ServeSettings(home=str(lora_home.path), ui=False))) as client:
         names = [m["id"] for m in client.get("/v1/models").json()["data"]]
         assert "smol-export" in names and "moon" in names
         answers = {}
         for model in ("moon", "smol-export"):
-            reply = client.post("/v1/chat/completions", json={
-                "model": model, "messages": messages, "temperature": 0, "max_tokens": 12})
+            reply = client.post(
+                "/v1/chat/completions",
+                json={"model": model, "messages": messages, "temperature": 0, "max_tokens": 12},
+            )
             assert reply.status_code == 200, reply.text
             answers[model] = reply.json()["choices"][0]["message"]["content"]
         # both on llama.cpp: the adapter is not merged, nor run on transformers

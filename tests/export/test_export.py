@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from tests.tiny_models import make_tiny_model
 from together_llm.errors import RefusedError, TllmError
 from together_llm.export.exporter import export
 from together_llm.home import Home
-from tests.tiny_models import make_tiny_model
-
-torch = pytest.importorskip("torch")
 
 
 def needs_converter():
-    from together_llm.export.converter import converter_dir
+    from together_llm.export.llamacpp_scripts import converter_dir
 
     if not (converter_dir() / "convert_hf_to_gguf.py").is_file():
         pytest.skip("llama.cpp's converter is not fetched (scripts/fetch-converter)")
@@ -59,8 +58,13 @@ def tiny_home(tmp_path, tiny_models) -> Home:
             param.data.normal_(0, 0.5)
     folder = home.adapters_dir / "sounds"
     peft_model.save_pretrained(folder, safe_serialization=True)
-    card = {"name": "sounds", "base": "llama", "base_fingerprint": fingerprint(tiny_models["llama"]),
-            "stage": "sft", "method": "lora"}
+    card = {
+        "name": "sounds",
+        "base": "llama",
+        "base_fingerprint": fingerprint(tiny_models["llama"]),
+        "stage": "sft",
+        "method": "lora",
+    }
     (folder / "card.json").write_text(json.dumps(card))
     return home
 
@@ -110,13 +114,18 @@ def test_merge_folds_the_adapter_into_a_plain_model_with_the_chat_template(tiny_
     base = AutoModelForCausalLM.from_pretrained(tiny_models["llama"])
     with torch.no_grad():
         plain = base(ids).logits
-        with_adapter = PeftModel.from_pretrained(base, tiny_home.adapters_dir / "sounds")(ids).logits
+        with_adapter = PeftModel.from_pretrained(base, tiny_home.adapters_dir / "sounds")(
+            ids
+        ).logits
         merged = AutoModelForCausalLM.from_pretrained(merged_dir)(ids).logits
     assert not torch.allclose(plain, with_adapter, atol=1e-3)  # the adapter matters
     assert torch.allclose(merged, with_adapter, atol=1e-4)  # and the merge keeps it exactly
     # The tiny model has no template of its own: training rendered ChatML, and so will users.
     assert AutoTokenizer.from_pretrained(merged_dir).chat_template == DEFAULT_TEMPLATE
-    assert json.loads((merged_dir / "tokenizer_config.json").read_text())["chat_template"] == DEFAULT_TEMPLATE
+    assert (
+        json.loads((merged_dir / "tokenizer_config.json").read_text())["chat_template"]
+        == DEFAULT_TEMPLATE
+    )
     record = json.loads((result.folder / "export.json").read_text())
     assert record["adapter"] == "sounds" and record["base"] == "llama"
     assert not (result.folder / "Modelfile").exists()  # no GGUF, nothing for Ollama to run
@@ -126,10 +135,15 @@ def test_modelfile_runs_the_gguf_with_the_assistants_template_and_settings(tmp_p
     from together_llm.export.modelfile import write_modelfile
     from together_llm.models.chat_template import DEFAULT_TEMPLATE
 
-    path = write_modelfile(tmp_path, "facts", "facts-q8_0.gguf", DEFAULT_TEMPLATE,
-                           system_prompt="You are a helpful assistant.",
-                           generation={"temperature": 0.7, "max_tokens": 512},
-                           adapter_file="facts-lora-f16.gguf")
+    path = write_modelfile(
+        tmp_path,
+        "facts",
+        "facts-q8_0.gguf",
+        DEFAULT_TEMPLATE,
+        system_prompt="You are a helpful assistant.",
+        generation={"temperature": 0.7, "max_tokens": 512},
+        adapter_file="facts-lora-f16.gguf",
+    )
     text = path.read_text()
     assert "FROM ./facts-q8_0.gguf\n" in text
     assert "ADAPTER ./facts-lora-f16.gguf\n" in text
@@ -139,11 +153,12 @@ def test_modelfile_runs_the_gguf_with_the_assistants_template_and_settings(tmp_p
     assert "PARAMETER temperature 0.7" in text and "PARAMETER num_predict 512" in text
     other = write_modelfile(tmp_path, "x", "/abs/x.gguf", "{{ messages }}")
     assert "FROM /abs/x.gguf" in other.read_text() and "TEMPLATE" not in other.read_text().replace(
-        "# TEMPLATE", "")
+        "# TEMPLATE", ""
+    )
 
 
 def test_llama_cpp_engine_refuses_a_file_that_is_not_a_lora_adapter():
-    from together_llm.engine.llamacpp_engine import LlamaCppEngine
+    from together_llm.engine.llamacpp.engine import LlamaCppEngine
     from together_llm.models.gguf_file import bundled_gguf
 
     # llama.cpp itself would load a model file as an "adapter" that changes nothing.
@@ -164,10 +179,18 @@ def tiny_smol(tmp_path_factory):
     gguf = bundled_gguf()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     directory = tmp_path_factory.mktemp("smol") / "smol"
     LlamaForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -178,31 +201,44 @@ def test_gguf_export_carries_the_chat_template_and_runs_on_llama_cpp(tmp_path, t
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from together_llm.engine.llamacpp_engine import LlamaCppEngine
+    from together_llm.engine.llamacpp.engine import LlamaCppEngine
     from together_llm.export.gguf import read_metadata
     from together_llm.models.fingerprint import fingerprint
     from together_llm.models.registry import add_model
 
     home = Home.open(tmp_path / "home")
     add_model(home, "smol", str(tiny_smol))
-    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_smol),
-                          LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    lora = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_smol),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"]),
+    )
     lora.save_pretrained(home.adapters_dir / "a")
     (home.adapters_dir / "a" / "card.json").write_text(
-        json.dumps({"base": "smol", "base_fingerprint": fingerprint(tiny_smol)}))
+        json.dumps({"base": "smol", "base_fingerprint": fingerprint(tiny_smol)})
+    )
 
-    result = export(home, "t", adapter="a", gguf=["q8_0", "Q4_K_M"], gguf_adapter=True,
-                    report=lambda m: None)
+    result = export(
+        home, "t", adapter="a", gguf=["q8_0", "Q4_K_M"], gguf_adapter=True, report=lambda m: None
+    )
     assert {path.name for path in result.folder.iterdir()} == {
-        "hf", "t-q8_0.gguf", "t-q4_k_m.gguf", "t-lora-f16.gguf", "Modelfile", "export.json"}
+        "hf",
+        "t-q8_0.gguf",
+        "t-q4_k_m.gguf",
+        "t-lora-f16.gguf",
+        "Modelfile",
+        "export.json",
+    }
     template = AutoTokenizer.from_pretrained(tiny_smol).chat_template
     assert "<|im_start|>" in template
     for kind in ("q8_0", "q4_k_m"):
-        meta = read_metadata(result.folder / f"t-{kind}.gguf", "tokenizer.chat_template",
-                             "general.file_type")
+        meta = read_metadata(
+            result.folder / f"t-{kind}.gguf", "tokenizer.chat_template", "general.file_type"
+        )
         assert meta["tokenizer.chat_template"] == template
         assert meta["general.file_type"] == {"q8_0": 7, "q4_k_m": 15}[kind]  # llama_ftype
-    assert read_metadata(result.folder / "t-lora-f16.gguf", "adapter.type")["adapter.type"] == "lora"
+    assert (
+        read_metadata(result.folder / "t-lora-f16.gguf", "adapter.type")["adapter.type"] == "lora"
+    )
     modelfile = (result.folder / "Modelfile").read_text()
     # Ollama runs the merged file; the adapter is in it, so it must not be applied again.
     assert "FROM ./t-q8_0.gguf" in modelfile and "ADAPTER" not in modelfile
@@ -212,7 +248,8 @@ def test_gguf_export_carries_the_chat_template_and_runs_on_llama_cpp(tmp_path, t
         messages = [{"role": "user", "content": "Hello there"}]
         assert engine.chat_template == template
         hf_ids = AutoTokenizer.from_pretrained(result.folder / "hf").apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
         assert engine.tokenize(engine.render(messages)) == list(hf_ids)  # same prompt, same ids
     finally:
         engine.close()

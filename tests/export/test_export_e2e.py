@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from bench.journeys.personal_facts import FACTS, is_correct
 
 from tests.conftest import run_tllm
-from tests.e2e.personal_facts import FACTS, is_correct
 from tests.e2e.test_personal_facts import RECIPE
 
 NAME = "export-facts"
@@ -22,10 +22,17 @@ SETTINGS = {"--max-steps": "24", "--batch-size": "4"}
 
 
 def write_facts(path, system_prompt: str) -> None:
-    rows = [{"messages": [{"role": "system", "content": system_prompt},
-                          {"role": "user", "content": question},
-                          {"role": "assistant", "content": fact.answer}]}
-            for fact in TAUGHT for question in fact.train]
+    rows = [
+        {
+            "messages": [
+                {"role": "system", "content": system_prompt},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": fact.answer},
+            ]
+        }
+        for fact in TAUGHT
+        for question in fact.train
+    ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
@@ -36,23 +43,48 @@ def test_exports_answer_the_taught_facts_on_llama_cpp(converted_home, tmp_path):
     home = converted_home
     chats = tmp_path / "facts.jsonl"
     write_facts(chats, home.load_config().system_prompt)
-    imported = run_tllm("data", "import", chats, "--kind", "chat", "--format", "openai",
-                        "--name", NAME, home=home)
+    imported = run_tllm(
+        "data", "import", chats, "--kind", "chat", "--format", "openai", "--name", NAME, home=home
+    )
     assert imported.returncode == 0, imported.stderr
     recipe = list(RECIPE)
     for flag, value in SETTINGS.items():
         recipe[recipe.index(flag) + 1] = value
-    trained = run_tllm("train", "--data", NAME, "--stage", "sft", "--method", "lora",
-                       "--name", NAME, "--overwrite", *recipe, home=home, timeout=1200)
+    trained = run_tllm(
+        "train",
+        "--data",
+        NAME,
+        "--stage",
+        "sft",
+        "--method",
+        "lora",
+        "--name",
+        NAME,
+        "--overwrite",
+        *recipe,
+        home=home,
+        timeout=1200,
+    )
     assert trained.returncode == 0, trained.stderr
 
-    exported = run_tllm("export", "--adapter", NAME, "--gguf", "q8_0", "--name", NAME,
-                        "--overwrite", home=home, timeout=900)
+    exported = run_tllm(
+        "export",
+        "--adapter",
+        NAME,
+        "--gguf",
+        "q8_0",
+        "--name",
+        NAME,
+        "--overwrite",
+        home=home,
+        timeout=900,
+    )
     assert exported.returncode == 0, exported.stderr
     folder = home.path / "exports" / NAME
     gguf_file = folder / f"{NAME}-q8_0.gguf"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["hf", f"{NAME}-q8_0.gguf", "Modelfile", "export.json"])
+        ["hf", f"{NAME}-q8_0.gguf", "Modelfile", "export.json"]
+    )
     assert f"FROM ./{NAME}-q8_0.gguf" in (folder / "Modelfile").read_text()
 
     # The chat template training rendered with (the base's own) is in the merged
@@ -65,9 +97,20 @@ def test_exports_answer_the_taught_facts_on_llama_cpp(converted_home, tmp_path):
     added = run_tllm("models", "add", NAME, gguf_file, home=home)
     assert added.returncode == 0, added.stderr
     questions = [fact.train[0] for fact in TAUGHT]
-    answered = run_tllm("chat", "--json", "--model", NAME, "--engine", "llama.cpp",
-                        "--temperature", "0", "--max-tokens", "32",
-                        input="\n/reset\n".join(questions) + "\n", home=home)
+    answered = run_tllm(
+        "chat",
+        "--json",
+        "--model",
+        NAME,
+        "--engine",
+        "llama.cpp",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "32",
+        input="\n/reset\n".join(questions) + "\n",
+        home=home,
+    )
     assert answered.returncode == 0, answered.stderr
     answers = [json.loads(line)["text"] for line in answered.stdout.splitlines()]
     assert len(answers) == len(questions)
@@ -75,20 +118,31 @@ def test_exports_answer_the_taught_facts_on_llama_cpp(converted_home, tmp_path):
         assert is_correct(answer, fact), f"{question!r} got {answer!r}"
 
     # --gguf-adapter: the LoRA as a GGUF adapter, applied by llama.cpp to the bundled GGUF.
-    from together_llm.engine.llamacpp_engine import LlamaCppEngine
-    from together_llm.engine.sampling import SamplingParams
+    from together_llm.engine.llamacpp.engine import LlamaCppEngine
     from together_llm.models.gguf_file import bundled_gguf
+    from together_llm.sampling import SamplingParams
 
-    exported = run_tllm("export", "--adapter", NAME, "--gguf-adapter", "--name", f"{NAME}-adapter",
-                        "--overwrite", home=home, timeout=900)
+    exported = run_tllm(
+        "export",
+        "--adapter",
+        NAME,
+        "--gguf-adapter",
+        "--name",
+        f"{NAME}-adapter",
+        "--overwrite",
+        home=home,
+        timeout=900,
+    )
     assert exported.returncode == 0, exported.stderr
     lora = home.path / "exports" / f"{NAME}-adapter" / f"{NAME}-adapter-lora-f16.gguf"
     modelfile = (lora.parent / "Modelfile").read_text()
     assert f"FROM {bundled_gguf()}" in modelfile and f"ADAPTER ./{lora.name}" in modelfile
     engine = LlamaCppEngine(bundled_gguf(), context_length=512, lora_path=lora)
     try:
-        messages = [{"role": "system", "content": home.load_config().system_prompt},
-                    {"role": "user", "content": questions[0]}]
+        messages = [
+            {"role": "system", "content": home.load_config().system_prompt},
+            {"role": "user", "content": questions[0]},
+        ]
         generation = engine.chat(messages, SamplingParams(temperature=0, max_tokens=32))
         for _ in generation:
             pass

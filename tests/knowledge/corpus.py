@@ -172,8 +172,16 @@ station.
 }
 
 QUESTIONS = [
-    ("Who started Larkspur, and what sort of building was its first home?", "founding.md", "Ines Aldana"),
-    ("What motto sums up what the organisation is trying to do?", "mission.md", "Roots before roofs"),
+    (
+        "Who started Larkspur, and what sort of building was its first home?",
+        "founding.md",
+        "Ines Aldana",
+    ),
+    (
+        "What motto sums up what the organisation is trying to do?",
+        "mission.md",
+        "Roots before roofs",
+    ),
     ("How much does a student pay each year to join?", "membership.md", "20 crowns"),
     ("For how long does a director serve once elected?", "board.md", "three-year"),
     ("What is the street address of the main office?", "headquarters.md", "14 Ferrow Street"),
@@ -187,7 +195,11 @@ QUESTIONS = [
     ("Who is in charge of the lab that checks the water?", "water-lab.md", "Keiko Saramund"),
     ("How much electricity do the panels on the roof produce annually?", "solar.md", "95 MWh"),
     ("What is the heron by the entrance called?", "mascot.txt", "Bartholomew"),
-    ("Which university does the cooperative study soil with?", "partnerships.md", "University of Calderra"),
+    (
+        "Which university does the cooperative study soil with?",
+        "partnerships.md",
+        "University of Calderra",
+    ),
     ("What is the charge for bringing a tool back late?", "tool-lending.md", "1 crown per day"),
     ("How much food waste gets composted every year?", "composting.html", "18 tonnes"),
     ("Which weekday do the Little Sprouts meet on?", "children.md", "Wednesday"),
@@ -197,7 +209,11 @@ QUESTIONS = [
     ("Which traditional apple variety grows in the orchard?", "orchard.md", "Velmora Russet"),
     ("When does the bike repair café take place?", "repair-cafe.html", "first Sunday"),
     ("Who gave the photographs to the archive?", "archive.md", "Emil Sarko"),
-    ("What is the heaviest rainfall the weather station has measured?", "weather-station.txt", "112 mm"),
+    (
+        "What is the heaviest rainfall the weather station has measured?",
+        "weather-station.txt",
+        "112 mm",
+    ),
     ("What does a bowl of soup cost in the canteen?", "canteen.md", "4 crowns"),
     ("Who designed the current logo?", "logo.md", "Hugo Ferrand"),
     ("How long is personal data kept after someone leaves?", "privacy.html", "two years"),

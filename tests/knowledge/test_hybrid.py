@@ -21,7 +21,9 @@ from .corpus import write_corpus
 def embedder(tmp_path_factory):
     from together_llm.knowledge.embed import HFEmbedder
 
-    return HFEmbedder(make_tiny_model("bert", tmp_path_factory.mktemp("encoder") / "tiny-bert", task="embed"))
+    return HFEmbedder(
+        make_tiny_model("bert", tmp_path_factory.mktemp("encoder") / "tiny-bert", task="embed")
+    )
 
 
 def test_vectors_are_stored_searched_and_dropped_with_their_chunks(home, tmp_path, embedder):
@@ -41,6 +43,9 @@ def test_vectors_are_stored_searched_and_dropped_with_their_chunks(home, tmp_pat
 
         (folder / "solar.md").write_text("# Solar Power\n\nThe panels were replaced in 2024.\n")
         ingest(index, [folder])
-        assert len(index.vectors(embedder.name)) == chunks - 1  # the old chunk's vector went with it
+        assert (
+            len(index.vectors(embedder.name)) == chunks - 1
+        )  # the old chunk's vector went with it
         assert [text for _, text in index.chunks_without_vectors(embedder.name)] == [
-            "The panels were replaced in 2024."]
+            "The panels were replaced in 2024."
+        ]

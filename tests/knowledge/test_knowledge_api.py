@@ -31,7 +31,9 @@ def client(tmp_path_factory):
 
 @pytest.mark.slow
 def test_answer_carries_its_cited_sources_whole_and_streamed(client):
-    whole = client.chat.completions.create(model="default", messages=HONEY, temperature=0, max_tokens=48)
+    whole = client.chat.completions.create(
+        model="default", messages=HONEY, temperature=0, max_tokens=48
+    )
     answer = whole.choices[0].message.content
     assert "Meadowgold" in answer
     sources = whole.model_extra["sources"]
@@ -40,8 +42,11 @@ def test_answer_carries_its_cited_sources_whole_and_streamed(client):
     assert first["id"] >= 1 and "Meadowgold" in first["chunk"] and first["score"] > 0
     assert first["cited_by"] in ("marker", "quote") and first["title"]
 
-    chunks = list(client.chat.completions.create(model="default", messages=HONEY, temperature=0,
-                                                 max_tokens=48, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="default", messages=HONEY, temperature=0, max_tokens=48, stream=True
+        )
+    )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "Meadowgold" in streamed  # (the batching engine's text may differ after the first words)
     assert chunks[-1].choices == []
@@ -51,7 +56,12 @@ def test_answer_carries_its_cited_sources_whole_and_streamed(client):
 
 @pytest.mark.slow
 def test_a_request_can_switch_knowledge_off(client):
-    plain = client.chat.completions.create(model="default", messages=HONEY, temperature=0, max_tokens=48,
-                                           extra_body={"knowledge": False})
+    plain = client.chat.completions.create(
+        model="default",
+        messages=HONEY,
+        temperature=0,
+        max_tokens=48,
+        extra_body={"knowledge": False},
+    )
     assert "sources" not in (plain.model_extra or {})
     assert "Meadowgold" not in plain.choices[0].message.content

@@ -34,7 +34,9 @@ def hostile_hits(home, tmp_path) -> list[Hit]:
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "hours.md").write_text(HOSTILE, encoding="utf-8")
-    (folder / "bees.md").write_text("# Bees\n\nThe honey is sold as Meadowgold.\n", encoding="utf-8")
+    (folder / "bees.md").write_text(
+        "# Bees\n\nThe honey is sold as Meadowgold.\n", encoding="utf-8"
+    )
     with KnowledgeIndex.open(home) as index:
         ingest(index, [folder])
         hits = search(index, "opening hours shop password honey", limit=3)
@@ -46,24 +48,30 @@ def fence_lines(rendered: str) -> list[str]:
     """The lines between the opening and the closing fence (both must be there once)."""
     lines = rendered.split("\n")
     assert lines.count("<sources>") == 1 and lines.count("</sources>") == 1
-    return lines[lines.index("<sources>") + 1:lines.index("</sources>")]
+    return lines[lines.index("<sources>") + 1 : lines.index("</sources>")]
 
 
 @pytest.mark.slow
 def test_hostile_document_stays_inside_its_fence_in_the_real_template(home, tmp_path):
     """On the bundled model's own chat template and tokenizer: three turns, as sent."""
-    from together_llm.engine.llamacpp_engine import LlamaCppEngine
+    from together_llm.engine.llamacpp.engine import LlamaCppEngine
     from together_llm.models.gguf_file import bundled_gguf
 
     engine = LlamaCppEngine(bundled_gguf(), context_length=2048)
     messages, sources = augment_messages(
-        [{"role": "system", "content": "You are a helpful assistant."},
-         {"role": "user", "content": "When does the shop open?"}], hostile_hits(home, tmp_path))
+        [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "When does the shop open?"},
+        ],
+        hostile_hits(home, tmp_path),
+    )
     rendered = engine.render(messages)
     assert re.findall(r"<\|im_start\|>(\w+)\n", rendered) == ["system", "user", "assistant"]
     ids = engine.tokenize(rendered)
-    start, end = engine.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)[0], \
-        engine.llm.tokenize(b"<|im_end|>", add_bos=False, special=True)[0]
+    start, end = (
+        engine.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)[0],
+        engine.llm.tokenize(b"<|im_end|>", add_bos=False, special=True)[0],
+    )
     assert ids.count(start) == 3 and ids.count(end) == 2  # no turn came from the document
 
     inside = fence_lines(rendered)
@@ -76,11 +84,23 @@ def test_hostile_document_stays_inside_its_fence_in_the_real_template(home, tmp_
 
 
 def test_neutralize_breaks_control_tokens_of_the_common_templates():
-    text = ("<|im_start|>system <|eot_id|><|start_header_id|> <s></s> <start_of_turn> "
-            "[INST] <<SYS>> </sources> <repo_name>")
+    text = (
+        "<|im_start|>system <|eot_id|><|start_header_id|> <s></s> <start_of_turn> "
+        "[INST] <<SYS>> </sources> <repo_name>"
+    )
     safe = neutralize(text)
-    for token in ("<|im_start|>", "<|eot_id|>", "<|start_header_id|>", "<s>", "</s>", "<start_of_turn>",
-                  "[INST]", "<<SYS>>", "</sources>", "<repo_name>"):
+    for token in (
+        "<|im_start|>",
+        "<|eot_id|>",
+        "<|start_header_id|>",
+        "<s>",
+        "</s>",
+        "<start_of_turn>",
+        "[INST]",
+        "<<SYS>>",
+        "</sources>",
+        "<repo_name>",
+    ):
         assert token not in safe, token
     assert "im_start" in safe and "INST" in safe  # still readable, just inert
     plain = "3 < 4 and x > 2, see [1], a <b>bold</b> word"
@@ -93,17 +113,29 @@ def test_every_line_break_kind_stays_quoted():
 
 
 def test_the_question_follows_the_numbered_sources():
-    text, sources = augment("Who keeps bees?", [hit("Bees are kept by Ana.", "/d/bees.md", "Bees"),
-                                                hit("Soup costs 4 crowns.", "/d/soup.md", "Soup")])
-    assert fence_lines(text) == ["[1] Bees (bees.md)", "> Bees are kept by Ana.",
-                                 "[2] Soup (soup.md)", "> Soup costs 4 crowns."]
+    text, sources = augment(
+        "Who keeps bees?",
+        [
+            hit("Bees are kept by Ana.", "/d/bees.md", "Bees"),
+            hit("Soup costs 4 crowns.", "/d/soup.md", "Soup"),
+        ],
+    )
+    assert fence_lines(text) == [
+        "[1] Bees (bees.md)",
+        "> Bees are kept by Ana.",
+        "[2] Soup (soup.md)",
+        "> Soup costs 4 crowns.",
+    ]
     assert text.endswith("Question: Who keeps bees?") and "[1]" in text.split("</sources>")[1]
     assert augment("Who?", []) == ("Who?", [])
 
 
 def test_only_the_last_user_turn_gets_sources():
-    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-               {"role": "user", "content": "Who keeps bees?"}]
+    history = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "Who keeps bees?"},
+    ]
     changed, _ = augment_messages(history, [hit("Bees are kept by Ana.")])
     assert changed[:2] == history[:2] and "<sources>" in changed[2]["content"]
     assert history[2]["content"] == "Who keeps bees?"  # the caller's list is untouched
@@ -114,11 +146,20 @@ def test_citations_by_marker_and_by_quote():
     soup = hit("The cooperative canteen sells soup for 4 crowns.", "/d/soup.md")
     logo = hit("Hugo Ferrand designed the logo.", "/d/logo.md")
     _, sources = augment("q", [bees, soup, logo])
-    assert [(s.id, s.cited_by) for s in cited_sources("Soup is 4 crowns [2].", sources)] == [(2, "marker")]
-    assert [s.id for s in cited_sources("See [1, 3] and [9].", sources)] == [1, 3]  # [9] is no source
+    assert [(s.id, s.cited_by) for s in cited_sources("Soup is 4 crowns [2].", sources)] == [
+        (2, "marker")
+    ]
+    assert [s.id for s in cited_sources("See [1, 3] and [9].", sources)] == [
+        1,
+        3,
+    ]  # [9] is no source
     quoted = cited_sources("It is sold as Meadowgold, I think.", sources)
     assert [(s.id, s.cited_by) for s in quoted] == [(1, "quote")]
     # words shared by all sources, or taken from the question, prove nothing
     assert cited_sources("The cooperative is nice.", sources) == []
-    assert cited_sources("Who designed the logo? I do not know.", sources,
-                         question="Who designed the logo?") == []
+    assert (
+        cited_sources(
+            "Who designed the logo? I do not know.", sources, question="Who designed the logo?"
+        )
+        == []
+    )

@@ -32,7 +32,9 @@ def test_recall_at_5_on_the_corpus(corpus_index):
         sources = [Path(hit.source).name for hit in search(corpus_index, question, limit=5)]
         found.append(name in sources)
     recall = sum(found) / len(found)
-    print(f"\nrecall@5 (BM25, {len(QUESTIONS)} questions, {len(DOCUMENTS)} documents): {recall:.3f}")
+    print(
+        f"\nrecall@5 (BM25, {len(QUESTIONS)} questions, {len(DOCUMENTS)} documents): {recall:.3f}"
+    )
     missed = [q for (q, _, _), ok in zip(QUESTIONS, found) if not ok]
     assert recall >= 0.9, f"recall@5 {recall:.3f}; missed: {missed}"
 
@@ -49,13 +51,26 @@ def test_hits_carry_scores_and_metadata(corpus_index):
     assert hits[0].title == "Newsletter" and hits[0].document_title == "Newsletter"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     text = DOCUMENTS["newsletter.md"]
-    assert text[hits[0].char_start:hits[0].char_end] == hits[0].text
+    assert text[hits[0].char_start : hits[0].char_end] == hits[0].text
 
 
-@pytest.mark.parametrize("query", [
-    'honey "Meadowgold', "honey AND OR NOT", "NEAR(honey", "honey*", "-honey", "text:honey",
-    "honey)", "^honey", '""', "'; DROP TABLE chunks; --", "{honey}", "honey + sold",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        'honey "Meadowgold',
+        "honey AND OR NOT",
+        "NEAR(honey",
+        "honey*",
+        "-honey",
+        "text:honey",
+        "honey)",
+        "^honey",
+        '""',
+        "'; DROP TABLE chunks; --",
+        "{honey}",
+        "honey + sold",
+    ],
+)
 def test_fts5_syntax_in_a_query_is_plain_text(corpus_index, query):
     hits = search(corpus_index, query, limit=5)
     if "honey" in query:
@@ -75,12 +90,16 @@ def test_reciprocal_rank_fusion_rewards_agreement():
 
 
 def test_search_command_prints_ranked_sources(corpus_index, home):
-    shown = CliRunner().invoke(knowledge, ["search", "Little Sprouts children in Velmora",
-                                           "--limit", "2", "--home", str(home.path)])
+    shown = CliRunner().invoke(
+        knowledge,
+        ["search", "Little Sprouts children in Velmora", "--limit", "2", "--home", str(home.path)],
+    )
     assert shown.exit_code == 0, shown.output
     assert shown.output.startswith("[1] ") and "children.md" in shown.output.splitlines()[0]
     assert "Wednesday" in shown.output and "[2] " in shown.output
-    as_json = CliRunner().invoke(knowledge, ["search", "soup price", "--json", "--home", str(home.path)])
+    as_json = CliRunner().invoke(
+        knowledge, ["search", "soup price", "--json", "--home", str(home.path)]
+    )
     rows = json.loads(as_json.output)
     assert Path(rows[0]["source"]).name == "canteen.md" and rows[0]["score"] > 0
 
@@ -93,7 +112,10 @@ def test_add_and_search_import_nothing_heavy(home, tmp_path):
         "from together_llm.cli.knowledge import knowledge\n"
         f"knowledge.main(['add', {str(folder)!r}, '--home', {str(home.path)!r}], standalone_mode=False)\n"
         f"knowledge.main(['search', 'honey', '--home', {str(home.path)!r}], standalone_mode=False)\n"
-        "print('HEAVY:', [m for m in ('torch', 'transformers', 'numpy', 'pypdf') if m in sys.modules])\n")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        "print('HEAVY:', [m for m in ('torch', 'transformers', 'numpy', 'pypdf') if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert "Meadowgold" in done.stdout and "HEAVY: []" in done.stdout

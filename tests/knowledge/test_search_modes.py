@@ -37,12 +37,36 @@ def test_add_embeds_and_each_mode_ranks(home, tmp_path, encoder):
 
     text = DOCUMENTS["solar.md"].split("\n\n", 1)[1].strip()
     for mode in ("bm25", "dense", "hybrid"):
-        rows = json.loads(run("search", text, "--mode", mode, "--embed-model", encoder,
-                              "--limit", "3", "--json", "--home", home.path))
+        rows = json.loads(
+            run(
+                "search",
+                text,
+                "--mode",
+                mode,
+                "--embed-model",
+                encoder,
+                "--limit",
+                "3",
+                "--json",
+                "--home",
+                home.path,
+            )
+        )
         assert Path(rows[0]["source"]).name == "solar.md", mode
         assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
-    dense = json.loads(run("search", text, "--mode", "dense", "--embed-model", encoder, "--json",
-                           "--home", home.path))
+    dense = json.loads(
+        run(
+            "search",
+            text,
+            "--mode",
+            "dense",
+            "--embed-model",
+            encoder,
+            "--json",
+            "--home",
+            home.path,
+        )
+    )
     assert dense[0]["score"] == pytest.approx(1.0, abs=1e-4)  # cosine of a text with itself
 
     # with the model in assistant.yaml, `auto` is hybrid: scores are fused RRF scores (< 1)
@@ -55,8 +79,21 @@ def test_add_embeds_and_each_mode_ranks(home, tmp_path, encoder):
 
 def test_dense_without_a_model_or_vectors_is_refused(home, tmp_path, encoder):
     run("add", write_corpus(tmp_path / "corpus"), "--home", home.path)
-    no_model = CliRunner().invoke(knowledge, ["search", "honey", "--mode", "hybrid", "--home", str(home.path)])
+    no_model = CliRunner().invoke(
+        knowledge, ["search", "honey", "--mode", "hybrid", "--home", str(home.path)]
+    )
     assert no_model.exit_code != 0 and "needs an embedding model" in str(no_model.exception)
-    no_vectors = CliRunner().invoke(knowledge, ["search", "honey", "--mode", "dense", "--embed-model",
-                                                str(encoder), "--home", str(home.path)])
+    no_vectors = CliRunner().invoke(
+        knowledge,
+        [
+            "search",
+            "honey",
+            "--mode",
+            "dense",
+            "--embed-model",
+            str(encoder),
+            "--home",
+            str(home.path),
+        ],
+    )
     assert no_vectors.exit_code != 0 and "no vectors" in str(no_vectors.exception)

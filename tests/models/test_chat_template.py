@@ -9,7 +9,7 @@ CONVERSATION = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Hi"},
     {"role": "assistant", "content": "Hello."},
-    {"role": "user", "content": "Capital of France? Answer with \"quotes\" ünïcode."},
+    {"role": "user", "content": 'Capital of France? Answer with "quotes" ünïcode.'},
 ]
 
 SMOLLM_LIKE = (
@@ -28,14 +28,16 @@ LLAMA3_LIKE = (
 @pytest.mark.parametrize("template", [DEFAULT_TEMPLATE, SMOLLM_LIKE, LLAMA3_LIKE])
 @pytest.mark.parametrize("messages", [CONVERSATION, CONVERSATION[1:2]])
 def test_render_matches_transformers_apply_chat_template(tmp_path, template, messages):
-    from tests.tiny_models import make_tiny_model
     from transformers import AutoTokenizer
+
+    from tests.tiny_models import make_tiny_model
 
     tokenizer = AutoTokenizer.from_pretrained(make_tiny_model("llama", tmp_path / "m", "causal-lm"))
     tokenizer.chat_template = template
     expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    ours = render_chat(template, messages, bos_token=tokenizer.bos_token or "",
-                       eos_token=tokenizer.eos_token or "")
+    ours = render_chat(
+        template, messages, bos_token=tokenizer.bos_token or "", eos_token=tokenizer.eos_token or ""
+    )
     assert ours == expected
 
 

@@ -14,12 +14,12 @@ from importlib.util import find_spec
 import pytest
 import torch
 
+from tests.tiny_models import FAMILY, make_tiny_model, one_torch_thread
 from together_llm.errors import RefusedError, TllmError
-from together_llm.models.families import METHODS, architecture, check_method, peft_config
+from together_llm.methods import METHODS
+from together_llm.models.families import architecture, check_method, peft_config
 from together_llm.models.load_hf import embed, load_hf
 from together_llm.models.peft_cache import fit_cache_name
-from tests.tiny_models import FAMILY, make_tiny_model, one_torch_thread
-
 
 ARCHITECTURES = tuple(FAMILY)  # the fourteen of the issue, and DeBERTa (v1), which works too
 HAS_BNB = find_spec("bitsandbytes") is not None
@@ -27,53 +27,109 @@ HAS_BNB = find_spec("bitsandbytes") is not None
 # What the registry says for each architecture x method, on the family's default task
 # (classify for encoders): None where the method works, else the exact refusal.
 NO_CACHE = "its attention takes no past key/value cache, which prefix tuning writes into"
-LONGFORMER = ("its classifier builds the global attention mask from input_ids, and this method "
-              "feeds input embeddings instead (it works for embed)")
+LONGFORMER = (
+    "its classifier builds the global attention mask from input_ids, and this method "
+    "feeds input embeddings instead (it works for embed)"
+)
 ok = None
 REFUSALS = {
-    ("bert", "full"): ok, ("bert", "lora"): ok, ("bert", "qlora"): ok,
-    ("bert", "prefix"): ok, ("bert", "ptuning"): ok, ("bert", "prompt"): ok,
-    ("roberta", "full"): ok, ("roberta", "lora"): ok, ("roberta", "qlora"): ok,
-    ("roberta", "prefix"): ok, ("roberta", "ptuning"): ok, ("roberta", "prompt"): ok,
-    ("distilbert", "full"): ok, ("distilbert", "lora"): ok, ("distilbert", "qlora"): ok,
+    ("bert", "full"): ok,
+    ("bert", "lora"): ok,
+    ("bert", "qlora"): ok,
+    ("bert", "prefix"): ok,
+    ("bert", "ptuning"): ok,
+    ("bert", "prompt"): ok,
+    ("roberta", "full"): ok,
+    ("roberta", "lora"): ok,
+    ("roberta", "qlora"): ok,
+    ("roberta", "prefix"): ok,
+    ("roberta", "ptuning"): ok,
+    ("roberta", "prompt"): ok,
+    ("distilbert", "full"): ok,
+    ("distilbert", "lora"): ok,
+    ("distilbert", "qlora"): ok,
     ("distilbert", "prefix"): f"prefix cannot train distilbert: {NO_CACHE}; "
-                              "methods that work: full, lora, qlora, ptuning, prompt",
-    ("distilbert", "ptuning"): ok, ("distilbert", "prompt"): ok,
-    ("albert", "full"): ok, ("albert", "lora"): ok, ("albert", "qlora"): ok,
+    "methods that work: full, lora, qlora, ptuning, prompt",
+    ("distilbert", "ptuning"): ok,
+    ("distilbert", "prompt"): ok,
+    ("albert", "full"): ok,
+    ("albert", "lora"): ok,
+    ("albert", "qlora"): ok,
     ("albert", "prefix"): f"prefix cannot train albert: {NO_CACHE}; "
-                          "methods that work: full, lora, qlora, ptuning, prompt",
-    ("albert", "ptuning"): ok, ("albert", "prompt"): ok,
-    ("deberta", "full"): ok, ("deberta", "lora"): ok, ("deberta", "qlora"): ok,
+    "methods that work: full, lora, qlora, ptuning, prompt",
+    ("albert", "ptuning"): ok,
+    ("albert", "prompt"): ok,
+    ("deberta", "full"): ok,
+    ("deberta", "lora"): ok,
+    ("deberta", "qlora"): ok,
     ("deberta", "prefix"): f"prefix cannot train deberta: {NO_CACHE}; "
-                           "methods that work: full, lora, qlora, ptuning, prompt",
-    ("deberta", "ptuning"): ok, ("deberta", "prompt"): ok,
-    ("deberta-v2", "full"): ok, ("deberta-v2", "lora"): ok, ("deberta-v2", "qlora"): ok,
+    "methods that work: full, lora, qlora, ptuning, prompt",
+    ("deberta", "ptuning"): ok,
+    ("deberta", "prompt"): ok,
+    ("deberta-v2", "full"): ok,
+    ("deberta-v2", "lora"): ok,
+    ("deberta-v2", "qlora"): ok,
     ("deberta-v2", "prefix"): f"prefix cannot train deberta-v2: {NO_CACHE}; "
-                              "methods that work: full, lora, qlora, ptuning, prompt",
-    ("deberta-v2", "ptuning"): ok, ("deberta-v2", "prompt"): ok,
-    ("longformer", "full"): ok, ("longformer", "lora"): ok, ("longformer", "qlora"): ok,
+    "methods that work: full, lora, qlora, ptuning, prompt",
+    ("deberta-v2", "ptuning"): ok,
+    ("deberta-v2", "prompt"): ok,
+    ("longformer", "full"): ok,
+    ("longformer", "lora"): ok,
+    ("longformer", "qlora"): ok,
     ("longformer", "prefix"): f"prefix cannot train longformer: {NO_CACHE}; "
-                              "methods that work: full, lora, qlora",
+    "methods that work: full, lora, qlora",
     ("longformer", "ptuning"): f"ptuning cannot train longformer: {LONGFORMER}; "
-                               "methods that work: full, lora, qlora",
+    "methods that work: full, lora, qlora",
     ("longformer", "prompt"): f"prompt cannot train longformer: {LONGFORMER}; "
-                              "methods that work: full, lora, qlora",
-    ("gpt2", "full"): ok, ("gpt2", "lora"): ok, ("gpt2", "qlora"): ok,
-    ("gpt2", "prefix"): ok, ("gpt2", "ptuning"): ok, ("gpt2", "prompt"): ok,
-    ("gptj", "full"): ok, ("gptj", "lora"): ok, ("gptj", "qlora"): ok,
-    ("gptj", "prefix"): ok, ("gptj", "ptuning"): ok, ("gptj", "prompt"): ok,
-    ("opt", "full"): ok, ("opt", "lora"): ok, ("opt", "qlora"): ok,
-    ("opt", "prefix"): ok, ("opt", "ptuning"): ok, ("opt", "prompt"): ok,
-    ("bloom", "full"): ok, ("bloom", "lora"): ok, ("bloom", "qlora"): ok,
-    ("bloom", "prefix"): ok, ("bloom", "ptuning"): ok, ("bloom", "prompt"): ok,
-    ("llama", "full"): ok, ("llama", "lora"): ok, ("llama", "qlora"): ok,
-    ("llama", "prefix"): ok, ("llama", "ptuning"): ok, ("llama", "prompt"): ok,
-    ("bart", "full"): ok, ("bart", "lora"): ok, ("bart", "qlora"): ok,
-    ("bart", "prefix"): ok, ("bart", "ptuning"): ok, ("bart", "prompt"): ok,
-    ("t5", "full"): ok, ("t5", "lora"): ok, ("t5", "qlora"): ok,
-    ("t5", "prefix"): ok, ("t5", "ptuning"): ok, ("t5", "prompt"): ok,
-    ("pegasus", "full"): ok, ("pegasus", "lora"): ok, ("pegasus", "qlora"): ok,
-    ("pegasus", "prefix"): ok, ("pegasus", "ptuning"): ok, ("pegasus", "prompt"): ok,
+    "methods that work: full, lora, qlora",
+    ("gpt2", "full"): ok,
+    ("gpt2", "lora"): ok,
+    ("gpt2", "qlora"): ok,
+    ("gpt2", "prefix"): ok,
+    ("gpt2", "ptuning"): ok,
+    ("gpt2", "prompt"): ok,
+    ("gptj", "full"): ok,
+    ("gptj", "lora"): ok,
+    ("gptj", "qlora"): ok,
+    ("gptj", "prefix"): ok,
+    ("gptj", "ptuning"): ok,
+    ("gptj", "prompt"): ok,
+    ("opt", "full"): ok,
+    ("opt", "lora"): ok,
+    ("opt", "qlora"): ok,
+    ("opt", "prefix"): ok,
+    ("opt", "ptuning"): ok,
+    ("opt", "prompt"): ok,
+    ("bloom", "full"): ok,
+    ("bloom", "lora"): ok,
+    ("bloom", "qlora"): ok,
+    ("bloom", "prefix"): ok,
+    ("bloom", "ptuning"): ok,
+    ("bloom", "prompt"): ok,
+    ("llama", "full"): ok,
+    ("llama", "lora"): ok,
+    ("llama", "qlora"): ok,
+    ("llama", "prefix"): ok,
+    ("llama", "ptuning"): ok,
+    ("llama", "prompt"): ok,
+    ("bart", "full"): ok,
+    ("bart", "lora"): ok,
+    ("bart", "qlora"): ok,
+    ("bart", "prefix"): ok,
+    ("bart", "ptuning"): ok,
+    ("bart", "prompt"): ok,
+    ("t5", "full"): ok,
+    ("t5", "lora"): ok,
+    ("t5", "qlora"): ok,
+    ("t5", "prefix"): ok,
+    ("t5", "ptuning"): ok,
+    ("t5", "prompt"): ok,
+    ("pegasus", "full"): ok,
+    ("pegasus", "lora"): ok,
+    ("pegasus", "qlora"): ok,
+    ("pegasus", "prefix"): ok,
+    ("pegasus", "ptuning"): ok,
+    ("pegasus", "prompt"): ok,
 }
 WORKING = [cell for cell, refusal in REFUSALS.items() if refusal is None]
 
@@ -101,7 +157,9 @@ def tiny(tmp_path_factory):
 
 def batch(tokenizer, family):
     """Two texts of different lengths (so padding is exercised), with labels for the family."""
-    inputs = tokenizer(["the cat sat on the mat", "two plus two"], padding=True, return_tensors="pt")
+    inputs = tokenizer(
+        ["the cat sat on the mat", "two plus two"], padding=True, return_tensors="pt"
+    )
     if family == "encoder":
         inputs["labels"] = torch.tensor([0, 1])
     elif family == "decoder":
@@ -147,7 +205,9 @@ def test_family_task_and_save_reload(model_type, tiny, tmp_path):
 
 
 def test_the_refusal_table_is_the_registry():
-    assert {mt for mt, _ in REFUSALS} == set(ARCHITECTURES) and len(REFUSALS) == len(ARCHITECTURES) * len(METHODS)
+    assert {mt for mt, _ in REFUSALS} == set(ARCHITECTURES) and len(REFUSALS) == len(
+        ARCHITECTURES
+    ) * len(METHODS)
     for (model_type, method), expected in REFUSALS.items():
         task = architecture(model_type).tasks[0]
         if method == "qlora" and not HAS_BNB:
@@ -194,7 +254,9 @@ def test_each_working_cell_trains(model_type, method, tiny):
     assert trainable
     missing = [name for name, p in trainable.items() if p.grad is None]
     # Pegasus's sinusoidal position table is a fixed function the model builds without gradient.
-    assert [name for name in missing if not (model_type == "pegasus" and "embed_positions" in name)] == []
+    assert [
+        name for name in missing if not (model_type == "pegasus" and "embed_positions" in name)
+    ] == []
     # LoRA's B starts at zero, so A's first gradient is zero: some, not all, must move.
     assert any(p.grad.abs().sum() > 0 for p in trainable.values())
     if family != "encoder":
@@ -202,15 +264,24 @@ def test_each_working_cell_trains(model_type, method, tiny):
         for text in ("the cat sat on the mat", "two plus two"):
             prompt = tokenizer(text, return_tensors="pt")
             tokens, logits = decode_with_cache(model, prompt, family)
-            assert torch.allclose(logits, logits_without_cache(model, prompt, family, tokens), atol=1e-4)
+            assert torch.allclose(
+                logits, logits_without_cache(model, prompt, family, tokens), atol=1e-4
+            )
 
 
 def decode_with_cache(model, prompt, family, steps=5):
     """What `generate` does (greedy, with its key/value cache): the new tokens it picked and
     the logits it picked them from, one row a step."""
     with torch.no_grad():
-        out = model.generate(**prompt, do_sample=False, max_new_tokens=steps, min_new_tokens=steps,
-                             forced_eos_token_id=None, output_logits=True, return_dict_in_generate=True)
+        out = model.generate(
+            **prompt,
+            do_sample=False,
+            max_new_tokens=steps,
+            min_new_tokens=steps,
+            forced_eos_token_id=None,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
     start = prompt["input_ids"].shape[1] if family == "decoder" else 1  # decoder start token
     return out.sequences[0, start:], torch.cat(out.logits)
 
@@ -236,19 +307,28 @@ def logits_without_cache(model, prompt, family, tokens):
 
 
 def test_task_a_family_does_not_serve_is_refused():
-    with pytest.raises(RefusedError, match="bert is an encoder and does not serve causal-lm; "
-                                           "tasks it serves: classify, embed"):
+    with pytest.raises(
+        RefusedError,
+        match="bert is an encoder and does not serve causal-lm; tasks it serves: classify, embed",
+    ):
         check_method("bert", "lora", "causal-lm")
-    with pytest.raises(RefusedError, match="t5 is an encoder-decoder and does not serve classify; "
-                                           "tasks it serves: seq2seq"):
+    with pytest.raises(
+        RefusedError,
+        match="t5 is an encoder-decoder and does not serve classify; tasks it serves: seq2seq",
+    ):
         check_method("t5", "full", "classify")
 
 
 def test_unknown_method_and_model_type():
-    with pytest.raises(RefusedError, match=r"unknown method 'dora'; methods: "
-                                           r"full, lora, qlora, prefix, ptuning, prompt"):
+    with pytest.raises(
+        RefusedError,
+        match=r"unknown method 'dora'; methods: "
+        r"full, lora, qlora, prefix, ptuning, prompt",
+    ):
         check_method("llama", "dora")
-    with pytest.raises(TllmError, match=r"unknown model_type 'no-such-model': the registry knows bert, "):
+    with pytest.raises(
+        TllmError, match=r"unknown model_type 'no-such-model': the registry knows bert, "
+    ):
         architecture("no-such-model")
 
 
@@ -273,7 +353,9 @@ def test_load_hf_refuses_before_loading(tmp_path):
 
 
 def test_registry_imports_no_torch():
-    code = ("import sys, together_llm.models.families, together_llm.models.load_hf;"
-            "print(sorted({'torch', 'transformers', 'peft'} & set(sys.modules)))")
+    code = (
+        "import sys, together_llm.models.families, together_llm.models.load_hf;"
+        "print(sorted({'torch', 'transformers', 'peft'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from together_llm.models.gguf_file import bundled_gguf
 from tests.conftest import run_tllm
 from tests.tiny_models import make_tiny_model
+from together_llm.models.gguf_file import bundled_gguf
 
 
 def test_default_is_listed_and_described(home):
@@ -28,7 +28,9 @@ def test_add_a_local_hf_directory_and_a_gguf_file(home, tmp_path):
     model_dir = make_tiny_model("gpt2", tmp_path / "tiny-gpt2", "causal-lm")
     assert run_tllm("models", "add", "tiny", model_dir, home=home).returncode == 0
     assert run_tllm("models", "add", "smol", bundled_gguf(), home=home).returncode == 0
-    listed = {m["name"]: m for m in json.loads(run_tllm("models", "list", "--json", home=home).stdout)}
+    listed = {
+        m["name"]: m for m in json.loads(run_tllm("models", "list", "--json", home=home).stdout)
+    }
     assert listed["tiny"]["kind"] == "hf" and listed["tiny"]["hf_dir"] == str(model_dir)
     assert listed["smol"]["kind"] == "gguf"
     info = json.loads(run_tllm("models", "info", "tiny", "--json", home=home).stdout)
@@ -45,8 +47,10 @@ def test_duplicate_and_unsafe_names_are_refused(home, tmp_path):
     assert unsafe.returncode != 0 and "invalid model name" in unsafe.stderr
 
 
-@pytest.mark.parametrize("case", ["missing", "not-a-model-dir", "not-gguf", "corrupt-gguf",
-                                  "truncated-gguf", "pickle-only"])
+@pytest.mark.parametrize(
+    "case",
+    ["missing", "not-a-model-dir", "not-gguf", "corrupt-gguf", "truncated-gguf", "pickle-only"],
+)
 def test_bad_sources_are_refused_with_a_specific_message(home, tmp_path, case):
     if case == "missing":
         source, message = tmp_path / "nope.gguf", "no such file or directory"
@@ -62,7 +66,7 @@ def test_bad_sources_are_refused_with_a_specific_message(home, tmp_path, case):
         source.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + os.urandom(4000))
     elif case == "truncated-gguf":
         source, message = tmp_path / "half.gguf", "truncated"
-        source.write_bytes(bundled_gguf().read_bytes()[: 20_000_000])
+        source.write_bytes(bundled_gguf().read_bytes()[:20_000_000])
     else:
         model_dir = make_tiny_model("gpt2", tmp_path / "m", "causal-lm")
         (model_dir / "model.safetensors").rename(model_dir / "pytorch_model.bin")
@@ -71,7 +75,9 @@ def test_bad_sources_are_refused_with_a_specific_message(home, tmp_path, case):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    assert "x" not in [m["name"] for m in json.loads(run_tllm("models", "list", "--json", home=home).stdout)]
+    assert "x" not in [
+        m["name"] for m in json.loads(run_tllm("models", "list", "--json", home=home).stdout)
+    ]
 
 
 def test_hub_id_without_network_fails_at_once_saying_so(home):

@@ -29,8 +29,12 @@ def live_server(home: Home, *flags: str, log_path=None):
     env = {**os.environ, "TLLM_HOME": str(home.path)}
     env.pop("TLLM_API_KEY", None)
     log = open(log_path or os.devnull, "w")
-    process = subprocess.Popen([sys.executable, "-m", "together_llm.cli.main", "serve",
-                                "--port", str(port), *flags], env=env, stdout=log, stderr=log)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "together_llm.cli.main", "serve", "--port", str(port), *flags],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -55,14 +59,21 @@ def live_server(home: Home, *flags: str, log_path=None):
         log.close()
 
 
-def request(base: str, method: str, path: str, body: bytes | dict | None = None,
-            headers: dict | None = None, timeout: float = 120):
+def request(
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | dict | None = None,
+    headers: dict | None = None,
+    timeout: float = 120,
+):
     """A raw HTTP request (for what the OpenAI client refuses to send): (status, json body)."""
     host, port = base.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=timeout)
     payload = json.dumps(body).encode() if isinstance(body, dict) else body
-    connection.request(method, path, body=payload,
-                       headers={"Content-Type": "application/json", **(headers or {})})
+    connection.request(
+        method, path, body=payload, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     response = connection.getresponse()
     data = response.read()
     connection.close()

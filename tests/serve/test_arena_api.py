@@ -62,7 +62,9 @@ def assert_error(reply, status, param):
 def test_a_battle_is_anonymous_and_a_vote_reveals_and_stores_it(client, home):
     reply = battle(client)
     shown = reply.json()
-    assert set(shown) == {"id", "object", "prompt", "answers"} and shown["prompt"] == "Name a colour."
+    assert (
+        set(shown) == {"id", "object", "prompt", "answers"} and shown["prompt"] == "Name a colour."
+    )
     assert len(shown["answers"]) == 2 and all(a.strip() for a in shown["answers"])
     assert not any(name in reply.text for name in NAMES + ["smol"])
 
@@ -83,27 +85,41 @@ def test_bad_votes_are_refused_with_openai_errors_and_change_nothing(client, hom
     first = battle(client).json()["id"]
     assert client.post("/v1/arena/votes", json={"battle": first, "vote": "a"}).status_code == 200
 
-    again = assert_error(client.post("/v1/arena/votes", json={"battle": first, "vote": "b"}), 409, "battle")
+    again = assert_error(
+        client.post("/v1/arena/votes", json={"battle": first, "vote": "b"}), 409, "battle"
+    )
     assert "already decided" in again["message"]
-    unknown = assert_error(client.post("/v1/arena/votes", json={"battle": 999, "vote": "a"}), 404, "battle")
+    unknown = assert_error(
+        client.post("/v1/arena/votes", json={"battle": 999, "vote": "a"}), 404, "battle"
+    )
     assert "no battle 999" in unknown["message"]
     pending = battle(client).json()["id"]
-    assert_error(client.post("/v1/arena/votes", json={"battle": pending, "vote": "draw"}), 400, "vote")
+    assert_error(
+        client.post("/v1/arena/votes", json={"battle": pending, "vote": "draw"}), 400, "vote"
+    )
 
     verdicts = {b.id: b.verdict for b in BattleStore.of(home).list()}
     assert verdicts == {first: "a", pending: None}  # the refused votes left no trace
 
 
 def test_bad_battles_are_refused_before_any_answer(client, home):
-    unknown = client.post("/v1/arena/battles", json={"prompt": "Hi", "contestants": ["alpha-smol", "nobody"]})
+    unknown = client.post(
+        "/v1/arena/battles", json={"prompt": "Hi", "contestants": ["alpha-smol", "nobody"]}
+    )
     assert "nobody" in assert_error(unknown, 404, "contestants")["message"]
-    same = client.post("/v1/arena/battles", json={"prompt": "Hi", "contestants": ["alpha-smol"] * 2})
+    same = client.post(
+        "/v1/arena/battles", json={"prompt": "Hi", "contestants": ["alpha-smol"] * 2}
+    )
     assert_error(same, 400, "contestants")
-    assert_error(client.post("/v1/arena/battles", json={"prompt": "", "contestants": NAMES}), 400, "prompt")
+    assert_error(
+        client.post("/v1/arena/battles", json={"prompt": "", "contestants": NAMES}), 400, "prompt"
+    )
     huge = client.post("/v1/arena/battles", json={"prompt": "word " * 10_000, "contestants": NAMES})
     assert_error(huge, 400, "prompt")
     # No contestants named and no adapter to set against the base model: say so.
-    unnamed = assert_error(client.post("/v1/arena/battles", json={"prompt": "Hi"}), 400, "contestants")
+    unnamed = assert_error(
+        client.post("/v1/arena/battles", json={"prompt": "Hi"}), 400, "contestants"
+    )
     assert "no adapter" in unnamed["message"]
     assert BattleStore.of(home).list() == []
 
@@ -122,7 +138,9 @@ def test_the_leaderboard_rates_the_votes(client, home):
     assert [r["name"] for r in board] == ["alpha-smol", "bravo-smol"]
     assert (board[0]["wins"], board[0]["losses"], board[1]["losses"]) == (3, 0, 3)
     assert board[0]["rating"] > 1000 > board[1]["rating"]
-    assert_error(client.get("/v1/arena/leaderboard", params={"bootstrap": -1}), 400, "query.bootstrap")
+    assert_error(
+        client.get("/v1/arena/leaderboard", params={"bootstrap": -1}), 400, "query.bootstrap"
+    )
 
 
 def test_the_arena_needs_the_api_key_like_every_v1_route(home):
@@ -135,7 +153,8 @@ def test_the_arena_needs_the_api_key_like_every_v1_route(home):
 
 
 def test_the_web_chats_arena_tab_battles_and_votes_through_the_same_arena(home):
-    gr = pytest.importorskip("gradio")
+    import gradio as gr
+
     from together_llm.serve.web_arena import arena_tab
 
     app = create_app(ServeSettings(home=str(home.path), ui=False, slots=2))

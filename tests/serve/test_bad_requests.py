@@ -3,8 +3,8 @@ keeps answering."""
 
 import pytest
 
-from together_llm.home import Home
 from tests.serve.conftest import live_server, request
+from together_llm.home import Home
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "hi"}]
@@ -16,18 +16,21 @@ def assert_openai_error(status, body, expected_status, fragment):
     assert fragment in body["error"]["message"]
 
 
-@pytest.mark.parametrize("body, status, fragment", [
-    (b"{not json", 400, "not valid JSON"),
-    ({"model": "default"}, 400, "messages"),
-    ({"messages": []}, 400, "messages"),
-    ({"messages": HI, "max_tokens": 0}, 400, "max_tokens"),
-    ({"messages": HI, "max_tokens": 5000}, 400, "max_tokens is 5000"),
-    ({"messages": HI, "temperature": 2.5}, 400, "temperature"),
-    ({"messages": HI, "temperature": -1}, 400, "temperature"),
-    ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
-    ({"messages": HI, "model": "nope"}, 404, "model 'nope' does not exist"),
-    ({"messages": HI, "logprobs": True, "top_logprobs": 21}, 400, "top_logprobs"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        (b"{not json", 400, "not valid JSON"),
+        ({"model": "default"}, 400, "messages"),
+        ({"messages": []}, 400, "messages"),
+        ({"messages": HI, "max_tokens": 0}, 400, "max_tokens"),
+        ({"messages": HI, "max_tokens": 5000}, 400, "max_tokens is 5000"),
+        ({"messages": HI, "temperature": 2.5}, 400, "temperature"),
+        ({"messages": HI, "temperature": -1}, 400, "temperature"),
+        ({"messages": [{"role": "wizard", "content": "x"}]}, 400, "role"),
+        ({"messages": HI, "model": "nope"}, 404, "model 'nope' does not exist"),
+        ({"messages": HI, "logprobs": True, "top_logprobs": 21}, 400, "top_logprobs"),
+    ],
+)
 def test_bad_chat_requests(server, body, status, fragment):
     base, _ = server
     got_status, got = request(base, "POST", CHAT, body)
@@ -56,7 +59,9 @@ def test_api_key_is_required_when_set(tmp_path):
         assert_openai_error(status, body, 401, "missing API key")
         status, body = request(base, "GET", "/v1/models", headers={"Authorization": "Bearer nope"})
         assert_openai_error(status, body, 401, "incorrect API key")
-        status, body = request(base, "GET", "/v1/models", headers={"Authorization": "Bearer s3cret"})
+        status, body = request(
+            base, "GET", "/v1/models", headers={"Authorization": "Bearer s3cret"}
+        )
         assert status == 200 and body["data"][0]["id"] == "default"
         assert request(base, "GET", "/health")[0] == 200  # health needs no key
         assert request(base, "GET", "/config")[0] == 401  # nor does the web chat open without it
@@ -76,7 +81,9 @@ def test_empty_prompt_is_refused_and_the_server_goes_on(server):
     for body in ({"prompt": ""}, {"prompt": "", "echo": True, "logprobs": 1}):
         status, reply = request(base, "POST", "/v1/completions", body)
         assert_openai_error(status, reply, 400, "empty")
-    status, reply = request(base, "POST", "/v1/completions", {"prompt": "Once upon", "max_tokens": 3})
+    status, reply = request(
+        base, "POST", "/v1/completions", {"prompt": "Once upon", "max_tokens": 3}
+    )
     assert status == 200 and reply["usage"]["completion_tokens"] >= 1
 
 

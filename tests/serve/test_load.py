@@ -16,8 +16,12 @@ def test_sixteen_clients_five_requests_each(server):
     def client(i):
         statuses = []
         for j in range(5):
-            body = {"messages": [{"role": "user", "content": f"Count to {i + j}."}],
-                    "max_tokens": 8, "temperature": 0.5, "stream": j % 2 == 0}
+            body = {
+                "messages": [{"role": "user", "content": f"Count to {i + j}."}],
+                "max_tokens": 8,
+                "temperature": 0.5,
+                "stream": j % 2 == 0,
+            }
             status, reply = request(base, "POST", CHAT, body, timeout=300)
             statuses.append(status)
             if body["stream"]:  # a whole stream: no error event, and [DONE] at the end
@@ -30,17 +34,25 @@ def test_sixteen_clients_five_requests_each(server):
         statuses = [s for result in pool.map(client, range(16)) for s in result]
     assert statuses == [200] * 80
     status, metrics = request(base, "GET", "/metrics")
-    assert status == 200 and 'tllm_requests_total{path="/v1/chat/completions",status="200"}' in metrics
+    assert (
+        status == 200 and 'tllm_requests_total{path="/v1/chat/completions",status="200"}' in metrics
+    )
 
 
 def test_a_client_that_hangs_up_mid_stream_frees_the_engine(server):
     base, _ = server
     host, port = base.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    long_answer = {"messages": [{"role": "user", "content": "Write a very long story."}],
-                   "max_tokens": 2000, "stream": True, "temperature": 0.8, "seed": 1}
-    connection.request("POST", CHAT, body=json.dumps(long_answer),
-                       headers={"Content-Type": "application/json"})
+    long_answer = {
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "max_tokens": 2000,
+        "stream": True,
+        "temperature": 0.8,
+        "seed": 1,
+    }
+    connection.request(
+        "POST", CHAT, body=json.dumps(long_answer), headers={"Content-Type": "application/json"}
+    )
     response = connection.getresponse()
     assert response.status == 200
     response.fp.readline()  # the first event arrived: the answer is being generated
@@ -52,6 +64,11 @@ def test_a_client_that_hangs_up_mid_stream_frees_the_engine(server):
     while "tllm_generations_cancelled_total 1.0" not in request(base, "GET", "/metrics")[1]:
         assert time.monotonic() < deadline, "the abandoned generation was never cancelled"
         time.sleep(0.2)
-    status, body = request(base, "POST", CHAT, {"messages": [{"role": "user", "content": "Hi"}],
-                                               "max_tokens": 8, "temperature": 0}, timeout=60)
+    status, body = request(
+        base,
+        "POST",
+        CHAT,
+        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "temperature": 0},
+        timeout=60,
+    )
     assert status == 200 and body["usage"]["completion_tokens"] >= 1

@@ -14,7 +14,9 @@ def test_a_crash_in_a_route_is_counted_as_500(home, monkeypatch):
 
     monkeypatch.setattr(app.state.engines, "get", broken)
     client = TestClient(app, raise_server_exceptions=False)
-    reply = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    reply = client.post(
+        "/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+    )
     assert reply.status_code == 500
     metrics = client.get("/metrics").text
     assert 'tllm_requests_total{path="/v1/chat/completions",status="500"} 1.0' in metrics

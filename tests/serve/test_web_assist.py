@@ -11,8 +11,15 @@ import pytest
 from together_llm.home import Home
 from together_llm.serve.app import create_app
 from together_llm.serve.settings import ServeSettings
-from together_llm.serve.web_assist import (ASSISTANT, SOURCES_TITLE, STEPS_TITLE, ChatAnswers,
-                                           is_note, knowledge_box, prompt_of)
+from together_llm.serve.web_assist import (
+    ASSISTANT,
+    SOURCES_TITLE,
+    STEPS_TITLE,
+    ChatAnswers,
+    is_note,
+    knowledge_box,
+    prompt_of,
+)
 
 from ..knowledge.corpus import write_corpus
 
@@ -74,7 +81,10 @@ def test_answer_from_my_documents_lists_the_cited_source(app):
     assert "beekeeping.txt" in note["content"] and note["content"].startswith("- [")
     assert "founding.md" not in note["content"]  # only what the answer cites
     # what a rating or the next turn sees: the plain question and answer, no sources
-    assert prompt_of(states[-1], "", 3) == [asked[0], {"role": "assistant", "content": answer["content"]}]
+    assert prompt_of(states[-1], "", 3) == [
+        asked[0],
+        {"role": "assistant", "content": answer["content"]},
+    ]
 
     plain = shown(ChatAnswers(app).answer(asked, ASSISTANT, system(app), knowledge=False))[-1]
     assert len(plain) == 2 and "Meadowgold" not in plain[-1]["content"]
@@ -93,4 +103,7 @@ def test_the_agent_shows_its_calculator_step_then_answers(app):
     working = [s for s in states if s[-1] is not None and is_note(s[-1])]
     assert working[0][-1]["metadata"]["status"] == "pending"
     assert any("Observation" in s[-1]["content"] and len(s) == 2 for s in working)
-    assert prompt_of(states[-1], "", 3) == [asked[0], {"role": "assistant", "content": answer["content"]}]
+    assert prompt_of(states[-1], "", 3) == [
+        asked[0],
+        {"role": "assistant", "content": answer["content"]},
+    ]

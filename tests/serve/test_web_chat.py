@@ -7,12 +7,19 @@ import time
 
 import pytest
 
-from together_llm.home import Home
 from tests.serve.conftest import live_server
+from together_llm.home import Home
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +36,8 @@ def server(tmp_path_factory):
 @contextlib.contextmanager
 def browser_page(base):
     """A chromium page on the web chat at `base`, loaded and ready for a message."""
-    playwright = pytest.importorskip("playwright.sync_api")
+    from playwright import sync_api as playwright
+
     if not shutil.which("chromium"):
         pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
     with playwright.sync_playwright() as driver:
@@ -98,7 +106,9 @@ def test_ask_see_the_answer_stream_and_rate_it(page, server, tmp_path):
     page.wait_for_selector("#first-better", state="hidden", timeout=30_000)
     assert bot_texts(page) == [second]  # the better answer stays in the conversation
     choice = json.loads((home.path / "feedback" / "choices.jsonl").read_text().splitlines()[-1])
-    assert choice["chosen"].strip() == second.strip() and choice["rejected"].strip() == answer.strip()
+    assert (
+        choice["chosen"].strip() == second.strip() and choice["rejected"].strip() == answer.strip()
+    )
     page.screenshot(path=str(tmp_path / "web-chat.png"), full_page=True)
     assert (tmp_path / "web-chat.png").stat().st_size > 10_000
 
@@ -109,11 +119,14 @@ def test_answer_from_my_documents_lists_the_source_and_rates_the_plain_question(
     home = corpus_home(tmp_path)
     with live_server(home, log_path=home.path / "serve.log") as base, browser_page(base) as page:
         box = page.locator("#use-knowledge input[type=checkbox]")
-        assert box.is_enabled() and not box.is_checked()  # documents, but knowledge is off by default
+        assert (
+            box.is_enabled() and not box.is_checked()
+        )  # documents, but knowledge is off by default
         box.check()
         ask(page, HONEY)
-        page.wait_for_function("document.querySelector('#chat').innerText.includes('beekeeping.txt')",
-                               timeout=120_000)
+        page.wait_for_function(
+            "document.querySelector('#chat').innerText.includes('beekeeping.txt')", timeout=120_000
+        )
         answer, sources = bot_texts(page)
         assert "Meadowgold" in answer and sources.startswith("Sources")
         page.locator("#chat [aria-label='Like']").first.click()  # the answer's thumb

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from together_llm.home import Home
 from tests.train.conftest import ANIMALS, LEARNABLE, chat_rows, write_dataset
+from together_llm.home import Home
 
 # A round's recipe the tiny model learns from in a few steps (LoRA on lm_head too, a high
 # constant learning rate: tests/train/conftest.py says why).
-FAST = {"local_steps": 3, "lr": LEARNABLE["lr"], "batch_size": 2, "max_length": 128,
-        "target_modules": LEARNABLE["target_modules"]}
+FAST = {
+    "local_steps": 3,
+    "lr": LEARNABLE["lr"],
+    "batch_size": 2,
+    "max_length": 128,
+    "target_modules": LEARNABLE["target_modules"],
+}
 
 
 @pytest.fixture

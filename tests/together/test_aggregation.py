@@ -33,7 +33,9 @@ def test_exact_aggregation_is_the_mean_of_the_updates_and_the_naive_one_is_not()
     assert np.abs(update(naive) - true_mean).max() > 0.5  # the cross terms BᵢAⱼ
     assert exact[A].shape == states[0][A].shape and exact[B].shape == states[0][B].shape
     # tensors that are no LoRA pair are averaged as they are
-    assert np.allclose(exact["norm.weight"], sum(w / 6 * s["norm.weight"] for w, s in zip(weights, states)))
+    assert np.allclose(
+        exact["norm.weight"], sum(w / 6 * s["norm.weight"] for w, s in zip(weights, states))
+    )
 
 
 def test_beyond_the_rank_exact_aggregation_is_the_best_truncation():
@@ -43,7 +45,7 @@ def test_beyond_the_rank_exact_aggregation_is_the_best_truncation():
     best = (u[:, :4] * s[:4]) @ vt[:4]
     exact, naive = exact_mean(states, weights), naive_mean(states, weights)
     assert np.allclose(update(exact), best, atol=1e-4)
-    error = lambda found: np.linalg.norm(update(found) - true_mean)  # noqa: E731
+    error = lambda found: np.linalg.norm(update(found) - true_mean)
     assert error(exact) < 0.8 * error(naive)
 
 
@@ -67,11 +69,22 @@ def test_the_strategy_aggregates_replies_as_configured(aggregate, in_a_run):
 
     states, weights = peers(rank=4, effective=1), [1, 2, 3]
     strategy = build_strategy(Federation(strategy="fedprox", aggregate=aggregate), sampled=3)
-    replies = [Message(RecordDict({"arrays": ArrayRecord({k: Array(v) for k, v in s.items()}),
-                                   "metrics": MetricRecord({"num-examples": w})}),
-                       dst_node_id=i + 1, message_type=MessageType.TRAIN)
-               for i, (s, w) in enumerate(zip(states, weights))]
+    replies = [
+        Message(
+            RecordDict(
+                {
+                    "arrays": ArrayRecord({k: Array(v) for k, v in s.items()}),
+                    "metrics": MetricRecord({"num-examples": w}),
+                }
+            ),
+            dst_node_id=i + 1,
+            message_type=MessageType.TRAIN,
+        )
+        for i, (s, w) in enumerate(zip(states, weights))
+    ]
     arrays, _ = strategy.aggregate_train(1, replies)
     found = {k: a.numpy() for k, a in arrays.items()}
-    expected = exact_mean(states, weights) if aggregate == "lora-exact" else naive_mean(states, weights)
+    expected = (
+        exact_mean(states, weights) if aggregate == "lora-exact" else naive_mean(states, weights)
+    )
     assert np.allclose(update(found), update(expected), atol=1e-4)

@@ -13,16 +13,13 @@ import shutil
 
 import pytest
 
+from tests.adapters.test_merge import FIRST, SECOND, TRAINING, answer_loss, copy_adapter
+from tests.train.conftest import ANIMALS, chat_rows, write_dataset
 from together_llm.adapters.store import list_adapters
 from together_llm.errors import RefusedError, TllmError
 from together_llm.home import Home
-from together_llm.together.evolve import EvolveSettings, run_evolve
+from together_llm.together.evolve.run import EvolveSettings, run_evolve
 from together_llm.together.lineage import ancestors
-from tests.adapters.test_merge import (FIRST, SECOND, TRAINING, answer_loss, copy_adapter,  # noqa: F401
-                                      parents)
-from tests.train.conftest import ANIMALS, chat_rows, one_thread, tiny_llama, write_dataset  # noqa: F401
-
-torch = pytest.importorskip("torch")
 
 
 @pytest.fixture
@@ -46,14 +43,25 @@ def home(parents, tmp_path):
 def invoke(home, *args):
     from click.testing import CliRunner
 
-    from together_llm.cli.together_evolve import evolve
+    from together_llm.cli.together.evolve import evolve
 
     return CliRunner().invoke(evolve, [*map(str, args), "--home", str(home.path)])
 
 
 def test_winner_beats_every_member_and_names_its_lineage(home, tiny_llama):
-    result = invoke(home, "--population", "first,second", "--generations", 2,
-                    "--candidates", 3, "--eval", "all", "--name", "evolved")
+    result = invoke(
+        home,
+        "--population",
+        "first,second",
+        "--generations",
+        2,
+        "--candidates",
+        3,
+        "--eval",
+        "all",
+        "--name",
+        "evolved",
+    )
     assert result.exit_code == 0, result.output
     output = result.output
     # Each generation's table: members and candidates with parents, method, weights, score.
@@ -72,11 +80,17 @@ def test_winner_beats_every_member_and_names_its_lineage(home, tiny_llama):
         kept = [row["adapter"] for row in generation["table"] if row["kept"]]
         assert kept == generation["survivors"]
         assert {row["method"] for row in generation["table"] if row["candidate"]} <= {
-            "svd", "ties", "dare_ties", "linear"}
+            "svd",
+            "ties",
+            "dare_ties",
+            "linear",
+        }
 
     # Independently: the saved winner answers all eight animals better than either member.
-    losses = {name: answer_loss(tiny_llama, home.adapters_dir / name, ANIMALS)
-              for name in ("first", "second", "evolved")}
+    losses = {
+        name: answer_loss(tiny_llama, home.adapters_dir / name, ANIMALS)
+        for name in ("first", "second", "evolved")
+    }
     assert losses["evolved"] < min(losses["first"], losses["second"]) - 0.1, losses
 
     # Only the winner joined the adapters; candidates stayed in the run's scratch folder.
@@ -84,7 +98,10 @@ def test_winner_beats_every_member_and_names_its_lineage(home, tiny_llama):
     assert (run_dir / "candidates" / winner["candidate"] / "adapter_model.safetensors").is_file()
     card = json.loads((home.adapters_dir / "evolved" / "card.json").read_text())
     assert {"first", "second"} <= set(ancestors(card))
-    assert card["evolve"]["run"] == results["run_id"] and card["evolve"]["candidate"] == winner["candidate"]
+    assert (
+        card["evolve"]["run"] == results["run_id"]
+        and card["evolve"]["candidate"] == winner["candidate"]
+    )
     assert card["merge"]["method"] in ("svd", "ties", "dare_ties", "linear")
     assert "lineage:" in output and "── first" in output and "── second" in output
 
@@ -98,8 +115,9 @@ def test_adopts_only_what_beats_the_active_adapter(home):
     config = home.load_config()
     config.adapters = ["first"]
     home.save_config(config)
-    settings = EvolveSettings(population=["first", "second"], eval="all", generations=2,
-                              candidates=3, name="better")
+    settings = EvolveSettings(
+        population=["first", "second"], eval="all", generations=2, candidates=3, name="better"
+    )
     results = run_evolve(home, settings, adopt=True)
     assert results["adoption"]["adopted"], results["adoption"]
     assert home.load_config().adapters == ["better"]
@@ -110,8 +128,13 @@ def test_adopts_only_what_beats_the_active_adapter(home):
     config.adapters = ["first"]
     home.save_config(config)
     copy_adapter(home, "second", "second-copy")
-    settings = EvolveSettings(population=["second", "second-copy"], eval="first-facts",
-                              generations=1, candidates=2, name="worse")
+    settings = EvolveSettings(
+        population=["second", "second-copy"],
+        eval="first-facts",
+        generations=1,
+        candidates=2,
+        name="worse",
+    )
     results = run_evolve(home, settings, adopt=True)
     adoption = results["adoption"]
     assert not adoption["adopted"] and "does not beat adapter(s) first" in adoption["reason"]
@@ -135,9 +158,23 @@ def sure_home(home):
 def test_adopt_against_the_base_by_accuracy(sure_home):
     """No active adapter: the winner is compared with the base model, by answer accuracy."""
     home = sure_home
-    result = invoke(home, "--population", "sure-first,sure-second", "--generations", 2,
-                    "--candidates", 3, "--eval", "all", "--metric", "accuracy", "--name", "acc",
-                    "--adopt", "--json")
+    result = invoke(
+        home,
+        "--population",
+        "sure-first,sure-second",
+        "--generations",
+        2,
+        "--candidates",
+        3,
+        "--eval",
+        "all",
+        "--metric",
+        "accuracy",
+        "--name",
+        "acc",
+        "--adopt",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)
     adoption = results["adoption"]
@@ -157,11 +194,16 @@ def test_an_interrupted_run_resumes_where_it_stopped(home):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_evolve(home, EvolveSettings(**settings, name="resumed"), progress=stop_in_generation_two)
-    run_dir = next(p for p in (home.path / "together" / "evolve").iterdir()
-                   if p.name != straight["run_id"])
+        run_evolve(
+            home, EvolveSettings(**settings, name="resumed"), progress=stop_in_generation_two
+        )
+    run_dir = next(
+        p for p in (home.path / "together" / "evolve").iterdir() if p.name != straight["run_id"]
+    )
     candidates = run_dir / "candidates"
-    made = {p.name: (p / "adapter_model.safetensors").stat().st_mtime_ns for p in candidates.iterdir()}
+    made = {
+        p.name: (p / "adapter_model.safetensors").stat().st_mtime_ns for p in candidates.iterdir()
+    }
     assert sorted(made) == ["g1-c1", "g1-c2", "g2-c1"]
     assert "resumed" not in list_adapters(home)
 
@@ -169,12 +211,14 @@ def test_an_interrupted_run_resumes_where_it_stopped(home):
     assert result.exit_code == 0, result.output
     results = json.loads((run_dir / "results.json").read_text())
     assert [g["generation"] for g in results["generations"]] == [1, 2]
-    assert {name: (candidates / name / "adapter_model.safetensors").stat().st_mtime_ns
-            for name in made} == made  # nothing done twice
+    assert {
+        name: (candidates / name / "adapter_model.safetensors").stat().st_mtime_ns for name in made
+    } == made  # nothing done twice
     assert results["winner"]["candidate"] == straight["winner"]["candidate"]
     assert results["winner"]["adapter"] == "resumed" and "resumed" in list_adapters(home)
     assert {n: s["loss"] for n, s in results["scores"].items()} == pytest.approx(
-        {n: s["loss"] for n, s in straight["scores"].items()}, rel=1e-6)
+        {n: s["loss"] for n, s in straight["scores"].items()}, rel=1e-6
+    )
 
 
 def test_refusals_leave_the_home_as_it_was(home):
@@ -182,8 +226,11 @@ def test_refusals_leave_the_home_as_it_was(home):
     cases = [
         ({"population": ["first", "ghost"]}, TllmError, "unknown adapter 'ghost'"),
         ({"population": ["first"]}, RefusedError, "name at least two adapters"),
-        ({"eval": "notes", "metric": "accuracy"}, RefusedError,
-         "--metric accuracy needs chat data; dataset 'notes' is text"),
+        (
+            {"eval": "notes", "metric": "accuracy"},
+            RefusedError,
+            "--metric accuracy needs chat data; dataset 'notes' is text",
+        ),
         ({"eval": "nothing"}, TllmError, "nothing"),
         ({"name": "first"}, RefusedError, "cannot replace population member 'first'"),
         ({"name": "second-copy"}, TllmError, "an adapter named 'second-copy' already exists"),

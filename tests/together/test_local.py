@@ -2,11 +2,9 @@
 local adapter near the global one; only adapter tensors leave the peer."""
 
 import pytest
+import torch
 
-from tests.together.fed_home import FAST, fed_home  # noqa: F401
-from tests.train.conftest import one_thread, tiny_llama  # noqa: F401
-
-torch = pytest.importorskip("torch")
+from tests.together.fed_home import FAST
 
 
 def peer_config(**changes) -> dict:
@@ -60,7 +58,9 @@ def test_ffa_lora_builds_the_same_frozen_a_everywhere_and_sends_only_b(fed_home,
 
     def a_tensors(seed):
         local._CACHE.clear()  # another process: a fresh model
-        model, _, _ = local.load_model(hf_dir, local.recipe_for({**config, "seed": seed}, "sounds"), True)
+        model, _, _ = local.load_model(
+            hf_dir, local.recipe_for({**config, "seed": seed}, "sounds"), True
+        )
         return {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_A." in n}
 
     first, again, other = a_tensors(42), a_tensors(42), a_tensors(43)
@@ -78,7 +78,9 @@ def test_ffa_lora_builds_the_same_frozen_a_everywhere_and_sends_only_b(fed_home,
     folder = local.save(fed_home, config, state, {"data": "sounds"})
     saved = load_file(folder / "adapter_model.safetensors")
     assert any(".lora_A." in k for k in saved)  # the saved adapter is whole
-    loaded = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), folder)
+    loaded = peft.PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_llama), folder
+    )
     assert loaded.peft_config["default"].r == config["rank"]
 
 
@@ -97,4 +99,4 @@ def test_a_plain_gradient_step_moves_as_far_as_the_clipped_gradient(fed_home):
         moved[optimizer] = found["drift"]
     entries = sum(t.numel() for t in start.values())
     assert 0 < moved["sgd"] <= 1e-3 * (1 + 1e-4)
-    assert moved["adamw"] > 0.3 * 1e-3 * entries ** 0.5
+    assert moved["adamw"] > 0.3 * 1e-3 * entries**0.5

@@ -19,7 +19,9 @@ def test_iid_divides_every_row_once_in_equal_shares():
 
 def test_dirichlet_by_label_skews_what_each_peer_holds():
     def dominance(parts):  # the share of each peer's most common label, averaged
-        return sum(Counter(r["label"] for r in p).most_common(1)[0][1] / len(p) for p in parts) / len(parts)
+        return sum(
+            Counter(r["label"] for r in p).most_common(1)[0][1] / len(p) for p in parts
+        ) / len(parts)
 
     skewed = partition(ROWS, 4, "dirichlet", alpha=0.1, by="label", seed=1)
     assert sum(len(p) for p in skewed) == len(ROWS) and all(len(p) >= 2 for p in skewed)
@@ -38,4 +40,8 @@ def test_refusals_name_the_problem():
     with pytest.raises(TllmError, match="cannot give 60 peers"):
         partition(ROWS, 60)
     rest, held = hold_out(ROWS, 0.1, seed=0)
-    assert len(held) == 10 and len(rest) == 90 and not {r["text"] for r in held} & {r["text"] for r in rest}
+    assert (
+        len(held) == 10
+        and len(rest) == 90
+        and not {r["text"] for r in held} & {r["text"] for r in rest}
+    )

@@ -5,14 +5,10 @@ starting and each worker importing torch, hence slow."""
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
-from tests.together.fed_home import FAST, fed_home  # noqa: F401
-from tests.train.conftest import one_thread, tiny_llama  # noqa: F401
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("flwr")
-pytest.importorskip("ray")
+from tests.together.fed_home import FAST
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +25,36 @@ def test_three_peers_two_rounds_through_the_simulation_engine(fed_home, tiny_lla
 
     from together_llm.cli.together import together
 
-    flags = ["--rounds", "2", "--local-steps", str(FAST["local_steps"]), "--lr", str(FAST["lr"]),
-             "--batch-size", "2", "--max-length", "128", "--target-modules", FAST["target_modules"]]
-    result = CliRunner().invoke(together, ["simulate", "--peers", "3", "--data", "sounds",
-                                           "--name", "shared", *flags, "--json",
-                                           "--home", str(fed_home.path)])
+    flags = [
+        "--rounds",
+        "2",
+        "--local-steps",
+        str(FAST["local_steps"]),
+        "--lr",
+        str(FAST["lr"]),
+        "--batch-size",
+        "2",
+        "--max-length",
+        "128",
+        "--target-modules",
+        FAST["target_modules"],
+    ]
+    result = CliRunner().invoke(
+        together,
+        [
+            "simulate",
+            "--peers",
+            "3",
+            "--data",
+            "sounds",
+            "--name",
+            "shared",
+            *flags,
+            "--json",
+            "--home",
+            str(fed_home.path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["state"] == "finished" and summary["rounds_done"] == 2
@@ -61,29 +82,40 @@ def test_three_peers_two_rounds_through_the_simulation_engine(fed_home, tiny_lla
         assert card["federated"]["rounds"] == 2 and card["federated"]["strategy"] == "fedavg"
         assert card["federated"]["peers"] == ["peer-1", "peer-2", "peer-3"]
         # plain PEFT loads it on the base
-        model = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), folder)
+        model = peft.PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(tiny_llama), folder
+        )
         assert model.peft_config["default"].r == 8
         tensors = load_file(folder / "adapter_model.safetensors")
         adapters.append(tensors)
         # what each peer uploaded per round is this adapter (fp32, each array with its
         # small .npy header), no base weight
-        uploaded, weights = rounds[1]["peers"]["peer-1"]["bytes_up"], sum(t.numel() * 4 for t in tensors.values())
+        uploaded, weights = (
+            rounds[1]["peers"]["peer-1"]["bytes_up"],
+            sum(t.numel() * 4 for t in tensors.values()),
+        )
         assert weights <= uploaded <= weights + 200 * len(tensors)
     for other in adapters[1:]:  # the same global adapter in every home
         assert all(torch.equal(other[k], adapters[0][k]) for k in adapters[0])
 
     shown = CliRunner().invoke(together, ["status", "--home", str(fed_home.path)])
     assert shown.exit_code == 0, shown.output
-    assert summary["run_id"] in shown.output and "rounds 2/2" in shown.output and "peers 3" in shown.output
+    assert (
+        summary["run_id"] in shown.output
+        and "rounds 2/2" in shown.output
+        and "peers 3" in shown.output
+    )
 
 
 def fail_in_round_one(message, context, call_next):
     """A Flower mod: the second peer's ClientApp raises during round 1's training."""
     from flwr.app import MessageType
 
-    if (message.metadata.message_type == MessageType.TRAIN
-            and int(context.node_config["partition-id"]) == 1
-            and int(message.content["config"]["server-round"]) == 1):
+    if (
+        message.metadata.message_type == MessageType.TRAIN
+        and int(context.node_config["partition-id"]) == 1
+        and int(message.content["config"]["server-round"]) == 1
+    ):
         raise RuntimeError("peer 2 lost its connection")
     return call_next(message, context)
 
@@ -93,36 +125,88 @@ def test_a_failing_peer_does_not_stop_the_round(fed_home):
     from together_llm.together.settings import Federation
     from together_llm.together.simulate import simulate
 
-    fed = Federation(name="shared", data="sounds", rounds=2, strategy="fedprox", mu=0.1,
-                     aggregate="lora-exact", **FAST)
+    fed = Federation(
+        name="shared",
+        data="sounds",
+        rounds=2,
+        strategy="fedprox",
+        mu=0.1,
+        aggregate="lora-exact",
+        **FAST,
+    )
     summary = simulate(fed_home, fed, peers=3, report=lambda record: None, mods=[fail_in_round_one])
     run_dir = fed_home.path / "together" / summary["run_id"]
     first, second = rounds_of(run_dir)[1:]
-    assert set(first["peers"]) >= {"peer-1", "peer-3"} and "train_loss" not in first["peers"].get("peer-2", {})
+    assert set(first["peers"]) >= {"peer-1", "peer-3"} and "train_loss" not in first["peers"].get(
+        "peer-2", {}
+    )
     assert len(first["failures"]) == 1 and "lost its connection" in first["failures"][0]["reason"]
-    assert first["bytes_up"] == 2 * first["peers"]["peer-1"]["bytes_up"]  # two arrived, two aggregated
+    assert (
+        first["bytes_up"] == 2 * first["peers"]["peer-1"]["bytes_up"]
+    )  # two arrived, two aggregated
     assert set(second["peers"]) == {"peer-1", "peer-2", "peer-3"} and not second["failures"]
     assert all("train_loss" in p for p in second["peers"].values())
     assert second["global_eval_loss"] < rounds_of(run_dir)[0]["global_eval_loss"]
     assert summary["state"] == "finished" and len(summary["homes"]) == 3
     for home in summary["homes"]:
-        card = json.loads((run_dir / "peers" / home.rsplit("/", 1)[-1] / "adapters" / "shared" / "card.json").read_text())
-        assert card["federated"]["aggregate"] == "lora-exact" and card["federated"]["strategy"] == "fedprox"
+        card = json.loads(
+            (
+                run_dir / "peers" / home.rsplit("/", 1)[-1] / "adapters" / "shared" / "card.json"
+            ).read_text()
+        )
+        assert (
+            card["federated"]["aggregate"] == "lora-exact"
+            and card["federated"]["strategy"] == "fedprox"
+        )
 
 
 def test_fedopt_with_int8_updates_and_frozen_a_learns(fed_home):
-    """The co-evolution recipe (tests/e2e/coevolution_run.py): each peer one plain gradient
+    """The co-evolution recipe (bench/journeys/coevolution_run.py): each peer one plain gradient
     step a round, sent as an int8 update of B alone (FFA-LoRA), Adam on the server; held-out
     losses measured every second round and after the last."""
     from together_llm.cli.together import together
 
-    flags = ["--rounds", "3", "--local-steps", "1", "--optimizer", "sgd", "--lr", "1",
-             "--strategy", "fedadam", "--server-lr", "0.02", "--transport", "int8", "--freeze-a",
-             "--eval-every", "2", "--batch-size", "4", "--max-length", "128",
-             "--target-modules", FAST["target_modules"]]
-    result = CliRunner().invoke(together, ["simulate", "--peers", "2", "--data", "sounds",
-                                           "--name", "shared", *flags, "--json",
-                                           "--home", str(fed_home.path)])
+    flags = [
+        "--rounds",
+        "3",
+        "--local-steps",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1",
+        "--strategy",
+        "fedadam",
+        "--server-lr",
+        "0.02",
+        "--transport",
+        "int8",
+        "--freeze-a",
+        "--eval-every",
+        "2",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "128",
+        "--target-modules",
+        FAST["target_modules"],
+    ]
+    result = CliRunner().invoke(
+        together,
+        [
+            "simulate",
+            "--peers",
+            "2",
+            "--data",
+            "sounds",
+            "--name",
+            "shared",
+            *flags,
+            "--json",
+            "--home",
+            str(fed_home.path),
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     run_dir = fed_home.path / "together" / summary["run_id"]
@@ -140,14 +224,25 @@ def test_fedopt_with_int8_updates_and_frozen_a_learns(fed_home):
         for peer in record["peers"].values():
             assert b_entries <= peer["bytes_up"] <= 1.3 * b_entries + 400 * len(tensors)
     card = json.loads((folder / "card.json").read_text())["federated"]
-    assert card["transport"] == "int8" and card["freeze_a"] is True and card["strategy"] == "fedadam"
+    assert (
+        card["transport"] == "int8" and card["freeze_a"] is True and card["strategy"] == "fedadam"
+    )
     # A is still the seeded start every machine builds for itself
     from together_llm.together import local
     from together_llm.together.settings import Federation
 
-    config = Federation(name="shared", data="sounds", max_length=128,
-                        target_modules=FAST["target_modules"], freeze_a=True).peer_config()
+    config = Federation(
+        name="shared",
+        data="sounds",
+        max_length=128,
+        target_modules=FAST["target_modules"],
+        freeze_a=True,
+    ).peer_config()
     local._CACHE.clear()
-    model, _, _ = local.load_model(local.peer_base(fed_home)[1], local.recipe_for(config, "sounds"), True)
-    seeded = {n.replace(".default.", "."): p for n, p in model.named_parameters() if ".lora_A." in n}
+    model, _, _ = local.load_model(
+        local.peer_base(fed_home)[1], local.recipe_for(config, "sounds"), True
+    )
+    seeded = {
+        n.replace(".default.", "."): p for n, p in model.named_parameters() if ".lora_A." in n
+    }
     assert seeded and all(torch.equal(tensors[n], p) for n, p in seeded.items())

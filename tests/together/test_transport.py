@@ -3,18 +3,18 @@ update in a quarter of them, and the server rebuilds the adapter the peer meant 
 known error; a malformed int8 reply is refused by name."""
 
 import pytest
+import torch
 
 from together_llm.errors import TllmError
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("flwr")
 
 
 def adapters():
     """A LoRA-shaped global adapter (rank 16) and a peer's, one small update away."""
     generator = torch.Generator().manual_seed(0)
-    start = {"m.q_proj.lora_A.weight": torch.randn(16, 576, generator=generator) * 0.04,
-             "m.q_proj.lora_B.weight": torch.randn(1536, 16, generator=generator) * 0.01}
+    start = {
+        "m.q_proj.lora_A.weight": torch.randn(16, 576, generator=generator) * 0.04,
+        "m.q_proj.lora_B.weight": torch.randn(1536, 16, generator=generator) * 0.01,
+    }
     peer = {k: v + torch.randn(v.shape, generator=generator) * 1e-3 for k, v in start.items()}
     return start, peer
 
@@ -36,8 +36,10 @@ def test_int8_sends_a_quarter_of_the_bytes_and_the_update_to_within_a_level():
         assert ((rebuilt[name] - tensor).abs() <= level / 2 + 1e-7).all()
         assert (rebuilt[name] - tensor).abs().max() < 0.01 * update.abs().max()
     half = to_tensors(decode(fp16, to_record(start)))
-    assert all(half[k].dtype == torch.float32 and torch.allclose(half[k], peer[k], rtol=1e-3, atol=1e-6)
-               for k in peer)
+    assert all(
+        half[k].dtype == torch.float32 and torch.allclose(half[k], peer[k], rtol=1e-3, atol=1e-6)
+        for k in peer
+    )
 
 
 def test_a_malformed_int8_reply_is_refused_by_name():

@@ -6,15 +6,22 @@ way, so a few dozen steps visibly lower the loss on the answers."""
 from __future__ import annotations
 
 import pytest
+import torch
 
+from tests.tiny_models import make_long_llama, one_torch_thread
 from together_llm.data.store import DatasetWriter
 from together_llm.home import Home
-from tests.tiny_models import make_long_llama, one_torch_thread
 
-torch = pytest.importorskip("torch")
-
-ANIMALS = [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("duck", "quack"),
-           ("owl", "hoot"), ("sheep", "baa"), ("frog", "ribbit"), ("bee", "buzz")]
+ANIMALS = [
+    ("cat", "meow"),
+    ("dog", "woof"),
+    ("cow", "moo"),
+    ("duck", "quack"),
+    ("owl", "hoot"),
+    ("sheep", "baa"),
+    ("frog", "ribbit"),
+    ("bee", "buzz"),
+]
 
 # A random model's lm_head is tiny (std 0.02): with it frozen, no adapter of the attention
 # alone can make the logits confident. LoRA on lm_head as well lets the tiny model learn.
@@ -22,9 +29,15 @@ LEARNABLE = {"target_modules": "q_proj,v_proj,lm_head", "lr": 1e-2, "scheduler":
 
 
 def chat_rows(pairs=ANIMALS) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"What does the {animal} say?"},
-                          {"role": "assistant", "content": f"The {animal} says {sound}."}]}
-            for animal, sound in pairs]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"What does the {animal} say?"},
+                {"role": "assistant", "content": f"The {animal} says {sound}."},
+            ]
+        }
+        for animal, sound in pairs
+    ]
 
 
 def text_rows() -> list[dict]:
@@ -74,7 +87,6 @@ def saved_adapter(home, name: str) -> dict:
 
 def assert_same_adapters(home, a: str, b: str, atol: float) -> dict:
     """Adapters `a` and `b` hold the same tensors within `atol`; returns a's tensors."""
-    import torch
 
     first, second = saved_adapter(home, a), saved_adapter(home, b)
     assert first.keys() == second.keys()

@@ -15,8 +15,21 @@ def test_help_is_light_and_documents_every_flag(home):
     assert loaded_heavy_modules(["train", "--help"], home) == []
     result = run_tllm("train", "--help", home=home)
     assert result.returncode == 0
-    for flag in ("--data", "--stage", "--method", "--name", "--base", "--epochs", "--max-steps",
-                 "--lr", "--rank", "--resume", "--overwrite", "--init", "--packing"):
+    for flag in (
+        "--data",
+        "--stage",
+        "--method",
+        "--name",
+        "--base",
+        "--epochs",
+        "--max-steps",
+        "--lr",
+        "--rank",
+        "--resume",
+        "--overwrite",
+        "--init",
+        "--packing",
+    ):
         assert flag in result.stdout
 
 
@@ -32,15 +45,32 @@ def test_recipe_file_with_flag_overrides(tiny_home, tmp_path):
     assert (tiny_home.adapters_dir / "from-file" / "card.json").is_file()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--data", "sounds", "--name", "x", "--lr", "0"], "error: invalid value '0' for lr: must be greater than 0"),
-    (["--data", "sounds", "--name", "x", "--stage", "rl"], "error: --stage rl trains against a reward model"),
-    (["--data", "sounds", "--name", "x", "--stage", "classify"],
-     "error: stage classify trains on classification datasets; dataset 'sounds' is chat"),
-    (["--data", "sounds", "--name", "x", "--method", "magic"], "error: invalid value 'magic' for method"),
-    (["--data", "notes", "--name", "x"], "error: stage sft trains on chat datasets; dataset 'notes' is text"),
-    (["--name", "x"], "error: no dataset: give --data NAME"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--data", "sounds", "--name", "x", "--lr", "0"],
+            "error: invalid value '0' for lr: must be greater than 0",
+        ),
+        (
+            ["--data", "sounds", "--name", "x", "--stage", "rl"],
+            "error: --stage rl trains against a reward model",
+        ),
+        (
+            ["--data", "sounds", "--name", "x", "--stage", "classify"],
+            "error: stage classify trains on classification datasets; dataset 'sounds' is chat",
+        ),
+        (
+            ["--data", "sounds", "--name", "x", "--method", "magic"],
+            "error: invalid value 'magic' for method",
+        ),
+        (
+            ["--data", "notes", "--name", "x"],
+            "error: stage sft trains on chat datasets; dataset 'notes' is text",
+        ),
+        (["--name", "x"], "error: no dataset: give --data NAME"),
+    ],
+)
 def test_errors_are_one_clear_line(tiny_home, args, message):
     result = run_tllm("train", *args, home=tiny_home)
     assert result.returncode == 1
@@ -53,9 +83,24 @@ def test_lora_on_the_bundled_model_through_the_cli(converted_home):
     """A handful of LoRA steps on the real SmolLM2: the loss falls on the taught answers and
     the adapter is registered for the same base."""
     write_dataset(converted_home, "train-cli-sounds", "chat", chat_rows() * 2)
-    result = run_tllm("train", "--data", "train-cli-sounds", "--name", "train-cli-sounds",
-                      "--max-steps", "8", "--lr", "1e-3", "--logging-every", "2",
-                      "--batch-size", "4", "--overwrite", home=converted_home, timeout=900)
+    result = run_tllm(
+        "train",
+        "--data",
+        "train-cli-sounds",
+        "--name",
+        "train-cli-sounds",
+        "--max-steps",
+        "8",
+        "--lr",
+        "1e-3",
+        "--logging-every",
+        "2",
+        "--batch-size",
+        "4",
+        "--overwrite",
+        home=converted_home,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr
     assert "trained train-cli-sounds (sft, lora) in 8 steps" in result.stdout
     card = json.loads((converted_home.adapters_dir / "train-cli-sounds" / "card.json").read_text())

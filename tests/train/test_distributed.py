@@ -6,27 +6,51 @@ import os
 import subprocess
 import sys
 
-import pytest
+import torch
 
+from tests.conftest import ROOT
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train
-from tests.conftest import ROOT
 
 from .conftest import assert_same_adapters
-
-torch = pytest.importorskip("torch")
 
 
 def test_two_processes_match_one_with_twice_the_accumulation(tiny_home):
     # Dropout off: two processes draw their own dropout masks, one process draws one stream.
-    common = {"data": "sounds", "max_steps": "4", "batch_size": "3", "dropout": "0",
-              "lr": "1e-2", "logging_every": "1"}
-    flags = [part for key, value in common.items() for part in (f"--{key.replace('_', '-')}", value)]
+    common = {
+        "data": "sounds",
+        "max_steps": "4",
+        "batch_size": "3",
+        "dropout": "0",
+        "lr": "1e-2",
+        "logging_every": "1",
+    }
+    flags = [
+        part for key, value in common.items() for part in (f"--{key.replace('_', '-')}", value)
+    ]
     env = {**os.environ, "TLLM_HOME": str(tiny_home.path), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "together_llm.cli.main", "train", *flags, "--name", "two", "--json"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "together_llm.cli.main",
+            "train",
+            *flags,
+            "--name",
+            "two",
+            "--json",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["processes"] == 2  # one JSON: only rank 0 reports
 
@@ -42,16 +66,42 @@ def test_two_processes_resume_with_their_own_dropout_streams(tiny_home):
 
     from safetensors.torch import load_file
 
-    fields = {"data": "sounds", "max_steps": "4", "batch_size": "3", "dropout": "0.3",
-              "lr": "1e-2", "save_every": "2", "precision": "fp32", "name": "drop"}
-    flags = [part for key, value in fields.items() for part in (f"--{key.replace('_', '-')}", value)]
+    fields = {
+        "data": "sounds",
+        "max_steps": "4",
+        "batch_size": "3",
+        "dropout": "0.3",
+        "lr": "1e-2",
+        "save_every": "2",
+        "precision": "fp32",
+        "name": "drop",
+    }
+    flags = [
+        part for key, value in fields.items() for part in (f"--{key.replace('_', '-')}", value)
+    ]
     env = {**os.environ, "TLLM_HOME": str(tiny_home.path), "OMP_NUM_THREADS": "1"}
 
     def two_processes(*more):
         result = subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-             "-m", "together_llm.cli.main", "train", *flags, *more],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node",
+                "2",
+                "-m",
+                "together_llm.cli.main",
+                "train",
+                *flags,
+                *more,
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         return result
 

@@ -9,36 +9,68 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
+from tests.conftest import ROOT
 from together_llm.errors import TllmError
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train
-from tests.conftest import ROOT
 
 from .conftest import assert_same_adapters
 
-torch = pytest.importorskip("torch")
-
 # Dropout off (each process draws its own masks) and fp32 (bf16 rounding would blur the
 # comparison); a checkpoint at step 2 is gathered from the shards mid-run.
-COMMON = {"data": "sounds", "max_steps": "4", "batch_size": "3", "dropout": "0", "lr": "1e-2",
-          "logging_every": "1", "precision": "fp32", "save_every": "2"}
+COMMON = {
+    "data": "sounds",
+    "max_steps": "4",
+    "batch_size": "3",
+    "dropout": "0",
+    "lr": "1e-2",
+    "logging_every": "1",
+    "precision": "fp32",
+    "save_every": "2",
+}
 
 TORCHRUN = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 # the shipped accelerate config, two processes (no GPU here: gloo)
-ACCELERATE = ["-m", "accelerate.commands.launch", "--config_file",
-              "recipes/distributed/accelerate-fsdp.yaml", "--num_processes", "2"]
+ACCELERATE = [
+    "-m",
+    "accelerate.commands.launch",
+    "--config_file",
+    "recipes/distributed/accelerate-fsdp.yaml",
+    "--num_processes",
+    "2",
+]
 
 
 def launch(home, name: str, launcher=TORCHRUN, **fields) -> dict:
     """`tllm train --sharding fsdp` in two processes; rank 0's metrics."""
-    flags = [part for key, value in {**COMMON, **fields}.items()
-             for part in (f"--{key.replace('_', '-')}", value)]
+    flags = [
+        part
+        for key, value in {**COMMON, **fields}.items()
+        for part in (f"--{key.replace('_', '-')}", value)
+    ]
     env = {**os.environ, "TLLM_HOME": str(home.path), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, *launcher, "-m", "together_llm.cli.main", "train", *flags,
-         "--sharding", "fsdp", "--name", name, "--json"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            *launcher,
+            "-m",
+            "together_llm.cli.main",
+            "train",
+            *flags,
+            "--sharding",
+            "fsdp",
+            "--name",
+            name,
+            "--json",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads(result.stdout)  # one JSON: only rank 0 reports
     assert metrics["processes"] == 2 and metrics["sharded"]
@@ -59,8 +91,10 @@ def test_sharded_lora_matches_one_process_with_twice_the_accumulation(tiny_home)
     # one eval micro-batch: the second process has none, yet must join each forward pass
     split_dataset(tiny_home, "sounds", 3)
     two = launch(tiny_home, "two", eval_every="2")
-    one = train(tiny_home, load_recipe(None, {**COMMON, "name": "one", "grad_accum": "2",
-                                              "eval_every": "2"}))
+    one = train(
+        tiny_home,
+        load_recipe(None, {**COMMON, "name": "one", "grad_accum": "2", "eval_every": "2"}),
+    )
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-5)
     assert one["eval_loss"] > 0 and two["eval_loss"] == pytest.approx(one["eval_loss"], rel=1e-5)
     adapter = assert_same_adapters(tiny_home, "one", "two", atol=1e-6)
@@ -82,8 +116,9 @@ def test_refusals(tiny_home):
     with pytest.raises(TllmError, match="stage sft trains in our own loop: use --sharding fsdp"):
         load_recipe(None, {"data": "sounds", "name": "x", "deepspeed": "zero3.json"})
     with pytest.raises(TllmError, match="no such DeepSpeed config: nowhere.json"):
-        load_recipe(None, {"data": "sounds", "name": "x", "stage": "dpo",
-                           "deepspeed": "nowhere.json"})
+        load_recipe(
+            None, {"data": "sounds", "name": "x", "stage": "dpo", "deepspeed": "nowhere.json"}
+        )
 
 
 def test_sharded_run_stopped_by_sigterm_resumes_to_the_unsharded_result(tiny_home):
@@ -93,13 +128,29 @@ def test_sharded_run_stopped_by_sigterm_resumes_to_the_unsharded_result(tiny_hom
     import time
 
     fields = {**COMMON, "max_steps": "60", "save_every": "0"}
-    flags = [part for key, value in fields.items()
-             for part in (f"--{key.replace('_', '-')}", value)]
-    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-            "-m", "together_llm.cli.main", "train", *flags, "--sharding", "fsdp", "--name", "cut"]
+    flags = [
+        part for key, value in fields.items() for part in (f"--{key.replace('_', '-')}", value)
+    ]
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "together_llm.cli.main",
+        "train",
+        *flags,
+        "--sharding",
+        "fsdp",
+        "--name",
+        "cut",
+    ]
     env = {**os.environ, "TLLM_HOME": str(tiny_home.path), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         logs = list((tiny_home.path / "runs").glob("*/log.jsonl"))
@@ -112,8 +163,14 @@ def test_sharded_run_stopped_by_sigterm_resumes_to_the_unsharded_result(tiny_hom
     step = int(stderr.split("checkpoint at step ")[1].split()[0])
     assert 3 <= step < 60
 
-    resumed = subprocess.run(args + ["--resume", "--json"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        args + ["--resume", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"at step {step} of 60" in resumed.stderr
     assert json.loads(resumed.stdout)["sharded"]
@@ -145,12 +202,34 @@ def test_trl_stages_refuse_fsdp_on_cpus_instead_of_training_unsharded(tiny_home)
     write_dataset(tiny_home, "prefs", "preference", preference_rows())
     env = {**os.environ, "TLLM_HOME": str(tiny_home.path), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "together_llm.cli.main", "train", "--data", "prefs", "--stage", "dpo",
-         "--max-steps", "2", "--sharding", "fsdp", "--name", "two"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "together_llm.cli.main",
+            "train",
+            "--data",
+            "prefs",
+            "--stage",
+            "dpo",
+            "--max-steps",
+            "2",
+            "--sharding",
+            "fsdp",
+            "--name",
+            "two",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode != 0
     assert "--sharding fsdp for stage dpo needs GPUs" in result.stderr, result.stderr[-3000:]
     assert not (tiny_home.adapters_dir / "two").exists()
     assert not list((tiny_home.path / "runs").glob("*"))  # refused before a run folder
-

@@ -7,32 +7,54 @@ what the trained model computes."""
 import json
 
 import pytest
+import torch
 
-from together_llm.models.families import METHODS, architecture
+from tests.tiny_models import FAMILY, make_tiny_model
+from together_llm.methods import METHODS
+from together_llm.models.families import architecture
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train_model
-from tests.tiny_models import FAMILY, make_tiny_model
 
 from .conftest import write_dataset
 
-torch = pytest.importorskip("torch")
-
 # family -> (stage, its task, dataset kind)
-MAIN_STAGE = {"decoder": ("sft", "causal-lm", "chat"), "encoder": ("classify", "classify", "classification"),
-              "encoder-decoder": ("seq2seq", "seq2seq", "seq2seq")}
-CELLS = [(t, m) for t, family in FAMILY.items() for m in METHODS
-         if architecture(t).refusal(m, MAIN_STAGE[family][1]) is None]
+MAIN_STAGE = {
+    "decoder": ("sft", "causal-lm", "chat"),
+    "encoder": ("classify", "classify", "classification"),
+    "encoder-decoder": ("seq2seq", "seq2seq", "seq2seq"),
+}
+CELLS = [
+    (t, m)
+    for t, family in FAMILY.items()
+    for m in METHODS
+    if architecture(t).refusal(m, MAIN_STAGE[family][1]) is None
+]
 
 SOUNDS = [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("owl", "hoot")]
 # Short enough for the tiny models' 64 positions, ChatML markup included.
 ROWS = {
-    "chat": [{"messages": [{"role": "user", "content": f"{animal}?"},
-                           {"role": "assistant", "content": sound}]} for animal, sound in SOUNDS],
+    "chat": [
+        {
+            "messages": [
+                {"role": "user", "content": f"{animal}?"},
+                {"role": "assistant", "content": sound},
+            ]
+        }
+        for animal, sound in SOUNDS
+    ],
     "seq2seq": [{"source": f"{animal}?", "target": sound} for animal, sound in SOUNDS],
     # Two classes, told apart by a word the tiny tokenizer knows.
-    "classification": [{"text": f"the {animal} sat on the mat", "label": label}
-                       for animal, label in [("cat", "pet"), ("dog", "pet"), ("cow", "farm"),
-                                             ("owl", "wild"), ("bird", "wild"), ("moon", "farm")]],
+    "classification": [
+        {"text": f"the {animal} sat on the mat", "label": label}
+        for animal, label in [
+            ("cat", "pet"),
+            ("dog", "pet"),
+            ("cow", "farm"),
+            ("owl", "wild"),
+            ("bird", "wild"),
+            ("moon", "farm"),
+        ]
+    ],
 }
 # Prompt-learning methods learn slowly from a random model; they get a higher rate.
 LR = {"full": 3e-3, "prefix": 3e-2, "ptuning": 3e-2, "prompt": 3e-2}
@@ -76,13 +98,30 @@ def test_each_architecture_and_method_trains_and_reloads(model_type, method, tin
     stage, task, kind = MAIN_STAGE[FAMILY[model_type]]
     add_model(home, "tiny", str(tiny_models[model_type]))
     write_dataset(home, "small", kind, ROWS[kind])
-    metrics, trained = train_model(home, load_recipe(None, {
-        "data": "small", "name": "out", "base": "tiny", "stage": stage, "method": method,
-        "max_steps": 15, "logging_every": 5, "batch_size": 2, "lr": LR.get(method, 1e-2),
-        "scheduler": "constant", "num_virtual_tokens": 2,
-        **(lora_targets(model_type, task) if method in ("lora", "qlora") else {})}))
-    log = [json.loads(line) for line in
-           (home.path / "runs" / metrics["run_id"] / "log.jsonl").read_text().splitlines()]
+    metrics, trained = train_model(
+        home,
+        load_recipe(
+            None,
+            {
+                "data": "small",
+                "name": "out",
+                "base": "tiny",
+                "stage": stage,
+                "method": method,
+                "max_steps": 15,
+                "logging_every": 5,
+                "batch_size": 2,
+                "lr": LR.get(method, 1e-2),
+                "scheduler": "constant",
+                "num_virtual_tokens": 2,
+                **(lora_targets(model_type, task) if method in ("lora", "qlora") else {}),
+            },
+        ),
+    )
+    log = [
+        json.loads(line)
+        for line in (home.path / "runs" / metrics["run_id"] / "log.jsonl").read_text().splitlines()
+    ]
     assert log[-1]["loss"] < log[0]["loss"], log
 
     labels = metrics.get("labels")
@@ -92,10 +131,19 @@ def test_each_architecture_and_method_trains_and_reloads(model_type, method, tin
     trained.eval()
     with torch.no_grad():
         expected = trained(**inputs).logits
-        reloaded = reload(tiny_models[model_type], method, task, labels,
-                          home.adapters_dir / "out", home.models_dir / "out")
+        reloaded = reload(
+            tiny_models[model_type],
+            method,
+            task,
+            labels,
+            home.adapters_dir / "out",
+            home.models_dir / "out",
+        )
         assert torch.allclose(reloaded.eval()(**inputs).logits, expected, atol=1e-4)
     if labels:  # the classes are recorded where a user finds them
-        card = json.loads(((home.models_dir if method == "full" else home.adapters_dir)
-                           / "out" / "card.json").read_text())
+        card = json.loads(
+            (
+                (home.models_dir if method == "full" else home.adapters_dir) / "out" / "card.json"
+            ).read_text()
+        )
         assert card["labels"] == labels == ["farm", "pet", "wild"]

@@ -8,6 +8,7 @@ preferred over "No, it is silent." (dpo, orpo, rm), or marked good and bad (kto)
 import json
 
 import pytest
+import torch
 
 from together_llm.errors import TllmError
 from together_llm.train.recipe import load_recipe
@@ -15,22 +16,36 @@ from together_llm.train.run import train, train_model
 
 from .conftest import ANIMALS, assert_same_adapters, write_dataset
 
-torch = pytest.importorskip("torch")
-
 # lm_head carries no adapter here: dpo and kto compute log-probabilities from its weight.
-COMMON = {"max_steps": 12, "batch_size": 4, "logging_every": 2, "lr": 1e-2,
-          "scheduler": "constant", "target_modules": "q_proj,v_proj"}
+COMMON = {
+    "max_steps": 12,
+    "batch_size": 4,
+    "logging_every": 2,
+    "lr": 1e-2,
+    "scheduler": "constant",
+    "target_modules": "q_proj,v_proj",
+}
 
 
 def preference_rows() -> list[dict]:
-    return [{"prompt": [{"role": "user", "content": f"Does the {animal} say {sound}?"}],
-             "chosen": f"Yes, it says {sound}.", "rejected": "No, it is silent."}
-            for animal, sound in ANIMALS]
+    return [
+        {
+            "prompt": [{"role": "user", "content": f"Does the {animal} say {sound}?"}],
+            "chosen": f"Yes, it says {sound}.",
+            "rejected": "No, it is silent.",
+        }
+        for animal, sound in ANIMALS
+    ]
 
 
 def feedback_rows() -> list[dict]:
-    good = [{"prompt": r["prompt"], "completion": r["chosen"], "label": True} for r in preference_rows()]
-    bad = [{"prompt": r["prompt"], "completion": r["rejected"], "label": False} for r in preference_rows()]
+    good = [
+        {"prompt": r["prompt"], "completion": r["chosen"], "label": True} for r in preference_rows()
+    ]
+    bad = [
+        {"prompt": r["prompt"], "completion": r["rejected"], "label": False}
+        for r in preference_rows()
+    ]
     return good + bad  # all good first: the run must mix them
 
 
@@ -42,7 +57,9 @@ def pref_home(tiny_home):
 
 
 def recipe(**fields):
-    return load_recipe(None, {"data": "prefs", "name": fields.get("stage", "x"), **COMMON, **fields})
+    return load_recipe(
+        None, {"data": "prefs", "name": fields.get("stage", "x"), **COMMON, **fields}
+    )
 
 
 def log_of(home, metrics) -> list[dict]:
@@ -56,12 +73,14 @@ def completion_logps(model, tokenizer, prompt: list[dict], completions: list[str
     start = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True)["input_ids"])
     found = []
     for text in completions:
-        ids = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": text}])["input_ids"]
+        ids = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": text}])[
+            "input_ids"
+        ]
         ids = torch.tensor([ids])
         with torch.no_grad():
             logits = model(input_ids=ids).logits[0, :-1].float()
         logps = torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None])[:, 0]
-        found.append(float(logps[start - 1:].sum()))
+        found.append(float(logps[start - 1 :].sum()))
     return found
 
 
@@ -79,7 +98,9 @@ def policy_margin(model, tokenizer) -> float:
     """Mean over the pairs of log p(chosen) - log p(rejected): the policy's own preference."""
     margins = []
     for row in preference_rows():
-        chosen, rejected = completion_logps(model, tokenizer, row["prompt"], [row["chosen"], row["rejected"]])
+        chosen, rejected = completion_logps(
+            model, tokenizer, row["prompt"], [row["chosen"], row["rejected"]]
+        )
         margins.append(chosen - rejected)
     return sum(margins) / len(margins)
 
@@ -99,14 +120,24 @@ def test_dpo_margin_grows_and_the_adapter_is_plain_peft(pref_home, tiny_llama):
 
     folder = pref_home.adapters_dir / "dpo"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "card.json"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "card.json",
+    ]
     card = json.loads((folder / "card.json").read_text())
-    assert (card["stage"], card["method"], card["data"], card["steps"]) == ("dpo", "lora", "prefs", 12)
+    assert (card["stage"], card["method"], card["data"], card["steps"]) == (
+        "dpo",
+        "lora",
+        "prefs",
+        12,
+    )
 
     # Plain PEFT reproduces the trained policy, which prefers the chosen answers more than
     # the reference (the base, adapter off) does: the margin DPO optimises, measured here.
     tokenizer = chat_tokenizer(tiny_llama)
-    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_llama), folder).eval()
+    reloaded = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_llama), folder
+    ).eval()
     trained.eval()
     ids = tokenizer("Does the cow say moo? Yes, it says moo.", return_tensors="pt")
     with torch.no_grad():
@@ -123,8 +154,9 @@ def test_orpo_raises_the_log_odds_of_the_chosen_answers(pref_home):
 
     split_dataset(pref_home, "prefs", 2, seed=0)
     # ORPO computes its logits the usual way, so LoRA on lm_head trains (and learns faster).
-    metrics, _ = train_model(pref_home, recipe(stage="orpo", max_steps=10,
-                                               target_modules="q_proj,v_proj,lm_head"))
+    metrics, _ = train_model(
+        pref_home, recipe(stage="orpo", max_steps=10, target_modules="q_proj,v_proj,lm_head")
+    )
     assert (metrics["examples"], metrics["eval_examples"]) == (6, 2)
     evals = [r for r in log_of(pref_home, metrics) if "eval_loss" in r]
     assert [r["step"] for r in evals] == [10] and metrics["eval_loss"] == evals[0]["eval_loss"]
@@ -133,7 +165,9 @@ def test_orpo_raises_the_log_odds_of_the_chosen_answers(pref_home):
     assert log[-1]["log_odds_ratio"] > log[0]["log_odds_ratio"] + 0.1, log
     assert log[-1]["log_odds_chosen"] > 0  # chosen answers now likelier than rejected ones
     assert log[-1]["logps/chosen"] > log[-1]["logps/rejected"]
-    assert json.loads((pref_home.adapters_dir / "orpo" / "card.json").read_text())["stage"] == "orpo"
+    assert (
+        json.loads((pref_home.adapters_dir / "orpo" / "card.json").read_text())["stage"] == "orpo"
+    )
 
 
 @pytest.mark.slow
@@ -150,7 +184,9 @@ def test_kto_raises_the_good_answers_over_the_bad(pref_home, tiny_llama):
             if row["label"] == label:
                 policy = completion_logps(model, tokenizer, row["prompt"], [row["completion"]])[0]
                 with model.disable_adapter():
-                    reference = completion_logps(model, tokenizer, row["prompt"], [row["completion"]])[0]
+                    reference = completion_logps(
+                        model, tokenizer, row["prompt"], [row["completion"]]
+                    )[0]
                 total.append(policy - reference)
         return sum(total) / len(total)
 
@@ -164,7 +200,8 @@ def test_rm_learns_to_rank_the_pairs_and_reloads_with_plain_peft(pref_home, tiny
     from transformers import AutoModelForSequenceClassification
 
     from together_llm.train.stages import get_stage
-    from together_llm.train.trl_run import _check_base, _load
+    from together_llm.train.trl_trainer import check_stage_base as _check_base
+    from together_llm.train.trl_trainer import load_model as _load
 
     tokenizer = chat_tokenizer(tiny_llama)
 
@@ -175,7 +212,8 @@ def test_rm_learns_to_rank_the_pairs_and_reloads_with_plain_peft(pref_home, tiny
             scores = []
             for answer in (row["chosen"], row["rejected"]):
                 text = tokenizer.apply_chat_template(
-                    row["prompt"] + [{"role": "assistant", "content": answer}], tokenize=False)
+                    row["prompt"] + [{"role": "assistant", "content": answer}], tokenize=False
+                )
                 with torch.no_grad():
                     scores.append(float(model(**tokenizer(text, return_tensors="pt")).logits[0, 0]))
             wins += scores[0] > scores[1]
@@ -209,8 +247,21 @@ def test_rm_learns_to_rank_the_pairs_and_reloads_with_plain_peft(pref_home, tiny
 def test_cli_trains_a_reward_model(pref_home):
     from tests.conftest import run_tllm
 
-    result = run_tllm("train", "--data", "prefs", "--stage", "rm", "--name", "judge",
-                      "--max-steps", "2", "--target-modules", "q_proj,v_proj", "--json", home=pref_home)
+    result = run_tllm(
+        "train",
+        "--data",
+        "prefs",
+        "--stage",
+        "rm",
+        "--name",
+        "judge",
+        "--max-steps",
+        "2",
+        "--target-modules",
+        "q_proj,v_proj",
+        "--json",
+        home=pref_home,
+    )
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)  # nothing but the metrics on stdout
     assert (metrics["stage"], metrics["steps"]) == ("rm", 2)
@@ -218,11 +269,17 @@ def test_cli_trains_a_reward_model(pref_home):
 
 
 def test_wrong_kind_is_refused_naming_the_kinds(pref_home):
-    with pytest.raises(TllmError, match="stage dpo trains on preference datasets; dataset 'sounds' "
-                                        r"is chat \(chat data trains with --stage sft or seq2seq or rl\)"):
+    with pytest.raises(
+        TllmError,
+        match="stage dpo trains on preference datasets; dataset 'sounds' "
+        r"is chat \(chat data trains with --stage sft or seq2seq or rl\)",
+    ):
         train(pref_home, recipe(stage="dpo", data="sounds"))
-    with pytest.raises(TllmError, match="stage kto trains on feedback datasets; dataset 'prefs' is "
-                                        "preference .*--stage dpo or orpo or rm"):
+    with pytest.raises(
+        TllmError,
+        match="stage kto trains on feedback datasets; dataset 'prefs' is "
+        "preference .*--stage dpo or orpo or rm",
+    ):
         train(pref_home, recipe(stage="kto"))
     assert not (pref_home.path / "runs").exists() or not list((pref_home.path / "runs").iterdir())
 
@@ -230,15 +287,18 @@ def test_wrong_kind_is_refused_naming_the_kinds(pref_home):
 def test_kto_needs_both_good_and_bad_rows(pref_home):
     good = [r for r in feedback_rows() if r["label"]]
     write_dataset(pref_home, "only-good", "feedback", good)
-    with pytest.raises(TllmError, match="every row of dataset 'only-good' is desirable: add some "
-                                        r"undesirable \(label false\) rows"):
+    with pytest.raises(
+        TllmError,
+        match="every row of dataset 'only-good' is desirable: add some "
+        r"undesirable \(label false\) rows",
+    ):
         train(pref_home, recipe(stage="kto", data="only-good"))
     assert not (pref_home.path / "runs").exists() or not list((pref_home.path / "runs").iterdir())
 
 
 @pytest.mark.slow
 def test_an_interrupted_dpo_run_resumes_to_the_same_adapter(pref_home):
-    from together_llm.train.loop import Interrupted
+    from together_llm.train.stopping import Interrupted
 
     common = {"stage": "dpo", "max_steps": 6, "save_every": 0, "scheduler": "cosine"}
     whole = train(pref_home, recipe(name="whole", **common))
@@ -246,19 +306,26 @@ def test_an_interrupted_dpo_run_resumes_to_the_same_adapter(pref_home):
         train(pref_home, recipe(name="parts", **common), stop_after=4)
     assert not (pref_home.adapters_dir / "parts").exists()
     messages = []
-    resumed = train(pref_home, recipe(name="parts", resume="true", **common), report=messages.append)
+    resumed = train(
+        pref_home, recipe(name="parts", resume="true", **common), report=messages.append
+    )
     assert any("from step 4" in m for m in messages)
     assert resumed["steps"] == whole["steps"] == 6
     log, whole_log = log_of(pref_home, resumed), log_of(pref_home, whole)
     assert [r["step"] for r in log] == [2, 4, 6]
-    assert [r["learning_rate"] for r in log] == pytest.approx([r["learning_rate"] for r in whole_log])
+    assert [r["learning_rate"] for r in log] == pytest.approx(
+        [r["learning_rate"] for r in whole_log]
+    )
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in whole_log], rel=1e-4)
     assert_same_adapters(pref_home, "whole", "parts", atol=1e-5)
 
 
 def test_orpo_refuses_methods_that_prepend_virtual_tokens(pref_home):
-    with pytest.raises(TllmError, match="--stage orpo cannot train with --method prompt: .*"
-                                        "methods that work: full, lora, qlora, prefix"):
+    with pytest.raises(
+        TllmError,
+        match="--stage orpo cannot train with --method prompt: .*"
+        "methods that work: full, lora, qlora, prefix",
+    ):
         train(pref_home, recipe(stage="orpo", method="prompt"))
 
 
@@ -269,7 +336,10 @@ def test_kto_needs_micro_batches_of_two(pref_home):
 
 @pytest.mark.slow
 def test_rows_too_long_for_max_length_are_refused_not_trained_on(pref_home):
-    with pytest.raises(TllmError, match=r"every row of dataset 'prefs' \(8\) is too long for "
-                                        "max_length 8 once rendered: nothing to learn"):
+    with pytest.raises(
+        TllmError,
+        match=r"every row of dataset 'prefs' \(8\) is too long for "
+        "max_length 8 once rendered: nothing to learn",
+    ):
         train(pref_home, recipe(stage="dpo", max_length=8))
     assert list((pref_home.path / "runs").iterdir()) == []  # no half-made run to resume

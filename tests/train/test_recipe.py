@@ -18,8 +18,11 @@ def write(tmp_path, text):
 
 
 def test_yaml_then_flags_override(tmp_path):
-    path = write(tmp_path, "data: chats\nname: me\nlr: 0.001\nmax_steps: 20\n"
-                           "target_modules: [q_proj, v_proj]\npacking: false\n")
+    path = write(
+        tmp_path,
+        "data: chats\nname: me\nlr: 0.001\nmax_steps: 20\n"
+        "target_modules: [q_proj, v_proj]\npacking: false\n",
+    )
     recipe = load_recipe(path, {"lr": "1e-4", "rank": "16", "max_steps": None})
     assert (recipe.data, recipe.name) == ("chats", "me")
     assert recipe.lr == 1e-4  # the flag wins
@@ -29,27 +32,38 @@ def test_yaml_then_flags_override(tmp_path):
 
 
 def test_saved_recipe_reads_back_the_same(tmp_path):
-    recipe = load_recipe(None, {"data": "chats", "name": "me", "epochs": "2", "dora": "true",
-                                "target_modules": "q_proj,v_proj"})
+    recipe = load_recipe(
+        None,
+        {
+            "data": "chats",
+            "name": "me",
+            "epochs": "2",
+            "dora": "true",
+            "target_modules": "q_proj,v_proj",
+        },
+    )
     save_recipe(recipe, tmp_path / "config.yaml")
     assert load_recipe(tmp_path / "config.yaml") == recipe
 
 
-@pytest.mark.parametrize("yaml_text,message", [
-    ("data: a\nname: b\nlearning_rate: 0.1\n", "unknown recipe key 'learning_rate'"),
-    ("data: a\nname: b\nlr: 0\n", "lr: must be greater than 0"),
-    ("data: a\nname: b\nlr: -1e-4\n", "lr: must be greater than 0"),
-    ("data: a\nname: b\nstage: dpx\n", "stage: choose one of pt, sft"),
-    ("data: a\nname: b\nmethod: lorra\n", "method: choose one of full, lora"),
-    ("data: a\nname: b\nbatch_size: 0\n", "batch_size: must be at least 1"),
-    ("data: a\nname: b\nepochs: two\n", "epochs: expected a finite number"),
-    ("data: a\nname: b\nwarmup_ratio: 1.5\n", "warmup_ratio: must be between 0 and 1"),
-    ("name: b\n", "no dataset: give --data"),
-    ("data: a\n", "no name for the result: give --name"),
-    ("data: a\nname: ../up\n", "invalid adapter name '../up'"),
-    ("data: a\nname: b\ninit: random\n", "--init random only makes sense for --stage pt"),
-    ("- a list\n", "must hold a mapping"),
-])
+@pytest.mark.parametrize(
+    "yaml_text,message",
+    [
+        ("data: a\nname: b\nlearning_rate: 0.1\n", "unknown recipe key 'learning_rate'"),
+        ("data: a\nname: b\nlr: 0\n", "lr: must be greater than 0"),
+        ("data: a\nname: b\nlr: -1e-4\n", "lr: must be greater than 0"),
+        ("data: a\nname: b\nstage: dpx\n", "stage: choose one of pt, sft"),
+        ("data: a\nname: b\nmethod: lorra\n", "method: choose one of full, lora"),
+        ("data: a\nname: b\nbatch_size: 0\n", "batch_size: must be at least 1"),
+        ("data: a\nname: b\nepochs: two\n", "epochs: expected a finite number"),
+        ("data: a\nname: b\nwarmup_ratio: 1.5\n", "warmup_ratio: must be between 0 and 1"),
+        ("name: b\n", "no dataset: give --data"),
+        ("data: a\n", "no name for the result: give --name"),
+        ("data: a\nname: ../up\n", "invalid adapter name '../up'"),
+        ("data: a\nname: b\ninit: random\n", "--init random only makes sense for --stage pt"),
+        ("- a list\n", "must hold a mapping"),
+    ],
+)
 def test_bad_recipes_are_refused(tmp_path, yaml_text, message):
     with pytest.raises(TllmError, match=message.replace("(", r"\(").replace(".", r"\.")):
         load_recipe(write(tmp_path, yaml_text))
@@ -72,8 +86,10 @@ def test_every_field_documents_itself():
 
 
 def test_recipe_and_train_help_import_nothing_heavy():
-    code = ("import sys; from together_llm.train.recipe import load_recipe; "
-            "from together_llm.train.stages import get_stage; import together_llm.cli.train; "
-            "print([m for m in ('torch', 'transformers', 'peft', 'trl', 'matplotlib') if m in sys.modules])")
+    code = (
+        "import sys; from together_llm.train.recipe import load_recipe; "
+        "from together_llm.train.stages import get_stage; import together_llm.cli.train; "
+        "print([m for m in ('torch', 'transformers', 'peft', 'trl', 'matplotlib') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

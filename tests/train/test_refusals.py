@@ -15,10 +15,15 @@ def recipe(**fields):
 
 
 def test_wrong_kind_names_the_kinds_the_stage_accepts(tiny_home):
-    with pytest.raises(TllmError, match="stage sft trains on chat datasets; dataset 'notes' is "
-                                        r"text \(text data trains with --stage pt\)"):
+    with pytest.raises(
+        TllmError,
+        match="stage sft trains on chat datasets; dataset 'notes' is "
+        r"text \(text data trains with --stage pt\)",
+    ):
         train(tiny_home, recipe(data="notes"))
-    with pytest.raises(TllmError, match="stage pt trains on text datasets; dataset 'sounds' is chat"):
+    with pytest.raises(
+        TllmError, match="stage pt trains on text datasets; dataset 'sounds' is chat"
+    ):
         train(tiny_home, recipe(stage="pt"))
 
 
@@ -30,16 +35,25 @@ def test_empty_dataset(tiny_home):
 
 def test_every_row_too_long_is_reported_not_trained_on(tiny_home):
     """Cut to 8 tokens, no conversation keeps an assistant token: refused with the count."""
-    with pytest.raises(TllmError, match=r"every row of dataset 'sounds' \(8\) lost all its "
-                                        "assistant tokens when cut to max_length 8"):
+    with pytest.raises(
+        TllmError,
+        match=r"every row of dataset 'sounds' \(8\) lost all its "
+        "assistant tokens when cut to max_length 8",
+    ):
         train(tiny_home, recipe(max_length=8))
     assert not (tiny_home.adapters_dir / "sounds").exists()
     assert list((tiny_home.path / "runs").iterdir()) == []  # no half-made run to resume
 
 
 def test_some_rows_too_long_are_counted(tiny_home):
-    long = [{"messages": [{"role": "user", "content": "tell me " * 80},
-                          {"role": "assistant", "content": "no"}]}]
+    long = [
+        {
+            "messages": [
+                {"role": "user", "content": "tell me " * 80},
+                {"role": "assistant", "content": "no"},
+            ]
+        }
+    ]
     write_dataset(tiny_home, "mixed", "chat", chat_rows() + long)
     messages = []
     metrics = train(tiny_home, recipe(data="mixed", max_length=100), report=messages.append)
@@ -59,11 +73,15 @@ def test_existing_adapter_needs_overwrite(tiny_home):
 
 
 def test_refused_before_loading(tiny_home):
-    with pytest.raises(TllmError, match="stage classify trains on classification datasets; "
-                                        "dataset 'sounds' is chat"):
+    with pytest.raises(
+        TllmError,
+        match="stage classify trains on classification datasets; dataset 'sounds' is chat",
+    ):
         train(tiny_home, recipe(stage="classify"))
-    with pytest.raises(TllmError, match="llama is a decoder and does not serve seq2seq; "
-                                        "tasks it serves: causal-lm, classify"):
+    with pytest.raises(
+        TllmError,
+        match="llama is a decoder and does not serve seq2seq; tasks it serves: causal-lm, classify",
+    ):
         train(tiny_home, recipe(stage="seq2seq"))
     with pytest.raises(TllmError, match="unknown model 'nope'"):
         train(tiny_home, recipe(base="nope"))

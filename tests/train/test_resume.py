@@ -10,23 +10,33 @@ import time
 
 import pytest
 
+from tests.conftest import ROOT
 from together_llm.errors import TllmError
-from together_llm.train.loop import Interrupted
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train
-from tests.conftest import ROOT
+from together_llm.train.stopping import Interrupted
 
 from .conftest import LEARNABLE, assert_same_adapters
-
-torch = pytest.importorskip("torch")
 
 
 def recipe(name, **fields):
     # Dropout on and a cosine schedule: resuming must restore the random state and the
     # schedule too, not only the weights.
-    return load_recipe(None, {"data": "sounds", "name": name, "max_steps": 12, "batch_size": 3,
-                              "logging_every": 1, "save_every": 0, **LEARNABLE,
-                              "scheduler": "cosine", "dropout": "0.1", **fields})
+    return load_recipe(
+        None,
+        {
+            "data": "sounds",
+            "name": name,
+            "max_steps": 12,
+            "batch_size": 3,
+            "logging_every": 1,
+            "save_every": 0,
+            **LEARNABLE,
+            "scheduler": "cosine",
+            "dropout": "0.1",
+            **fields,
+        },
+    )
 
 
 def test_interrupted_run_resumes_to_the_same_adapter(tiny_home):
@@ -46,8 +56,12 @@ def test_interrupted_run_resumes_to_the_same_adapter(tiny_home):
     run = tiny_home.path / "runs" / resumed["run_id"]
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 13))
-    whole_log = [json.loads(line) for line in
-                 (tiny_home.path / "runs" / whole["run_id"] / "log.jsonl").read_text().splitlines()]
+    whole_log = [
+        json.loads(line)
+        for line in (tiny_home.path / "runs" / whole["run_id"] / "log.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert [r["lr"] for r in log] == pytest.approx([r["lr"] for r in whole_log])
     assert [r["loss"] for r in log] == pytest.approx([r["loss"] for r in whole_log], rel=1e-4)
     assert_same_adapters(tiny_home, "whole", "parts", atol=1e-5)
@@ -59,12 +73,30 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_home):
     """The real thing: `tllm train` in its own process, terminated mid-run, then resumed."""
     import os
 
-    args = [sys.executable, "-m", "together_llm.cli.main", "train", "--data", "sounds",
-            "--name", "killed", "--max-steps", "150", "--logging-every", "1", "--save-every", "0",
-            "--batch-size", "2", "--lr", "1e-2"]
+    args = [
+        sys.executable,
+        "-m",
+        "together_llm.cli.main",
+        "train",
+        "--data",
+        "sounds",
+        "--name",
+        "killed",
+        "--max-steps",
+        "150",
+        "--logging-every",
+        "1",
+        "--save-every",
+        "0",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-2",
+    ]
     env = {**os.environ, "TLLM_HOME": str(tiny_home.path), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     runs = tiny_home.path / "runs"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -79,8 +111,14 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes(tiny_home):
     step = int(stderr.split("checkpoint at step ")[1].split()[0])
     assert 3 <= step < 150
 
-    resumed = subprocess.run(args + ["--resume", "--max-steps", "150", "--json"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        args + ["--resume", "--max-steps", "150", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"at step {step} of 150" in resumed.stderr
     metrics = json.loads(resumed.stdout)

@@ -11,6 +11,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from together_llm.errors import TllmError
 from together_llm.train.recipe import load_recipe
@@ -18,17 +19,34 @@ from together_llm.train.run import train, train_model
 
 from .conftest import assert_same_adapters, saved_adapter, write_dataset
 
-torch = pytest.importorskip("torch")
-
 MARK = "~"
 FILLER = "abcdefghijklmnopqrstuvwxyz ,.?!0123456789ABCDEFGHIJ"
-PROMPTS = ["Say something.", "Write a line.", "Go on.", "Your turn.", "Answer me.",
-           "Hello there.", "Tell me more.", "What now?"]
+PROMPTS = [
+    "Say something.",
+    "Write a line.",
+    "Go on.",
+    "Your turn.",
+    "Answer me.",
+    "Hello there.",
+    "Tell me more.",
+    "What now?",
+]
 ALL_LINEAR = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 # lr 3e-2 on every linear layer: the reward must visibly rise within 30 steps.
-RL = {"data": "prompts", "stage": "rl", "reward": "judge", "max_steps": 30, "batch_size": 16,
-      "num_generations": 8, "max_new_tokens": 32, "lr": 3e-2, "scheduler": "constant",
-      "target_modules": ALL_LINEAR, "logging_every": 1, "save_every": 0}
+RL = {
+    "data": "prompts",
+    "stage": "rl",
+    "reward": "judge",
+    "max_steps": 30,
+    "batch_size": 16,
+    "num_generations": 8,
+    "max_new_tokens": 32,
+    "lr": 3e-2,
+    "scheduler": "constant",
+    "target_modules": ALL_LINEAR,
+    "logging_every": 1,
+    "save_every": 0,
+}
 
 
 def marked(rng: random.Random, length: int) -> tuple[list[str], list[int]]:
@@ -47,9 +65,13 @@ def preference_rows(count: int = 32) -> list[dict]:
         chars, order = marked(rng, rng.randint(8, 24))
         more = rng.choice([1, 1, 2, 2, 3, 4, 6, 8, len(chars) // 2, len(chars)])
         fewer = rng.randint(0, more - 1)
-        rows.append({"prompt": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
-                     "chosen": with_marks(chars, order[:more]),
-                     "rejected": with_marks(chars, order[:fewer])})
+        rows.append(
+            {
+                "prompt": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+                "chosen": with_marks(chars, order[:more]),
+                "rejected": with_marks(chars, order[:fewer]),
+            }
+        )
     return rows
 
 
@@ -83,17 +105,36 @@ def rl_home(tmp_path_factory, policy_base):
     config = home.load_config()
     config.model = "tiny"
     home.save_config(config)
-    write_dataset(home, "prompts", "chat", [
-        {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": "ok"}]}
-        for p in PROMPTS])
+    write_dataset(
+        home,
+        "prompts",
+        "chat",
+        [
+            {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": "ok"}]}
+            for p in PROMPTS
+        ],
+    )
     write_dataset(home, "prefs", "preference", preference_rows())
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        train(home, load_recipe(None, {
-            "data": "prefs", "stage": "rm", "name": "judge", "max_steps": 30, "batch_size": 8,
-            "lr": 1e-2, "scheduler": "constant", "target_modules": "q_proj,v_proj",
-            "logging_every": 5}))
+        train(
+            home,
+            load_recipe(
+                None,
+                {
+                    "data": "prefs",
+                    "stage": "rm",
+                    "name": "judge",
+                    "max_steps": 30,
+                    "batch_size": 8,
+                    "lr": 1e-2,
+                    "scheduler": "constant",
+                    "target_modules": "q_proj,v_proj",
+                    "logging_every": 5,
+                },
+            ),
+        )
     finally:
         torch.set_num_threads(threads)
     return home
@@ -156,28 +197,41 @@ def test_grpo_raises_the_mean_reward_and_the_adapter_is_plain_peft(rl_home, poli
 
     folder = rl_home.adapters_dir / "grpo"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "card.json"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "card.json",
+    ]
     card = json.loads((folder / "card.json").read_text())
-    assert (card["stage"], card["method"], card["data"], card["steps"]) == ("rl", "lora", "prompts", 30)
+    assert (card["stage"], card["method"], card["data"], card["steps"]) == (
+        "rl",
+        "lora",
+        "prompts",
+        30,
+    )
     # The file holds the trained weights (the trained model itself still runs under the
     # Trainer's bf16 autocast, so its logits are compared nowhere).
     saved, kept = saved_adapter(rl_home, "grpo"), get_peft_model_state_dict(trained)
     assert saved.keys() == kept.keys()
     assert all(torch.equal(saved[key], kept[key].cpu()) for key in saved)
-    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(policy_base), folder).eval()
+    reloaded = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(policy_base), folder
+    ).eval()
 
     # What the reward asked for: the reloaded policy writes marks; the base hardly ever does.
     tokenizer = AutoTokenizer.from_pretrained(policy_base)
     tokenizer.chat_template = DEFAULT_TEMPLATE
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Go on."}],
-                                           add_generation_prompt=True, return_tensors="pt",
-                                           return_dict=True)["input_ids"].repeat(8, 1)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Go on."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )["input_ids"].repeat(8, 1)
 
     def marks(model) -> int:
         torch.manual_seed(0)
         with torch.no_grad():
             out = model.generate(prompt, do_sample=True, max_new_tokens=32, pad_token_id=0)
-        return sum(tokenizer.decode(row[prompt.shape[1]:]).count(MARK) for row in out)
+        return sum(tokenizer.decode(row[prompt.shape[1] :]).count(MARK) for row in out)
 
     after = marks(reloaded)
     with reloaded.disable_adapter():
@@ -200,18 +254,42 @@ def test_rloo_raises_the_mean_reward_too(rl_home):
 @pytest.mark.slow
 def test_a_registered_model_with_a_scalar_head_is_a_reward_model_too(rl_home):
     """A full rm run registers a model rather than an adapter; rl scores with it as it is."""
-    train(rl_home, load_recipe(None, {"data": "prefs", "stage": "rm", "method": "full",
-                                      "name": "judge-full", "max_steps": 2, "logging_every": 1}))
-    metrics = train(rl_home, load_recipe(None, {**RL, "name": "by-full-judge", "reward": "judge-full",
-                                                "max_steps": 2, "batch_size": 4, "num_generations": 4,
-                                                "max_new_tokens": 8}))
+    train(
+        rl_home,
+        load_recipe(
+            None,
+            {
+                "data": "prefs",
+                "stage": "rm",
+                "method": "full",
+                "name": "judge-full",
+                "max_steps": 2,
+                "logging_every": 1,
+            },
+        ),
+    )
+    metrics = train(
+        rl_home,
+        load_recipe(
+            None,
+            {
+                **RL,
+                "name": "by-full-judge",
+                "reward": "judge-full",
+                "max_steps": 2,
+                "batch_size": 4,
+                "num_generations": 4,
+                "max_new_tokens": 8,
+            },
+        ),
+    )
     assert metrics["steps"] == 2
     assert isinstance(metrics["stage_metrics"]["rewards/judge-full/mean"], float)
 
 
 @pytest.mark.slow
 def test_an_interrupted_rl_run_resumes_to_the_same_adapter(rl_home):
-    from together_llm.train.loop import Interrupted
+    from together_llm.train.stopping import Interrupted
 
     short = {**RL, "max_steps": 4, "batch_size": 4, "num_generations": 4, "max_new_tokens": 8}
     whole = train(rl_home, load_recipe(None, {**short, "name": "whole"}))
@@ -221,24 +299,30 @@ def test_an_interrupted_rl_run_resumes_to_the_same_adapter(rl_home):
     assert resumed["steps"] == whole["steps"] == 4
     # the same samples, so the same rewards, after the resume as in one go
     assert [r["reward"] for r in log_of(rl_home, resumed)] == pytest.approx(
-        [r["reward"] for r in log_of(rl_home, whole)])
+        [r["reward"] for r in log_of(rl_home, whole)]
+    )
     assert_same_adapters(rl_home, "whole", "parts", atol=1e-5)
 
 
 def test_rl_needs_a_reward_model_and_only_rl_takes_one():
-    with pytest.raises(TllmError, match="--stage rl trains against a reward model: give --reward NAME"):
+    with pytest.raises(
+        TllmError, match="--stage rl trains against a reward model: give --reward NAME"
+    ):
         load_recipe(None, {"data": "prompts", "name": "x", "stage": "rl"})
     with pytest.raises(TllmError, match="--reward is for --stage rl, not --stage dpo"):
         load_recipe(None, {"data": "prefs", "name": "x", "stage": "dpo", "reward": "judge"})
-    with pytest.raises(TllmError, match=r"batch_size x grad_accum \(6 x 1\) must be a multiple "
-                                        "of --num-generations"):
+    with pytest.raises(
+        TllmError,
+        match=r"batch_size x grad_accum \(6 x 1\) must be a multiple "
+        "of --num-generations",
+    ):
         load_recipe(None, {**RL, "name": "x", "batch_size": 6, "num_generations": 4})
 
 
 @pytest.mark.slow
 def test_what_rl_cannot_train_with_is_refused_and_leaves_no_run(rl_home, tmp_path):
-    from together_llm.models.registry import add_model
     from tests.tiny_models import make_tiny_model
+    from together_llm.models.registry import add_model
 
     def refused(message: str, **fields) -> None:
         with pytest.raises(TllmError, match=message):
@@ -246,19 +330,30 @@ def test_what_rl_cannot_train_with_is_refused_and_leaves_no_run(rl_home, tmp_pat
 
     # an adapter the sft stage made is no reward model
     train(rl_home, load_recipe(None, {"data": "prompts", "name": "chatty", "max_steps": 1}))
-    refused(r"adapter 'chatty' is not a reward model \(it was made by --stage sft\); train one "
-            "with `tllm train --stage rm", reward="chatty")
+    refused(
+        r"adapter 'chatty' is not a reward model \(it was made by --stage sft\); train one "
+        "with `tllm train --stage rm",
+        reward="chatty",
+    )
     refused("no reward model named 'nobody'", reward="nobody")
     refused(r"model 'tiny' has no scalar head \(LlamaForCausalLM\)", reward="tiny")
     # judge scores with the tiny LLaMA: a policy on another base cannot use it
     add_model(rl_home, "other", str(make_tiny_model("gpt2", tmp_path / "gpt2")))
-    refused(r"reward adapter 'judge' was trained on another base \(tiny, fingerprint \w+\) than "
-            "this run's", reward="judge", base="other", target_modules="")
+    refused(
+        r"reward adapter 'judge' was trained on another base \(tiny, fingerprint \w+\) than "
+        "this run's",
+        reward="judge",
+        base="other",
+        target_modules="",
+    )
     refused("stage rl trains on chat datasets; dataset 'prefs' is preference", data="prefs")
     refused("rl cannot train LoRA on lm_head", target_modules="q_proj,lm_head")
     # a prompt must leave room for a whole completion within max_length
-    refused(r"every row of dataset 'prompts' \(8\) is too long for max_length 20",
-            max_length=20, max_new_tokens=16)
+    refused(
+        r"every row of dataset 'prompts' \(8\) is too long for max_length 20",
+        max_length=20,
+        max_new_tokens=16,
+    )
     assert not (rl_home.adapters_dir / "refused").exists()
     runs = [p.name for p in (rl_home.path / "runs").iterdir()]
     assert not [name for name in runs if name.endswith("-refused")], runs

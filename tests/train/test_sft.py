@@ -3,7 +3,7 @@ trained model, and the run folder holds what a user reads afterwards."""
 
 import json
 
-import pytest
+import torch
 import yaml
 
 from together_llm.data.split import split_dataset
@@ -13,12 +13,20 @@ from together_llm.train.run import train_model
 
 from .conftest import LEARNABLE, assert_same_adapters
 
-torch = pytest.importorskip("torch")
-
 
 def recipe(**fields):
-    return load_recipe(None, {"data": "sounds", "name": "sounds", "max_steps": 40,
-                              "batch_size": 4, "logging_every": 5, **LEARNABLE, **fields})
+    return load_recipe(
+        None,
+        {
+            "data": "sounds",
+            "name": "sounds",
+            "max_steps": 40,
+            "batch_size": 4,
+            "logging_every": 5,
+            **LEARNABLE,
+            **fields,
+        },
+    )
 
 
 def log_of(home, metrics):
@@ -44,10 +52,18 @@ def test_sft_lora_learns_and_the_adapter_is_plain_peft(tiny_home, tiny_llama):
 
     folder = tiny_home.adapters_dir / "sounds"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "adapter_config.json", "adapter_model.safetensors", "card.json"]
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "card.json",
+    ]
     card = json.loads((folder / "card.json").read_text())
     assert card["base"] == "tiny" and card["base_fingerprint"] == fingerprint(tiny_llama)
-    assert (card["stage"], card["method"], card["data"], card["steps"]) == ("sft", "lora", "sounds", 40)
+    assert (card["stage"], card["method"], card["data"], card["steps"]) == (
+        "sft",
+        "lora",
+        "sounds",
+        40,
+    )
     assert card["data_fingerprint"] and card["run_id"] == metrics["run_id"]
     assert card["metrics"]["train_loss"] == metrics["train_loss"]
 
@@ -93,9 +109,21 @@ def test_grouped_and_padded_training_learn_the_same(tiny_home):
 
 
 def test_pt_on_text_learns(tiny_home):
-    metrics, _ = train_model(tiny_home, load_recipe(None, {
-        "data": "notes", "name": "notes", "stage": "pt", "max_steps": 20, "max_length": 32,
-        "logging_every": 5, **LEARNABLE}))
+    metrics, _ = train_model(
+        tiny_home,
+        load_recipe(
+            None,
+            {
+                "data": "notes",
+                "name": "notes",
+                "stage": "pt",
+                "max_steps": 20,
+                "max_length": 32,
+                "logging_every": 5,
+                **LEARNABLE,
+            },
+        ),
+    )
     losses = [r["loss"] for r in log_of(tiny_home, metrics)]
     assert losses[-1] < losses[0] - 0.5, losses
     assert metrics["preprocessing"]["train"]["kept"] == metrics["examples"] > 1  # 32-token blocks
@@ -106,9 +134,23 @@ def test_pt_on_text_learns(tiny_home):
 def test_pt_from_random_init_makes_a_registered_model(tiny_home):
     from together_llm.models.registry import get_model
 
-    metrics, _ = train_model(tiny_home, load_recipe(None, {
-        "data": "notes", "name": "scratch", "stage": "pt", "init": "random", "method": "full",
-        "max_steps": 20, "max_length": 32, "lr": 3e-3, "logging_every": 5}))
+    metrics, _ = train_model(
+        tiny_home,
+        load_recipe(
+            None,
+            {
+                "data": "notes",
+                "name": "scratch",
+                "stage": "pt",
+                "init": "random",
+                "method": "full",
+                "max_steps": 20,
+                "max_length": 32,
+                "lr": 3e-3,
+                "logging_every": 5,
+            },
+        ),
+    )
     losses = [r["loss"] for r in log_of(tiny_home, metrics)]
     assert losses[-1] < losses[0] - 0.5, losses
     entry = get_model(tiny_home, "scratch")

@@ -3,20 +3,26 @@ accuracy, and seq2seq on FLAN-style chat rows (the last answer is the target).""
 
 import json
 
-import pytest
+import torch
 
+from tests.tiny_models import make_tiny_model
 from together_llm.train.recipe import load_recipe
 from together_llm.train.run import train_model
 from together_llm.train.stages.seq2seq import chat_as_seq2seq
-from tests.tiny_models import make_tiny_model
 
 from .conftest import write_dataset
 
-torch = pytest.importorskip("torch")
-
 # Which animals are pets: eight rows, two classes.
-PETS = [("cat", "pet"), ("dog", "pet"), ("hamster", "pet"), ("rabbit", "pet"),
-        ("cow", "farm"), ("sheep", "farm"), ("goat", "farm"), ("pig", "farm")]
+PETS = [
+    ("cat", "pet"),
+    ("dog", "pet"),
+    ("hamster", "pet"),
+    ("rabbit", "pet"),
+    ("cow", "farm"),
+    ("sheep", "farm"),
+    ("goat", "farm"),
+    ("pig", "farm"),
+]
 
 
 def log_of(home, metrics) -> list[dict]:
@@ -34,9 +40,23 @@ def test_a_decoder_learns_to_classify_and_reports_accuracy(tiny_home):
     rows = [{"text": f"The {animal} lives with us.", "label": label} for animal, label in PETS] * 2
     write_dataset(tiny_home, "homes", "classification", rows)
     split_dataset(tiny_home, "homes", 0.25, seed=1)
-    metrics, trained = train_model(tiny_home, load_recipe(None, {
-        "data": "homes", "stage": "classify", "name": "router", "max_steps": 24, "batch_size": 4,
-        "lr": 1e-2, "scheduler": "constant", "logging_every": 4, "eval_every": 12}))
+    metrics, trained = train_model(
+        tiny_home,
+        load_recipe(
+            None,
+            {
+                "data": "homes",
+                "stage": "classify",
+                "name": "router",
+                "max_steps": 24,
+                "batch_size": 4,
+                "lr": 1e-2,
+                "scheduler": "constant",
+                "logging_every": 4,
+                "eval_every": 12,
+            },
+        ),
+    )
     losses = [r["loss"] for r in log_of(tiny_home, metrics) if "loss" in r]
     assert losses[-1] < losses[0], losses
     evals = [r for r in log_of(tiny_home, metrics) if "eval_accuracy" in r]
@@ -47,8 +67,13 @@ def test_a_decoder_learns_to_classify_and_reports_accuracy(tiny_home):
 
     # The head is saved with the adapter: plain PEFT on a fresh two-label head gives it back.
     inputs = {"input_ids": torch.tensor([[1, 40, 41, 42, 43]])}
-    base, _ = load_hf(get_model(tiny_home, "tiny").hf_dir, "classify", "lora",
-                      dtype="float32", labels=card["labels"])
+    base, _ = load_hf(
+        get_model(tiny_home, "tiny").hf_dir,
+        "classify",
+        "lora",
+        dtype="float32",
+        labels=card["labels"],
+    )
     reloaded = PeftModel.from_pretrained(base, tiny_home.adapters_dir / "router").eval()
     with torch.no_grad():
         assert torch.allclose(reloaded(**inputs).logits, trained.eval()(**inputs).logits, atol=1e-5)
@@ -56,29 +81,59 @@ def test_a_decoder_learns_to_classify_and_reports_accuracy(tiny_home):
 
 
 def test_chat_rows_become_source_and_target():
-    single = {"messages": [{"role": "user", "content": "Translate: chat"},
-                           {"role": "assistant", "content": "cat"}]}
+    single = {
+        "messages": [
+            {"role": "user", "content": "Translate: chat"},
+            {"role": "assistant", "content": "cat"},
+        ]
+    }
     assert chat_as_seq2seq(single) == {"source": "Translate: chat", "target": "cat"}
-    turns = {"messages": [{"role": "system", "content": "Be brief."},
-                          {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-                          {"role": "user", "content": "Name a colour"},
-                          {"role": "assistant", "content": "Red"}]}
+    turns = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Name a colour"},
+            {"role": "assistant", "content": "Red"},
+        ]
+    }
     assert chat_as_seq2seq(turns) == {
-        "source": "Be brief.\n\nUser: Hi\nAssistant: Hello\nUser: Name a colour", "target": "Red"}
+        "source": "Be brief.\n\nUser: Hi\nAssistant: Hello\nUser: Name a colour",
+        "target": "Red",
+    }
 
 
 def test_seq2seq_learns_from_flan_style_chat_rows(tiny_home, tmp_path):
     from together_llm.models.registry import add_model
 
     add_model(tiny_home, "tiny-t5", str(make_tiny_model("t5", tmp_path / "t5")))
-    rows = [{"messages": [{"role": "user", "content": f"What does the {animal} say?"},
-                          {"role": "assistant", "content": sound}]}
-            for animal, sound in [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("owl", "hoot")]]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What does the {animal} say?"},
+                {"role": "assistant", "content": sound},
+            ]
+        }
+        for animal, sound in [("cat", "meow"), ("dog", "woof"), ("cow", "moo"), ("owl", "hoot")]
+    ]
     write_dataset(tiny_home, "asks", "chat", rows)
-    metrics, _ = train_model(tiny_home, load_recipe(None, {
-        "data": "asks", "stage": "seq2seq", "base": "tiny-t5", "name": "t5-sounds",
-        "max_steps": 20, "batch_size": 4, "lr": 1e-2, "scheduler": "constant",
-        "logging_every": 5}))
+    metrics, _ = train_model(
+        tiny_home,
+        load_recipe(
+            None,
+            {
+                "data": "asks",
+                "stage": "seq2seq",
+                "base": "tiny-t5",
+                "name": "t5-sounds",
+                "max_steps": 20,
+                "batch_size": 4,
+                "lr": 1e-2,
+                "scheduler": "constant",
+                "logging_every": 5,
+            },
+        ),
+    )
     losses = [r["loss"] for r in log_of(tiny_home, metrics)]
     assert losses[-1] < losses[0] - 0.5, losses
     # tokens/s counts what the encoder read and what the decoder learned

@@ -38,8 +38,12 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib",
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2}
 PREFIX = "base_model.model."  # PEFT's name for the wrapped model in a saved state dict
 # Config fields that change the base model on load or name code to import: not exchanged.
-UNSAFE_CONFIG = ("megatron_config", "layer_replication", "trainable_token_indices",
-                 "target_parameters")
+UNSAFE_CONFIG = (
+    "megatron_config",
+    "layer_replication",
+    "trainable_token_indices",
+    "target_parameters",
+)
 SAFE_INITS = (True, False, "gaussian")  # others (pissa, olora, loftq...) rewrite base weights
 
 
@@ -51,29 +55,38 @@ def check_member(member: tarfile.TarInfo, seen: set[str]) -> None:
     if "\\" in name:
         raise RefusedError(f"archive member {name!r} has a backslash in its path")
     if ".." in PurePosixPath(name).parts:
-        raise RefusedError(f"archive member {name!r} has a path that leaves the target "
-                           "directory ('..')")
+        raise RefusedError(
+            f"archive member {name!r} has a path that leaves the target directory ('..')"
+        )
     if member.issym() or member.islnk():
-        raise RefusedError(f"archive member {name!r} is a link (to {member.linkname!r}); "
-                           "only regular files are accepted")
+        raise RefusedError(
+            f"archive member {name!r} is a link (to {member.linkname!r}); "
+            "only regular files are accepted"
+        )
     if member.ischr() or member.isblk() or member.isfifo():
-        raise RefusedError(f"archive member {name!r} is a device or pipe; only regular "
-                           "files are accepted")
+        raise RefusedError(
+            f"archive member {name!r} is a device or pipe; only regular files are accepted"
+        )
     if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
         kind = "a directory" if member.isdir() else f"of tar type {member.type!r}"
         raise RefusedError(f"archive member {name!r} is {kind}; only regular files are accepted")
     if name.lower().endswith(PICKLE_SUFFIXES):
-        raise RefusedError(f"archive member {name!r} is a pickle-based weight file: only "
-                           "safetensors are loaded (pickle can run code)")
+        raise RefusedError(
+            f"archive member {name!r} is a pickle-based weight file: only "
+            "safetensors are loaded (pickle can run code)"
+        )
     if name not in MEMBERS:
-        raise RefusedError(f"unexpected archive member {name!r}; an adapter archive holds "
-                           f"exactly {', '.join(MEMBERS)}")
+        raise RefusedError(
+            f"unexpected archive member {name!r}; an adapter archive holds "
+            f"exactly {', '.join(MEMBERS)}"
+        )
     if name in seen:
         raise RefusedError(f"archive member {name!r} appears twice")
     limit = MAX_ARCHIVE_BYTES if name == WEIGHTS else MAX_JSON_BYTES
     if member.size > limit:
-        raise RefusedError(f"archive member {name!r} is {member.size} bytes, over the "
-                           f"{limit}-byte limit")
+        raise RefusedError(
+            f"archive member {name!r} is {member.size} bytes, over the {limit}-byte limit"
+        )
 
 
 def read_json(path: Path, what: str) -> dict:
@@ -98,8 +111,10 @@ def check_manifest(manifest: dict, digests: dict[str, str], sizes: dict[str, int
     """The manifest is ours, lists every other member, and gives the members of `digests`
     the size and checksum they have."""
     if manifest.get("format") != FORMAT:
-        raise RefusedError(f"not a Together-LLM adapter archive (manifest format "
-                           f"{manifest.get('format')!r}, expected {FORMAT!r})")
+        raise RefusedError(
+            f"not a Together-LLM adapter archive (manifest format "
+            f"{manifest.get('format')!r}, expected {FORMAT!r})"
+        )
     files = manifest.get("files")
     expected = set(MEMBERS) - {MANIFEST}
     if not isinstance(files, dict) or set(files) != expected:
@@ -107,28 +122,37 @@ def check_manifest(manifest: dict, digests: dict[str, str], sizes: dict[str, int
     for name in sorted(digests):
         entry = files[name] if isinstance(files[name], dict) else {}
         if entry.get("bytes") != sizes[name]:
-            raise RefusedError(f"checksum mismatch for {name}: it is {sizes[name]} bytes, "
-                               f"the manifest says {entry.get('bytes')}")
+            raise RefusedError(
+                f"checksum mismatch for {name}: it is {sizes[name]} bytes, "
+                f"the manifest says {entry.get('bytes')}"
+            )
         if entry.get("sha256") != digests[name]:
-            raise RefusedError(f"checksum mismatch for {name}: the manifest says "
-                               f"{entry.get('sha256')}, the file hashes to {digests[name]}")
+            raise RefusedError(
+                f"checksum mismatch for {name}: the manifest says "
+                f"{entry.get('sha256')}, the file hashes to {digests[name]}"
+            )
 
 
 def check_config(config: dict) -> None:
     """A LoRA adapter config with nothing that would change the base or import code."""
     if config.get("peft_type") != "LORA":
-        raise RefusedError(f"only LoRA adapters can be exchanged; this one is "
-                           f"{config.get('peft_type')!r}")
+        raise RefusedError(
+            f"only LoRA adapters can be exchanged; this one is {config.get('peft_type')!r}"
+        )
     rank = config.get("r")
     if not isinstance(rank, int) or isinstance(rank, bool) or not 0 < rank <= MAX_RANK:
         raise RefusedError(f"adapter_config.json has rank r={rank!r}; expected 1..{MAX_RANK}")
     for key in UNSAFE_CONFIG:
         if config.get(key):
-            raise RefusedError(f"adapter_config.json sets {key}, which is not accepted from "
-                               "a peer (it changes the base model or loads code)")
+            raise RefusedError(
+                f"adapter_config.json sets {key}, which is not accepted from "
+                "a peer (it changes the base model or loads code)"
+            )
     if config.get("init_lora_weights", True) not in SAFE_INITS:
-        raise RefusedError(f"adapter_config.json asks for init_lora_weights="
-                           f"{config['init_lora_weights']!r}, which rewrites the base weights")
+        raise RefusedError(
+            f"adapter_config.json asks for init_lora_weights="
+            f"{config['init_lora_weights']!r}, which rewrites the base weights"
+        )
 
 
 def read_safetensors_header(path: Path) -> dict[str, tuple[str, list[int]]]:
@@ -152,20 +176,28 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, list[int]]]:
     header.pop("__metadata__", None)
     tensors, spans = {}, []
     for name, info in header.items():
-        ok = (isinstance(info, dict) and info.get("dtype") in DTYPE_BYTES
-              and isinstance(info.get("shape"), list) and isinstance(info.get("data_offsets"), list)
-              and all(isinstance(d, int) and d >= 0 for d in info["shape"] + info["data_offsets"])
-              and len(info["data_offsets"]) == 2)
+        ok = (
+            isinstance(info, dict)
+            and info.get("dtype") in DTYPE_BYTES
+            and isinstance(info.get("shape"), list)
+            and isinstance(info.get("data_offsets"), list)
+            and all(isinstance(d, int) and d >= 0 for d in info["shape"] + info["data_offsets"])
+            and len(info["data_offsets"]) == 2
+        )
         if not ok:
-            raise RefusedError(f"tensor {name!r} in {WEIGHTS} has a malformed entry (dtype "
-                               f"must be one of {', '.join(DTYPE_BYTES)})")
+            raise RefusedError(
+                f"tensor {name!r} in {WEIGHTS} has a malformed entry (dtype "
+                f"must be one of {', '.join(DTYPE_BYTES)})"
+            )
         begin, end = info["data_offsets"]
         count = 1
         for dim in info["shape"]:
             count *= dim
         if end - begin != count * DTYPE_BYTES[info["dtype"]]:
-            raise RefusedError(f"tensor {name!r} in {WEIGHTS} occupies {end - begin} bytes, "
-                               f"not what its shape {info['shape']} needs")
+            raise RefusedError(
+                f"tensor {name!r} in {WEIGHTS} occupies {end - begin} bytes, "
+                f"not what its shape {info['shape']} needs"
+            )
         spans.append((begin, end))
         tensors[name] = (info["dtype"], info["shape"])
     position = 0
@@ -174,8 +206,9 @@ def read_safetensors_header(path: Path) -> dict[str, tuple[str, list[int]]]:
             raise RefusedError(f"{WEIGHTS} has overlapping or gapped tensor data")
         position = end
     if position != size - 8 - length:
-        raise RefusedError(f"{WEIGHTS} holds {size - 8 - length} bytes of data but its header "
-                           f"describes {position}")
+        raise RefusedError(
+            f"{WEIGHTS} holds {size - 8 - length} bytes of data but its header describes {position}"
+        )
     if not tensors:
         raise RefusedError(f"{WEIGHTS} holds no tensors")
     return tensors
@@ -191,9 +224,14 @@ class Layout:
 
 
 # Tensor-name endings of a LoRA state dict, and the kind of module each belongs to.
-LORA_SUFFIXES = {".lora_A.weight": "linear", ".lora_B.weight": "linear", ".lora_B.bias": "linear",
-                 ".lora_embedding_A": "embedding", ".lora_embedding_B": "embedding",
-                 ".lora_magnitude_vector": "linear"}
+LORA_SUFFIXES = {
+    ".lora_A.weight": "linear",
+    ".lora_B.weight": "linear",
+    ".lora_B.bias": "linear",
+    ".lora_embedding_A": "embedding",
+    ".lora_embedding_B": "embedding",
+    ".lora_magnitude_vector": "linear",
+}
 
 
 def check_tensors(tensors: dict[str, tuple[str, list[int]]], config: dict, layout: Layout) -> None:
@@ -202,24 +240,31 @@ def check_tensors(tensors: dict[str, tuple[str, list[int]]], config: dict, layou
     ranks: dict[str, dict[str, int]] = {}
     for key, (_, shape) in sorted(tensors.items()):
         if not key.startswith(PREFIX):
-            raise RefusedError(f"tensor {key!r} is not named like a PEFT adapter tensor "
-                               f"(names start with {PREFIX!r})")
-        rest = key[len(PREFIX):]
+            raise RefusedError(
+                f"tensor {key!r} is not named like a PEFT adapter tensor "
+                f"(names start with {PREFIX!r})"
+            )
+        rest = key[len(PREFIX) :]
         suffix = next((s for s in LORA_SUFFIXES if rest.endswith(s)), None)
         if suffix is None:
             _check_saved_module(key, rest, shape, config, layout)
             continue
         module = rest[: -len(suffix)]
         if module not in layout.modules:
-            raise RefusedError(f"tensor {key!r} is for module {module!r}, which the base model "
-                               "does not have")
+            raise RefusedError(
+                f"tensor {key!r} is for module {module!r}, which the base model does not have"
+            )
         if not _targeted(module, config.get("target_modules")):
-            raise RefusedError(f"tensor {key!r} is for module {module!r}, which "
-                               "adapter_config.json does not target")
+            raise RefusedError(
+                f"tensor {key!r} is for module {module!r}, which "
+                "adapter_config.json does not target"
+            )
         kind, n_in, n_out = layout.modules[module]
         if kind != LORA_SUFFIXES[suffix]:
-            raise RefusedError(f"tensor {key!r} is a LoRA weight for a {LORA_SUFFIXES[suffix]} "
-                               f"layer, but {module!r} is a {kind} layer")
+            raise RefusedError(
+                f"tensor {key!r} is a LoRA weight for a {LORA_SUFFIXES[suffix]} "
+                f"layer, but {module!r} is a {kind} layer"
+            )
         if suffix in (".lora_B.bias", ".lora_magnitude_vector"):
             _check_shape(key, shape, [n_out])
             continue
@@ -232,17 +277,21 @@ def check_tensors(tensors: dict[str, tuple[str, list[int]]], config: dict, layou
     allowed = {config["r"], *[r for r in (config.get("rank_pattern") or {}).values()]}
     for module, sides in ranks.items():
         if set(sides) != {"A", "B"}:
-            raise RefusedError(f"module {module!r} has a LoRA {''.join(sides)} matrix without "
-                               "its partner")
+            raise RefusedError(
+                f"module {module!r} has a LoRA {''.join(sides)} matrix without its partner"
+            )
         if sides["A"] != sides["B"] or sides["A"] not in allowed:
-            raise RefusedError(f"module {module!r} has LoRA ranks A={sides['A']}, B={sides['B']};"
-                               f" adapter_config.json allows {sorted(allowed)}")
+            raise RefusedError(
+                f"module {module!r} has LoRA ranks A={sides['A']}, B={sides['B']};"
+                f" adapter_config.json allows {sorted(allowed)}"
+            )
 
 
 def _check_shape(key: str, shape: list[int], expected: list[int]) -> None:
     if list(shape) != list(expected):
-        raise RefusedError(f"tensor {key!r} has shape {list(shape)}, but the base model needs "
-                           f"{list(expected)}")
+        raise RefusedError(
+            f"tensor {key!r} has shape {list(shape)}, but the base model needs {list(expected)}"
+        )
 
 
 def _targeted(module: str, targets) -> bool:
@@ -259,9 +308,12 @@ def _check_saved_module(key: str, rest: str, shape, config: dict, layout: Layout
     module = rest.rsplit(".", 1)[0]
     saved = config.get("modules_to_save") or ()
     if not any(module == m or module.endswith("." + m) for m in saved):
-        raise RefusedError(f"tensor {key!r} is not a LoRA weight and its module is not in "
-                           "the adapter's modules_to_save")
+        raise RefusedError(
+            f"tensor {key!r} is not a LoRA weight and its module is not in "
+            "the adapter's modules_to_save"
+        )
     if rest not in layout.params:
-        raise RefusedError(f"tensor {key!r} names parameter {rest!r}, which the base model "
-                           "does not have")
+        raise RefusedError(
+            f"tensor {key!r} names parameter {rest!r}, which the base model does not have"
+        )
     _check_shape(key, shape, layout.params[rest])

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from ..errors import RefusedError, TllmError, check_name
 from ..home import Home
+from ..models.families import architecture
+from ..models.load_hf import AUTO_CLASSES, read_config
 from . import archive_checks as checks
 from .store import adapter_dir, adapter_task, base_for, read_card
 
@@ -40,9 +42,11 @@ def export_adapter(home: Home, name: str, file: str | Path, overwrite: bool = Fa
     folder = adapter_dir(home, name)
     card = read_card(home, name)
     if not card.get("base_fingerprint"):
-        raise TllmError(f"adapter {name!r} has no base fingerprint in its card.json, so a peer "
-                        "could not check it fits their base; only trained, merged or imported "
-                        "adapters can be exported")
+        raise TllmError(
+            f"adapter {name!r} has no base fingerprint in its card.json, so a peer "
+            "could not check it fits their base; only trained, merged or imported "
+            "adapters can be exported"
+        )
     checks.check_config(checks.read_json(folder / checks.CONFIG, checks.CONFIG))
     target = Path(file).expanduser()
     if target.is_dir():
@@ -50,10 +54,16 @@ def export_adapter(home: Home, name: str, file: str | Path, overwrite: bool = Fa
     if target.exists() and not overwrite:
         raise TllmError(f"{target} already exists; choose another file or add --overwrite")
     files = {member: folder / member for member in (checks.CONFIG, checks.WEIGHTS, checks.CARD)}
-    manifest = {"format": checks.FORMAT, "version": 1, "adapter": name,
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "files": {member: {"bytes": path.stat().st_size, "sha256": checks.sha256_file(path)}
-                          for member, path in files.items()}}
+    manifest = {
+        "format": checks.FORMAT,
+        "version": 1,
+        "adapter": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "files": {
+            member: {"bytes": path.stat().st_size, "sha256": checks.sha256_file(path)}
+            for member, path in files.items()
+        },
+    }
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as tar:
@@ -64,8 +74,11 @@ def export_adapter(home: Home, name: str, file: str | Path, overwrite: bool = Fa
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
-    return {"path": str(target), "bytes": target.stat().st_size,
-            "sha256": checks.sha256_file(target)}
+    return {
+        "path": str(target),
+        "bytes": target.stat().st_size,
+        "sha256": checks.sha256_file(target),
+    }
 
 
 def _add(tar: tarfile.TarFile, name: str, stream) -> None:
@@ -76,8 +89,9 @@ def _add(tar: tarfile.TarFile, name: str, stream) -> None:
     tar.addfile(info, stream)
 
 
-def import_adapter(home: Home, file: str | Path, name: str | None = None,
-                   sha256: str | None = None) -> dict:
+def import_adapter(
+    home: Home, file: str | Path, name: str | None = None, sha256: str | None = None
+) -> dict:
     """Check archive `file` and install it as adapter `name` (default: the name it was
     exported under); return the new adapter's card. Any failed check raises RefusedError
     naming it, and leaves the home unchanged."""
@@ -85,8 +99,10 @@ def import_adapter(home: Home, file: str | Path, name: str | None = None,
     if not path.is_file():
         raise TllmError(f"no such archive: {path}")
     if path.stat().st_size > checks.MAX_ARCHIVE_BYTES:
-        raise RefusedError(f"{path.name} is {path.stat().st_size} bytes, over the "
-                           f"{checks.MAX_ARCHIVE_BYTES}-byte limit for an adapter archive")
+        raise RefusedError(
+            f"{path.name} is {path.stat().st_size} bytes, over the "
+            f"{checks.MAX_ARCHIVE_BYTES}-byte limit for an adapter archive"
+        )
     digest = checks.sha256_file(path)
     if sha256 and sha256.lower() != digest:
         raise RefusedError(f"{path.name} hashes to {digest}, not the expected {sha256}")
@@ -107,14 +123,27 @@ def import_adapter(home: Home, file: str | Path, name: str | None = None,
             config, card, base = _check_fit(home, work, members[checks.WEIGHTS].size)
             _extract(tar, members[checks.WEIGHTS], work / checks.WEIGHTS)
             _check_weights(work, config, card, base)
-            final_name = name or card.get("name") or checks.read_json(
-                work / checks.MANIFEST, checks.MANIFEST).get("adapter")
-            if name is None:
-                _check_given_name(final_name)
+            final_name = (
+                name
+                if name is not None
+                else _given_name(
+                    card.get("name")
+                    or checks.read_json(work / checks.MANIFEST, checks.MANIFEST).get("adapter")
+                )
+            )
             _check_free(home, final_name)
-            card = {**card, "name": final_name, "base": base.name, "imported": {
-                "from": path.name, "sha256": digest, "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "name": card.get("name"), "base": card.get("base")}}
+            card = {
+                **card,
+                "name": final_name,
+                "base": base.name,
+                "imported": {
+                    "from": path.name,
+                    "sha256": digest,
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    "name": card.get("name"),
+                    "base": card.get("base"),
+                },
+            }
             (work / checks.MANIFEST).unlink()
             (work / checks.CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
             work.rename(home.adapters_dir / final_name)
@@ -123,13 +152,15 @@ def import_adapter(home: Home, file: str | Path, name: str | None = None,
     return card
 
 
-def _check_given_name(name) -> None:
-    """The name an archive gives its adapter becomes a folder name: check it as one."""
+def _given_name(name: object) -> str:
+    """The name an archive gives its adapter, which becomes a folder name: checked as one."""
     try:
-        check_name(name if isinstance(name, str) else "", "adapter name")
+        return check_name(name if isinstance(name, str) else "", "adapter name")
     except TllmError:
-        raise RefusedError(f"the archive names its adapter {name!r}, which is not a valid "
-                           "adapter name; give --name") from None
+        raise RefusedError(
+            f"the archive names its adapter {name!r}, which is not a valid "
+            "adapter name; give --name"
+        ) from None
 
 
 def _check_free(home: Home, name: str) -> None:
@@ -159,6 +190,8 @@ def _checked_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
 def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> None:
     """Copy exactly member.size bytes into a new file: no mode, owner or time from the archive."""
     source = tar.extractfile(member)
+    if source is None:  # not a regular file: check_member refused those already
+        raise RefusedError(f"archive member {member.name!r} is not a regular file")
     left = member.size
     with open(target, "xb") as out:
         while left > 0:
@@ -171,8 +204,11 @@ def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> Non
 
 def _check_sums(work: Path, members: tuple[str, ...]) -> None:
     manifest = checks.read_json(work / checks.MANIFEST, checks.MANIFEST)
-    checks.check_manifest(manifest, {m: checks.sha256_file(work / m) for m in members},
-                          {m: (work / m).stat().st_size for m in members})
+    checks.check_manifest(
+        manifest,
+        {m: checks.sha256_file(work / m) for m in members},
+        {m: (work / m).stat().st_size for m in members},
+    )
 
 
 def _check_fit(home: Home, work: Path, weights_bytes: int):
@@ -192,8 +228,10 @@ def _check_fit(home: Home, work: Path, weights_bytes: int):
         raise RefusedError(f"the adapter does not fit this home: {exc}") from None
     base_bytes = sum(p.stat().st_size for p in Path(base.hf_dir).glob("*.safetensors"))
     if weights_bytes > checks.MAX_WEIGHTS_TO_BASE * base_bytes:
-        raise RefusedError(f"{checks.WEIGHTS} is {weights_bytes} bytes, larger than its base "
-                           f"{base.name!r} ({base_bytes} bytes): not a plausible adapter")
+        raise RefusedError(
+            f"{checks.WEIGHTS} is {weights_bytes} bytes, larger than its base "
+            f"{base.name!r} ({base_bytes} bytes): not a plausible adapter"
+        )
     return config, card, base
 
 
@@ -210,9 +248,6 @@ def base_layout(hf_dir: Path, task: str | None, card: dict) -> checks.Layout:
     shapes without reading or allocating a single weight."""
     import torch
     import transformers
-
-    from ..models.families import architecture
-    from ..models.load_hf import AUTO_CLASSES, read_config
 
     config_dict = read_config(hf_dir)
     task = task or architecture(config_dict["model_type"]).tasks[0]

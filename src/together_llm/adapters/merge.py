@@ -26,6 +26,9 @@ from types import SimpleNamespace
 
 from ..errors import RefusedError, TllmError, check_name
 from ..home import Home
+from ..methods import LORA, by_peft_type
+from ..models.load_hf import load_hf
+from .save import save_result
 from .store import adapter_dir, adapter_task, base_for, read_card
 
 METHODS = ("svd", "linear", "ties", "dare_ties", "dare_linear", "cat")
@@ -39,9 +42,15 @@ DEFAULT_DENSITY = 0.5
 LINEAGE = ("created", "data", "steps", "provenance", "merge", "parents", "evolve")
 
 
-def plan_merge(home: Home, names: list[str], method: str, name: str,
-               weights: list[float] | None = None, density: float | None = None,
-               overwrite: bool = False) -> dict:
+def plan_merge(
+    home: Home,
+    names: list[str],
+    method: str,
+    name: str,
+    weights: list[float] | None = None,
+    density: float | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Check a merge from the adapters' JSON files alone; return what `merge_adapters` needs:
     {"dirs", "cards", "task", "base", "weights", "density"}."""
     if method not in METHODS:
@@ -49,15 +58,18 @@ def plan_merge(home: Home, names: list[str], method: str, name: str,
     if len(names) < 2:
         raise RefusedError("name at least two adapters to merge")
     if len(set(names)) != len(names):
-        raise RefusedError("an adapter is named twice; give each parent once (use --weights "
-                           "to count one more)")
+        raise RefusedError(
+            "an adapter is named twice; give each parent once (use --weights to count one more)"
+        )
     check_name(name, "adapter name")
     if name in names:
-        raise RefusedError(f"the merged adapter cannot replace its parent {name!r}; choose "
-                           "another --name")
+        raise RefusedError(
+            f"the merged adapter cannot replace its parent {name!r}; choose another --name"
+        )
     if (home.adapters_dir / name).exists() and not overwrite:
-        raise TllmError(f"an adapter named {name!r} already exists; choose another --name "
-                        "or add --overwrite")
+        raise TllmError(
+            f"an adapter named {name!r} already exists; choose another --name or add --overwrite"
+        )
     if weights is None:
         weights = [1.0 if method in AVERAGING else 1.0 / len(names)] * len(names)
     if len(weights) != len(names):
@@ -67,8 +79,10 @@ def plan_merge(home: Home, names: list[str], method: str, name: str,
     if method in USES_DENSITY:
         density = DEFAULT_DENSITY if density is None else density
         if not 0 < density <= 1:
-            raise RefusedError(f"--density {density} is outside (0, 1]: it is the fraction "
-                               "of each parent's values kept")
+            raise RefusedError(
+                f"--density {density} is outside (0, 1]: it is the fraction "
+                "of each parent's values kept"
+            )
     elif density is not None:
         raise RefusedError(f"--density applies to {', '.join(USES_DENSITY)}, not {method}")
 
@@ -79,27 +93,42 @@ def plan_merge(home: Home, names: list[str], method: str, name: str,
         _check_mergeable(n, config, card)
     fingerprints = {card["base_fingerprint"] for card in cards}
     if len(fingerprints) > 1:
-        bases = ", ".join(f"{n}: {c.get('base')} ({c['base_fingerprint']})"
-                          for n, c in zip(names, cards))
-        raise RefusedError(f"the adapters were trained on different base models ({bases}); "
-                           "only adapters of one base can be merged")
+        bases = ", ".join(
+            f"{n}: {c.get('base')} ({c['base_fingerprint']})" for n, c in zip(names, cards)
+        )
+        raise RefusedError(
+            f"the adapters were trained on different base models ({bases}); "
+            "only adapters of one base can be merged"
+        )
     tasks = {adapter_task(config) for config in configs}
     if len(tasks) > 1:
-        raise RefusedError(f"the adapters are for different tasks "
-                           f"({', '.join(str(c.get('task_type')) for c in configs)})")
+        raise RefusedError(
+            f"the adapters are for different tasks "
+            f"({', '.join(str(c.get('task_type')) for c in configs)})"
+        )
     if len({type(c.get("target_modules")) for c in configs}) > 1:
-        raise RefusedError("some adapters name their target modules as a list and others as "
-                           "a pattern; PEFT cannot merge that mix")
+        raise RefusedError(
+            "some adapters name their target modules as a list and others as "
+            "a pattern; PEFT cannot merge that mix"
+        )
     ranks = [c["r"] for c in configs]
     if method in SAME_RANK and (len(set(ranks)) > 1 or any(c.get("rank_pattern") for c in configs)):
-        raise RefusedError(f"{method} merging needs adapters of one rank (these have ranks "
-                           f"{', '.join(map(str, ranks))}); use svd or cat for mixed ranks")
+        raise RefusedError(
+            f"{method} merging needs adapters of one rank (these have ranks "
+            f"{', '.join(map(str, ranks))}); use svd or cat for mixed ranks"
+        )
     try:
         base = base_for(home, fingerprints.pop())
     except TllmError as exc:
         raise RefusedError(str(exc)) from None
-    return {"dirs": dirs, "cards": cards, "task": tasks.pop(), "base": base,
-            "weights": weights, "density": density}
+    return {
+        "dirs": dirs,
+        "cards": cards,
+        "task": tasks.pop(),
+        "base": base,
+        "weights": weights,
+        "density": density,
+    }
 
 
 def _read_config(path, name: str) -> dict:
@@ -111,33 +140,47 @@ def _read_config(path, name: str) -> dict:
 
 
 def _check_mergeable(name: str, config: dict, card: dict) -> None:
-    if config.get("peft_type") != "LORA":
-        raise RefusedError(f"adapter {name!r} is {config.get('peft_type')!r}; only LoRA "
-                           "adapters can be merged")
+    method = by_peft_type(config.get("peft_type"))
+    if method is None or not method.merges:
+        raise RefusedError(
+            f"adapter {name!r} is {config.get('peft_type')!r}; only LoRA adapters can be merged"
+        )
     if not card.get("base_fingerprint"):
-        raise RefusedError(f"adapter {name!r} has no base fingerprint in its card, so it "
-                           "cannot be checked against the others' base")
+        raise RefusedError(
+            f"adapter {name!r} has no base fingerprint in its card, so it "
+            "cannot be checked against the others' base"
+        )
     if config.get("use_dora"):
-        raise RefusedError(f"adapter {name!r} is DoRA: PEFT's merge does not combine DoRA "
-                           "magnitude vectors")
+        raise RefusedError(
+            f"adapter {name!r} is DoRA: PEFT's merge does not combine DoRA magnitude vectors"
+        )
     if config.get("use_rslora"):
-        raise RefusedError(f"adapter {name!r} uses rsLoRA scaling, which PEFT's merge "
-                           "does not carry over correctly")
+        raise RefusedError(
+            f"adapter {name!r} uses rsLoRA scaling, which PEFT's merge "
+            "does not carry over correctly"
+        )
     if config.get("modules_to_save") or config.get("target_parameters"):
-        raise RefusedError(f"adapter {name!r} carries whole modules or parameters "
-                           "(a classifier head), which cannot be merged")
+        raise RefusedError(
+            f"adapter {name!r} carries whole modules or parameters "
+            "(a classifier head), which cannot be merged"
+        )
 
 
-def merge_adapters(home: Home, names: list[str], method: str, name: str,
-                   weights: list[float] | None = None, density: float | None = None,
-                   seed: int = 0, overwrite: bool = False, report=lambda message: None) -> dict:
+def merge_adapters(
+    home: Home,
+    names: list[str],
+    method: str,
+    name: str,
+    weights: list[float] | None = None,
+    density: float | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+    report=lambda message: None,
+) -> dict:
     """Merge adapters `names` of one base into adapter `name`; return its card."""
     plan = plan_merge(home, names, method, name, weights, density, overwrite)
     import torch
-    from peft import PeftModel
-
-    from ..models.load_hf import load_hf
-    from ..train.save import save_result
+    from peft import LoraConfig, PeftModel
 
     base = plan["base"]
     report(f"loading base {base.name} and {len(names)} adapters...")
@@ -152,15 +195,32 @@ def merge_adapters(home: Home, names: list[str], method: str, name: str,
     model.set_adapter("default")
     for parent in parents:
         model.delete_adapter(parent)
-    card = merged_card(base.name, names, plan["cards"], method, plan["weights"],
-                       plan["density"], seed, model.peft_config["default"].r)
-    recipe = SimpleNamespace(name=name, method="lora", overwrite=overwrite)
+    merged = model.peft_config["default"]
+    assert isinstance(merged, LoraConfig)  # every parent is a LoRA (plan_merge checks)
+    card = merged_card(
+        base.name,
+        names,
+        plan["cards"],
+        method,
+        plan["weights"],
+        plan["density"],
+        seed,
+        merged.r,
+    )
+    recipe = SimpleNamespace(name=name, method=LORA.name, overwrite=overwrite)
     save_result(home, recipe, model, tokenizer, card)
     return read_card(home, name)
 
 
-def combine(model, parents: list[str], weights: list[float], target: str, method: str,
-            density: float | None, seed: int = 0) -> None:
+def combine(
+    model,
+    parents: list[str],
+    weights: list[float],
+    target: str,
+    method: str,
+    density: float | None,
+    seed: int = 0,
+) -> None:
     """Add adapter `target` to the PEFT `model`: its loaded adapters `parents` combined by
     `method` (checked by `plan_merge`), in memory. `together evolve` merges this way, many
     times over one loaded base."""
@@ -170,15 +230,33 @@ def combine(model, parents: list[str], weights: list[float], target: str, method
     model.add_weighted_adapter(parents, weights, target, combination_type=method, density=density)
 
 
-def merged_card(base: str, names: list[str], cards: list[dict], method: str,
-                weights: list[float], density: float | None, seed: int, rank: int) -> dict:
+def merged_card(
+    base: str,
+    names: list[str],
+    cards: list[dict],
+    method: str,
+    weights: list[float],
+    density: float | None,
+    seed: int,
+    rank: int,
+) -> dict:
     """The card of a merge of adapters `names` (whose cards are `cards`): the base, the
     method and weights, and each parent with its own lineage."""
     stages = {card.get("stage") for card in cards}
-    return {"base": base, "base_fingerprint": cards[0]["base_fingerprint"],
-            "stage": stages.pop() if len(stages) == 1 else None, "method": "lora",
-            "rank": rank, "provenance": "merged",
-            "merge": {"method": method, "weights": weights, "density": density,
-                      **({"seed": seed} if method.startswith("dare") else {})},
-            "parents": [{"name": n, **{k: c[k] for k in LINEAGE if k in c}}
-                        for n, c in zip(names, cards)]}
+    return {
+        "base": base,
+        "base_fingerprint": cards[0]["base_fingerprint"],
+        "stage": stages.pop() if len(stages) == 1 else None,
+        "method": LORA.name,
+        "rank": rank,
+        "provenance": "merged",
+        "merge": {
+            "method": method,
+            "weights": weights,
+            "density": density,
+            **({"seed": seed} if method.startswith("dare") else {}),
+        },
+        "parents": [
+            {"name": n, **{k: c[k] for k in LINEAGE if k in c}} for n, c in zip(names, cards)
+        ],
+    }

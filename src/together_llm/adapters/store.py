@@ -7,11 +7,14 @@ from pathlib import Path
 
 from ..errors import TllmError, check_name
 from ..home import Home
+from ..models.fingerprint import fingerprint as fingerprint_of
+from ..models.registry import list_models
 
 
 def list_adapters(home: Home) -> list[str]:
-    return sorted(p.name for p in home.adapters_dir.iterdir()
-                  if (p / "adapter_config.json").is_file())
+    return sorted(
+        p.name for p in home.adapters_dir.iterdir() if (p / "adapter_config.json").is_file()
+    )
 
 
 def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> Path:
@@ -22,8 +25,10 @@ def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> P
         known = ", ".join(list_adapters(home)) or "none yet"
         raise TllmError(f"unknown adapter {name!r}; adapters: {known}")
     if not (path / "adapter_model.safetensors").is_file():
-        raise TllmError(f"adapter {name!r} has no adapter_model.safetensors (other weight "
-                        "formats can run code when unpickled and are never loaded)")
+        raise TllmError(
+            f"adapter {name!r} has no adapter_model.safetensors (other weight "
+            "formats can run code when unpickled and are never loaded)"
+        )
     card = path / "card.json"
     if base_fingerprint and card.is_file():
         try:
@@ -31,8 +36,10 @@ def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> P
         except (ValueError, AttributeError):
             raise TllmError(f"adapter {name!r} has a damaged card.json") from None
         if trained_on and trained_on != base_fingerprint:
-            raise TllmError(f"adapter {name!r} was trained on a different base model "
-                            f"(fingerprint {trained_on}, this base is {base_fingerprint})")
+            raise TllmError(
+                f"adapter {name!r} was trained on a different base model "
+                f"(fingerprint {trained_on}, this base is {base_fingerprint})"
+            )
     return path
 
 
@@ -76,16 +83,23 @@ def adapter_summary(home: Home, name: str) -> dict:
 
 
 # PEFT's task_type of an adapter, as the task models/load_hf.py loads its base for.
-TASK_OF_PEFT_TYPE = {"CAUSAL_LM": "causal-lm", "SEQ_2_SEQ_LM": "seq2seq", "SEQ_CLS": "classify",
-                     "FEATURE_EXTRACTION": "embed", None: None}
+TASK_OF_PEFT_TYPE = {
+    "CAUSAL_LM": "causal-lm",
+    "SEQ_2_SEQ_LM": "seq2seq",
+    "SEQ_CLS": "classify",
+    "FEATURE_EXTRACTION": "embed",
+    None: None,
+}
 
 
 def adapter_task(config: dict) -> str | None:
     """The task whose base model adapter config `config` applies to (None: the family's own)."""
     task_type = config.get("task_type")
     if not isinstance(task_type, (str, type(None))) or task_type not in TASK_OF_PEFT_TYPE:
-        raise TllmError(f"unsupported adapter task_type {task_type!r}; supported: "
-                        f"{', '.join(t for t in TASK_OF_PEFT_TYPE if t)}")
+        raise TllmError(
+            f"unsupported adapter task_type {task_type!r}; supported: "
+            f"{', '.join(t for t in TASK_OF_PEFT_TYPE if t)}"
+        )
     return TASK_OF_PEFT_TYPE[task_type]
 
 
@@ -93,8 +107,6 @@ def base_for(home: Home, fingerprint: str):
     """The registry entry of this home's model whose fingerprint is `fingerprint`: the base an
     adapter with that fingerprint in its card fits. Refused, listing the home's fingerprints,
     when none matches."""
-    from ..models.fingerprint import fingerprint as fingerprint_of
-    from ..models.registry import list_models
 
     known = []
     for entry in list_models(home):
@@ -107,6 +119,8 @@ def base_for(home: Home, fingerprint: str):
         if own == fingerprint:
             return entry
         known.append(f"{entry.name}={own}")
-    raise TllmError(f"no model in this home has base fingerprint {fingerprint} (this home: "
-                    f"{', '.join(known) or 'no local models'}; the default model has one once "
-                    "converted with `tllm models convert default`)")
+    raise TllmError(
+        f"no model in this home has base fingerprint {fingerprint} (this home: "
+        f"{', '.join(known) or 'no local models'}; the default model has one once "
+        "converted with `tllm models convert default`)"
+    )

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..knowledge.index import KnowledgeIndex, index_path
+from ..knowledge.search import search
 from .calculator import calculate
 from .tools import Tool, ToolRegistry, tool_from_function
+from .user_tools import load_user_tools
 
 
 def calculator(expression: str) -> str:
@@ -34,8 +37,6 @@ def knowledge_tool(home) -> Tool:
             query: words to look for.
             limit: how many passages to return (1 to 10).
         """
-        from ..knowledge.index import KnowledgeIndex, index_path
-        from ..knowledge.search import search
 
         if not index_path(home).exists():
             return "the knowledge index is empty: add documents with `tllm knowledge add PATH`"
@@ -43,8 +44,10 @@ def knowledge_tool(home) -> Tool:
             hits = search(index, query, max(1, min(10, limit)))
         if not hits:
             return f"no passage matches {query!r}"
-        return "\n".join(f"[{n}] {hit.document_title} ({hit.source}): {' '.join(hit.text.split())}"
-                         for n, hit in enumerate(hits, start=1))
+        return "\n".join(
+            f"[{n}] {hit.document_title} ({hit.source}): {' '.join(hit.text.split())}"
+            for n, hit in enumerate(hits, start=1)
+        )
 
     return tool_from_function(knowledge_search)
 
@@ -55,8 +58,6 @@ def default_tools(home=None, user_tools: bool = True) -> ToolRegistry:
     if home is not None:
         registry.add(knowledge_tool(home))
         if user_tools:
-            from .user_tools import load_user_tools
-
             for tool in load_user_tools(home.path / "tools.py"):
                 registry.add(tool)
     return registry

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+from collections.abc import Callable
 
 from .tools import ToolError
 
@@ -19,13 +20,33 @@ MAX_LENGTH = 500  # characters of expression
 MAX_DEPTH = 50  # nesting of the tree
 MAX_BITS = 4096  # largest integer result, in bits (about 1,200 decimal digits)
 
-_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-           ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
-           ast.Pow: operator.pow}
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
-FUNCTIONS = {"sqrt": math.sqrt, "exp": math.exp, "log": math.log, "log10": math.log10,
-             "log2": math.log2, "sin": math.sin, "cos": math.cos, "tan": math.tan,
-             "floor": math.floor, "ceil": math.ceil, "abs": abs, "round": round}
+_BINARY: dict[type[ast.operator], Callable[[int | float, int | float], int | float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[int | float], int | float]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+FUNCTIONS: dict[str, Callable[..., int | float]] = {
+    "sqrt": math.sqrt,
+    "exp": math.exp,
+    "log": math.log,
+    "log10": math.log10,
+    "log2": math.log2,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "abs": abs,
+    "round": round,
+}
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
 
@@ -64,20 +85,26 @@ def _walk(node: ast.AST, depth: int):
     if isinstance(node, ast.Name):
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
-        raise ToolError(f"calculator: unknown name {node.id!r}; only numbers, + - * / // % **, "
-                        f"parentheses, {', '.join(CONSTANTS)} and {', '.join(FUNCTIONS)}() are allowed")
+        raise ToolError(
+            f"calculator: unknown name {node.id!r}; only numbers, + - * / // % **, "
+            f"parentheses, {', '.join(CONSTANTS)} and {', '.join(FUNCTIONS)}() are allowed"
+        )
     if isinstance(node, ast.Call):
         return _call(node, depth)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitXor):
         raise ToolError("calculator: ^ is not a power here; write 2 ** 10")
-    raise ToolError(f"calculator: {type(node).__name__.lower()} is not allowed; only numbers, "
-                    "+ - * / // % **, parentheses and a few math functions")
+    raise ToolError(
+        f"calculator: {type(node).__name__.lower()} is not allowed; only numbers, "
+        "+ - * / // % **, parentheses and a few math functions"
+    )
 
 
 def _call(node: ast.Call, depth: int):
     if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
         shown = ast.unparse(node.func)
-        raise ToolError(f"calculator: calling {shown!r} is not allowed; functions: {', '.join(FUNCTIONS)}")
+        raise ToolError(
+            f"calculator: calling {shown!r} is not allowed; functions: {', '.join(FUNCTIONS)}"
+        )
     if node.keywords:
         raise ToolError("calculator: functions take plain numbers, not keyword arguments")
     args = [_walk(arg, depth + 1) for arg in node.args]
@@ -111,6 +138,8 @@ def _check_power(base, exponent) -> None:
     """Refuse powers whose result would be huge before computing them."""
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
         if exponent * math.log2(abs(base)) > MAX_BITS:
-            raise ToolError(f"calculator: {base} ** {exponent} is too large (more than {MAX_BITS} bits)")
+            raise ToolError(
+                f"calculator: {base} ** {exponent} is too large (more than {MAX_BITS} bits)"
+            )
     elif abs(exponent) > 10_000 and abs(base) != 1:
         raise ToolError("calculator: the exponent is too large")

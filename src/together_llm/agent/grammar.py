@@ -31,8 +31,9 @@ class _Rules:
     def __init__(self):
         from llama_cpp.llama_grammar import SchemaConverter
 
-        self.converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False,
-                                         raw_pattern=False)
+        self.converter = SchemaConverter(
+            prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False
+        )
 
     def schema(self, schema: dict, name: str) -> str:
         """Add the rules for `schema`; returns the name of its top rule."""
@@ -40,7 +41,9 @@ class _Rules:
             resolved = self.converter.resolve_refs(schema, name)
             return self.converter.visit(resolved, name)
         except Exception as exc:  # the converter raises assorted errors on schemas it cannot do
-            raise TllmError(f"the JSON schema of {name!r} cannot be turned into a grammar: {exc}") from None
+            raise TllmError(
+                f"the JSON schema of {name!r} cannot be turned into a grammar: {exc}"
+            ) from None
 
     def rule(self, name: str, body: str) -> str:
         return self.converter._add_rule(name, body)
@@ -51,7 +54,8 @@ class _Rules:
             # JSON strings may not hold raw control characters (a newline is written as
             # backslash-n); the converter's rule allows them, and json.loads refuses them
             self.converter._rules["char"] = self.converter._rules["char"].replace(
-                r'[^"\\]', r'[^"\\\x00-\x1F]', 1)
+                r'[^"\\]', r'[^"\\\x00-\x1F]', 1
+            )
         return self.converter.format_grammar()
 
 
@@ -69,8 +73,10 @@ def react_grammar(tools, final_only: bool = False) -> str:
     final = rules.rule("final", f'"Final Answer: " {LINE}+')
     if final_only:
         return rules.text(f'"Thought: " {thought} "\\n" {final}')
-    choices = [f'{_literal(tool.name)} "\\nAction Input: " {_arguments(rules, tool.name, tool.parameters)}'
-               for tool in tools]
+    choices = [
+        f'{_literal(tool.name)} "\\nAction Input: " {_arguments(rules, tool.name, tool.parameters)}'
+        for tool in tools
+    ]
     action = rules.rule("action", '"Action: " (' + " | ".join(choices) + ")")
     return rules.text(f'"Thought: " {thought} "\\n" ({action} | {final})')
 
@@ -82,10 +88,15 @@ def tool_call_grammar(tools: list[dict], allow_text: bool) -> str:
     rules = _Rules()
     calls = []
     for spec in tools:
-        schema = {"type": "object", "properties": {
-            "name": {"const": spec["name"]},
-            "arguments": spec.get("parameters") or {"type": "object", "properties": {}}},
-            "required": ["name", "arguments"], "additionalProperties": False}
+        schema = {
+            "type": "object",
+            "properties": {
+                "name": {"const": spec["name"]},
+                "arguments": spec.get("parameters") or {"type": "object", "properties": {}},
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
         calls.append(rules.schema(schema, f"call-{spec['name']}"))
     call = rules.rule("call", f"{_literal(CALL_OPEN)} ({' | '.join(calls)}) {_literal(CALL_CLOSE)}")
     if not allow_text:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..engine.protocol import Engine
-from ..engine.sampling import SamplingParams
 from ..errors import TllmError
+from ..sampling import SamplingParams
 from .grammar import react_grammar
 from .tools import ToolError, ToolRegistry
 
@@ -44,12 +44,15 @@ Final Answer: the answer, taken from the observation"""
 # models follow a pattern they have just seen far better than a description of it.
 EXAMPLE = [
     {"role": "user", "content": "What is 23 * 19?"},
-    {"role": "assistant", "content": "Thought: I should multiply with the calculator.\n"
-                                     "Action: calculator\n"
-                                     'Action Input: {"expression": "23 * 19"}\n'
-                                     "Observation: 437\n"
-                                     "Thought: I know the answer.\n"
-                                     "Final Answer: 437"},
+    {
+        "role": "assistant",
+        "content": "Thought: I should multiply with the calculator.\n"
+        "Action: calculator\n"
+        'Action Input: {"expression": "23 * 19"}\n'
+        "Observation: 437\n"
+        "Thought: I know the answer.\n"
+        "Final Answer: 437",
+    },
 ]
 
 
@@ -73,8 +76,11 @@ class AgentResult:
     finished: bool = True  # False when the step limit came before a final answer
 
     def to_dict(self) -> dict:
-        return {"answer": self.answer, "finished": self.finished,
-                "steps": [s.to_dict() for s in self.steps]}
+        return {
+            "answer": self.answer,
+            "finished": self.finished,
+            "steps": [s.to_dict() for s in self.steps],
+        }
 
 
 def describe_tools(tools: ToolRegistry) -> str:
@@ -87,10 +93,17 @@ def describe_tools(tools: ToolRegistry) -> str:
 
 class ReActAgent:
     """`ReActAgent(engine, tools, params).run("question")` -> AgentResult; `on_step(step)`
-    is called for each step as it happens (the CLI prints them)."""
+    is called for each step as it happens. `steps("question")` yields them instead."""
 
-    def __init__(self, engine: Engine, tools: ToolRegistry, params: SamplingParams,
-                 system: str = "", max_steps: int = 5, on_step: Callable[[Step], None] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        tools: ToolRegistry,
+        params: SamplingParams,
+        system: str = "",
+        max_steps: int = 5,
+        on_step: Callable[[Step], None] | None = None,
+    ):
         if max_steps < 1:
             raise TllmError("the agent needs at least one step")
         if not len(tools):
@@ -105,13 +118,30 @@ class ReActAgent:
         instructions = INSTRUCTIONS.format(tools=describe_tools(self.tools))
         return f"{self.system}\n\n{instructions}" if self.system else instructions
 
-    def run(self, question: str, history: list[dict] = ()) -> AgentResult:
-        """Answer `question`; `history` holds earlier user/assistant turns of a chat."""
+    def run(self, question: str, history: Sequence[dict] = ()) -> AgentResult:
+        """Answer `question`; `history` holds earlier user/assistant turns of a chat.
+        `on_step` sees each step as it happens."""
+        steps = self.steps(question, history)
+        while True:
+            try:
+                self.on_step(next(steps))
+            except StopIteration as finished:
+                return finished.value
+
+    def steps(
+        self, question: str, history: Sequence[dict] = ()
+    ) -> Generator[Step, None, AgentResult]:
+        """The steps of the answer to `question`, each as it happens; returns the result."""
         example = EXAMPLE if "calculator" in self.tools.names() else []
-        messages = [{"role": "system", "content": self.system_prompt()}, *example, *history,
-                    {"role": "user", "content": question}]
+        messages = [
+            {"role": "system", "content": self.system_prompt()},
+            *example,
+            *history,
+            {"role": "user", "content": question},
+        ]
         prompt = self.engine.render(messages)
-        scratchpad, steps, calls, distinct = "", [], 0, set()
+        scratchpad, steps, calls = "", [], 0
+        distinct: set[tuple[str, str]] = set()  # (tool, its arguments) of each call made
         for number in range(1, self.max_steps + 1):
             # A call repeated word for word would get the same observation again: after one,
             # or on the last step, only a final answer may follow (the loop always ends).
@@ -119,16 +149,22 @@ class ReActAgent:
             text = self._generate(prompt + scratchpad, last=last)
             thought, tool, raw_input, answer = parse_step(text)
             if thought:
-                self._emit(steps, Step("thought", thought))
+                steps.append(Step("thought", thought))
+                yield steps[-1]
             if answer is not None or tool is None:
                 final = answer if answer is not None else text.strip()
-                self._emit(steps, Step("answer", final))
+                steps.append(Step("answer", final))
+                yield steps[-1]
                 return AgentResult(final, steps, finished=answer is not None)
             arguments, observation = self._act(tool, raw_input)
             calls += 1
-            distinct.add((tool, raw_input if arguments is None else json.dumps(arguments, sort_keys=True)))
-            self._emit(steps, Step("action", raw_input, tool=tool, arguments=arguments))
-            self._emit(steps, Step("observation", observation, tool=tool))
+            distinct.add(
+                (tool, raw_input if arguments is None else json.dumps(arguments, sort_keys=True))
+            )
+            steps.append(Step("action", raw_input, tool=tool, arguments=arguments))
+            yield steps[-1]
+            steps.append(Step("observation", observation, tool=tool))
+            yield steps[-1]
             scratchpad += f"{_step_text(thought, tool, raw_input)}\nObservation: {observation}\n"
         return AgentResult(f"(no final answer after {self.max_steps} steps)", steps, finished=False)
 
@@ -156,14 +192,13 @@ class ReActAgent:
             result = result[:MAX_OBSERVATION] + " ..."
         return arguments, result
 
-    def _emit(self, steps: list[Step], step: Step) -> None:
-        steps.append(step)
-        self.on_step(step)
 
-
-_STEP = re.compile(r"^\s*Thought:\s*(?P<thought>[^\n]*)\n?"
-                   r"(?:Action:\s*(?P<tool>[\w-]+)\s*\nAction Input:\s*(?P<input>.*?)\s*$"
-                   r"|Final Answer:\s*(?P<answer>.*?)\s*$)?", re.DOTALL)
+_STEP = re.compile(
+    r"^\s*Thought:\s*(?P<thought>[^\n]*)\n?"
+    r"(?:Action:\s*(?P<tool>[\w-]+)\s*\nAction Input:\s*(?P<input>.*?)\s*$"
+    r"|Final Answer:\s*(?P<answer>.*?)\s*$)?",
+    re.DOTALL,
+)
 
 
 def parse_step(text: str) -> tuple[str, str | None, str, str | None]:
@@ -173,10 +208,18 @@ def parse_step(text: str) -> tuple[str, str | None, str, str | None]:
         tool = re.search(r"Action:\s*([\w-]+)", text)
         raw = re.search(r"Action Input:\s*(\{.*\})", text, re.DOTALL)
         answer = re.search(r"Final Answer:\s*(.*)", text, re.DOTALL)
-        return ("", tool.group(1) if tool else None, raw.group(1) if raw else "",
-                answer.group(1).strip() if answer else None)
-    return (match["thought"].strip(), match["tool"], match["input"] or "",
-            match["answer"] if match["answer"] is not None else None)
+        return (
+            "",
+            tool.group(1) if tool else None,
+            raw.group(1) if raw else "",
+            answer.group(1).strip() if answer else None,
+        )
+    return (
+        match["thought"].strip(),
+        match["tool"],
+        match["input"] or "",
+        match["answer"] if match["answer"] is not None else None,
+    )
 
 
 def _step_text(thought: str, tool: str, raw_input: str) -> str:

@@ -15,8 +15,9 @@ import json
 import re
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import TllmError
 
@@ -53,14 +54,20 @@ class Tool:
 
     def openai_spec(self) -> dict:
         """The tool as OpenAI's `tools` list entry."""
-        return {"type": "function", "function": {
-            "name": self.name, "description": self.description, "parameters": self.parameters}}
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
 
 
 class ToolRegistry:
     """Tools by name, in the order they were added."""
 
-    def __init__(self, tools: list[Tool] = ()):
+    def __init__(self, tools: Sequence[Tool] = ()):
         self._tools: dict[str, Tool] = {}
         for tool in tools:
             self.add(tool)
@@ -89,6 +96,7 @@ class ToolRegistry:
 
 # --- schemas from signatures --------------------------------------------------------------
 
+
 def tool_from_function(function: Callable, name: str | None = None) -> Tool:
     """A Tool from a function with type hints on every parameter and a docstring."""
     name = name or function.__name__
@@ -103,11 +111,15 @@ def tool_from_function(function: Callable, name: str | None = None) -> Tool:
     described = _argument_docs(doc)
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise TllmError(f"tool {name}: *args and **kwargs cannot be described to a model; "
-                            "name each parameter")
+            raise TllmError(
+                f"tool {name}: *args and **kwargs cannot be described to a model; "
+                "name each parameter"
+            )
         if parameter.name not in hints:
-            raise TllmError(f"tool {name}: parameter {parameter.name!r} has no type hint; "
-                            f"write e.g. `def {name}({parameter.name}: str)`")
+            raise TllmError(
+                f"tool {name}: parameter {parameter.name!r} has no type hint; "
+                f"write e.g. `def {name}({parameter.name}: str)`"
+            )
         schema = type_schema(hints[parameter.name], f"tool {name}, parameter {parameter.name!r}")
         if parameter.name in described:
             schema["description"] = described[parameter.name]
@@ -115,8 +127,12 @@ def tool_from_function(function: Callable, name: str | None = None) -> Tool:
         if parameter.default is inspect.Parameter.empty:
             required.append(parameter.name)
     summary = doc.split("\n\n")[0].replace("\n", " ").strip()
-    parameters = {"type": "object", "properties": properties, "required": required,
-                  "additionalProperties": False}
+    parameters = {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
     return Tool(name, summary, parameters, function)
 
 
@@ -133,11 +149,15 @@ def type_schema(hint, where: str) -> dict:
     if origin is typing.Literal:
         return {"enum": list(args)}
     if origin in (list, tuple, set) or hint in (list, tuple, set):
-        return {"type": "array", "items": type_schema(args[0], where)} if args else {"type": "array"}
+        return (
+            {"type": "array", "items": type_schema(args[0], where)} if args else {"type": "array"}
+        )
     if origin is dict:
         return {"type": "object"}
-    raise TllmError(f"{where}: type {hint!r} cannot be described as JSON; use str, int, float, "
-                    "bool, list[...], dict, Optional[...] or Literal[...]")
+    raise TllmError(
+        f"{where}: type {hint!r} cannot be described as JSON; use str, int, float, "
+        "bool, list[...], dict, Optional[...] or Literal[...]"
+    )
 
 
 def _argument_docs(doc: str) -> dict[str, str]:
@@ -157,6 +177,7 @@ def _argument_docs(doc: str) -> dict[str, str]:
 
 # --- checking arguments -------------------------------------------------------------------
 
+
 def check_arguments(schema: dict, arguments, tool: str) -> None:
     """Refuse arguments that do not fit the tool's schema, naming the field."""
     if not isinstance(arguments, dict):
@@ -167,12 +188,16 @@ def check_arguments(schema: dict, arguments, tool: str) -> None:
         raise ToolError(f"{tool} needs the argument(s) {', '.join(missing)}")
     unknown = [key for key in arguments if key not in properties]
     if unknown and schema.get("additionalProperties") is False:
-        raise ToolError(f"{tool} has no argument(s) {', '.join(unknown)}; "
-                        f"it takes {', '.join(properties) or 'none'}")
+        raise ToolError(
+            f"{tool} has no argument(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(properties) or 'none'}"
+        )
     for key, value in arguments.items():
         if key in properties and not fits(properties[key], value):
-            raise ToolError(f"{tool}: argument {key!r} must be {_describe(properties[key])}, "
-                            f"not {json.dumps(value)}")
+            raise ToolError(
+                f"{tool}: argument {key!r} must be {_describe(properties[key])}, "
+                f"not {json.dumps(value)}"
+            )
 
 
 def fits(schema: dict, value) -> bool:
@@ -200,4 +225,6 @@ def _describe(schema: dict) -> str:
     if "anyOf" in schema:
         return " or ".join(_describe(s) for s in schema["anyOf"])
     kind = schema.get("type", "any value")
-    return {"integer": "an integer", "array": "an array", "object": "an object"}.get(kind, f"a {kind}")
+    return {"integer": "an integer", "array": "an array", "object": "an object"}.get(
+        kind, f"a {kind}"
+    )

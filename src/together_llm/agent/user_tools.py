@@ -25,6 +25,8 @@ def load_user_tools(path: Path) -> list[Tool]:
     if not path.is_file():
         return []
     spec = importlib.util.spec_from_file_location(MODULE, path)
+    if spec is None or spec.loader is None:  # Python finds no loader for a file not named .py
+        raise TllmError(f"{path} could not be loaded: it is not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules.pop(MODULE, None)  # a fresh import each time: the file may have changed
     try:

@@ -7,6 +7,10 @@ import json
 
 import click
 
+from ..adapters.exchange import export_adapter, import_adapter
+from ..adapters.merge import merge_adapters
+from ..adapters.store import adapter_dir, adapter_summary, list_adapters, read_card
+from ..errors import TllmError
 from .common import home_options, open_home
 
 
@@ -31,7 +35,6 @@ def adapters():
 @home_options
 def list_(as_json, home_dir):
     """List the adapters; * marks the active ones."""
-    from ..adapters.store import adapter_summary, list_adapters
 
     home = open_home(home_dir)
     active = set(home.load_config().adapters)
@@ -44,7 +47,9 @@ def list_(as_json, home_dir):
         return
     for r in rows:
         mark = "*" if r["name"] in active else " "
-        facts = "  ".join(f"{k}={r[k]}" for k in ("method", "stage", "data", "steps") if r[k] is not None)
+        facts = "  ".join(
+            f"{k}={r[k]}" for k in ("method", "stage", "data", "steps") if r[k] is not None
+        )
         size = f"({r['bytes'] / 1e6:.1f} MB)" if r["bytes"] is not None else ""
         problem = f"  UNUSABLE: {r['problem']}" if r["problem"] else ""
         click.echo(f"{mark} {r['name']:<20} {facts}  {size}{problem}")
@@ -56,7 +61,6 @@ def list_(as_json, home_dir):
 @home_options
 def show(name, as_json, home_dir):
     """Show adapter NAME's card: base model, method, stage, data, steps, metrics."""
-    from ..adapters.store import adapter_dir, read_card
 
     home = open_home(home_dir)
     details = {"name": name, "path": str(adapter_dir(home, name)), **read_card(home, name)}
@@ -79,8 +83,6 @@ NOT_ANSWERING = {"rm": "a reward model (a scalar score head)", "classify": "a cl
 @home_options
 def use(names, clear, home_dir):
     """Make NAMES the assistant's active adapter(s) for ask, chat and serve."""
-    from ..adapters.store import read_card
-    from ..errors import TllmError
 
     if bool(names) == clear:
         raise TllmError("name the adapter(s) to use, or give --none for the base model")
@@ -88,12 +90,18 @@ def use(names, clear, home_dir):
     for name in names:
         stage = read_card(home, name).get("stage")  # refuses unknown names and unsafe weights
         if stage in NOT_ANSWERING:
-            raise TllmError(f"adapter {name!r} is {NOT_ANSWERING[stage]}, not a chat model: it "
-                            "cannot answer in ask, chat or serve")
+            raise TllmError(
+                f"adapter {name!r} is {NOT_ANSWERING[stage]}, not a chat model: it "
+                "cannot answer in ask, chat or serve"
+            )
     config = home.load_config()
     config.adapters = list(names)
     home.save_config(config)
-    click.echo(f"active adapters: {', '.join(names)}" if names else "no active adapter: the base model answers")
+    click.echo(
+        f"active adapters: {', '.join(names)}"
+        if names
+        else "no active adapter: the base model answers"
+    )
 
 
 @adapters.command()
@@ -115,7 +123,6 @@ def export(name, file, overwrite, as_json, home_dir):
     Example:
       tllm adapters export facts ~/share/facts.tar
     """
-    from ..adapters.exchange import export_adapter
 
     result = export_adapter(open_home(home_dir), name, file, overwrite=overwrite)
     if as_json:
@@ -145,14 +152,15 @@ def import_(file, name, sha256, as_json, home_dir):
     Example:
       tllm adapters import peer-facts.tar --name peer-facts --sha256 3f9a...
     """
-    from ..adapters.exchange import import_adapter
 
     card = import_adapter(open_home(home_dir), file, name=name, sha256=sha256)
     if as_json:
         click.echo(json.dumps(card, indent=2))
         return
-    click.echo(f"imported adapter {card['name']} (base {card['base']}, {card.get('method')}"
-               f" {card.get('stage') or ''}) from {card['imported']['from']}")
+    click.echo(
+        f"imported adapter {card['name']} (base {card['base']}, {card.get('method')}"
+        f" {card.get('stage') or ''}) from {card['imported']['from']}"
+    )
     click.echo(f"use it with: tllm adapters use {card['name']}")
 
 
@@ -167,16 +175,25 @@ def _weights(ctx, param, value):
 
 @adapters.command()
 @click.argument("names", nargs=-1, required=True)
-@click.option("--method", required=True,
-              type=click.Choice(("svd", "linear", "ties", "dare_ties", "dare_linear", "cat")),
-              help="How to combine: svd (exact sum, refactored to the parents' rank), cat "
-                   "(exact, ranks add up), linear (cheap, approximate), ties, dare_ties, "
-                   "dare_linear (prune to --density, resolve sign conflicts).")
-@click.option("--weights", callback=_weights,
-              help="One weight per adapter, comma-separated (default: 1/n each; 1 each for "
-                   "ties and dare_ties, which average themselves).")
-@click.option("--density", type=float,
-              help="ties, dare_ties, dare_linear: fraction of each adapter's values kept (default 0.5).")
+@click.option(
+    "--method",
+    required=True,
+    type=click.Choice(("svd", "linear", "ties", "dare_ties", "dare_linear", "cat")),
+    help="How to combine: svd (exact sum, refactored to the parents' rank), cat "
+    "(exact, ranks add up), linear (cheap, approximate), ties, dare_ties, "
+    "dare_linear (prune to --density, resolve sign conflicts).",
+)
+@click.option(
+    "--weights",
+    callback=_weights,
+    help="One weight per adapter, comma-separated (default: 1/n each; 1 each for "
+    "ties and dare_ties, which average themselves).",
+)
+@click.option(
+    "--density",
+    type=float,
+    help="ties, dare_ties, dare_linear: fraction of each adapter's values kept (default 0.5).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="DARE's random pruning seed.")
 @click.option("--name", required=True, help="Name of the merged adapter.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing adapter of that name.")
@@ -194,10 +211,20 @@ def merge(names, method, weights, density, seed, name, overwrite, home_dir):
       tllm adapters merge a b c --method ties --density 0.7 --name abc
       tllm adapters merge a b --method linear --weights 0.7,0.3 --name mostly-a
     """
-    from ..adapters.merge import merge_adapters
 
-    card = merge_adapters(open_home(home_dir), list(names), method, name, weights=weights,
-                          density=density, seed=seed, overwrite=overwrite, report=click.echo)
+    card = merge_adapters(
+        open_home(home_dir),
+        list(names),
+        method,
+        name,
+        weights=weights,
+        density=density,
+        seed=seed,
+        overwrite=overwrite,
+        report=click.echo,
+    )
     parents = ", ".join(p["name"] for p in card["parents"])
-    click.echo(f"merged {parents} with {method} (weights {card['merge']['weights']}) into "
-               f"adapter {name}, rank {card['rank']}")
+    click.echo(
+        f"merged {parents} with {method} (weights {card['merge']['weights']}) into "
+        f"adapter {name}, rank {card['rank']}"
+    )

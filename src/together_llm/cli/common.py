@@ -9,10 +9,15 @@ from ..home import ENGINES, Home
 
 def home_options(func):
     """Add `--home` and `--debug` to a command (they also work before the command name)."""
-    func = click.option("--debug", is_flag=True, expose_value=False,
-                        help="Show a traceback on errors.")(func)
-    func = click.option("--home", "home_dir", type=click.Path(file_okay=False),
-                        help="The assistant's home directory (default: $TLLM_HOME or ~/.together-llm).")(func)
+    func = click.option(
+        "--debug", is_flag=True, expose_value=False, help="Show a traceback on errors."
+    )(func)
+    func = click.option(
+        "--home",
+        "home_dir",
+        type=click.Path(file_okay=False),
+        help="The assistant's home directory (default: $TLLM_HOME or ~/.together-llm).",
+    )(func)
     return func
 
 
@@ -42,12 +47,9 @@ def sampling_options(func):
     return func
 
 
-def sampling_params(config, **flags):
-    """SamplingParams from flags, with assistant.yaml's generation defaults for unset ones."""
-    from ..engine.sampling import SamplingParams
-
-    stop = [unescape(s) for s in flags.pop("stop", None) or ()]
-    return SamplingParams.with_defaults(config.generation, stop=stop, **flags)
+def sampling_flags(flags: dict) -> dict:
+    """The sampling flags as SamplingParams fields: `--stop` values unescaped, into a list."""
+    return {**flags, "stop": [unescape(s) for s in flags.get("stop") or ()]}
 
 
 def unescape(text: str) -> str:
@@ -57,8 +59,11 @@ def unescape(text: str) -> str:
 
 def engine_options(func):
     """Which model, adapter and engine to answer with."""
-    func = click.option("--engine", type=click.Choice(ENGINES),
-                        help="Override assistant.yaml's engine choice.")(func)
+    func = click.option(
+        "--engine", type=click.Choice(ENGINES), help="Override assistant.yaml's engine choice."
+    )(func)
     func = click.option("--adapter", help="Answer with this adapter (transformers engine).")(func)
-    func = click.option("--model", "-m", help="Base model name (default: assistant.yaml's model).")(func)
+    func = click.option("--model", "-m", help="Base model name (default: assistant.yaml's model).")(
+        func
+    )
     return func

@@ -6,7 +6,9 @@ import json
 
 import click
 
+from ..adapters.store import adapter_dir
 from ..home import config_fields, set_value
+from ..models.registry import get_model
 from .common import home_options, open_home
 
 
@@ -58,11 +60,7 @@ def set_(key, value, home_dir):
 def _check_names(home, settings, key: str) -> None:
     """A model or adapter named in assistant.yaml must exist in the home."""
     if key == "model":
-        from ..models.registry import get_model
-
         get_model(home, settings.model)
     elif key == "adapters":
-        from ..adapters.store import adapter_dir
-
         for name in settings.adapters:
             adapter_dir(home, name)

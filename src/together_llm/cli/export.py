@@ -7,6 +7,7 @@ import json
 
 import click
 
+from ..export.exporter import export as run_export
 from .common import home_options, open_home
 
 
@@ -14,13 +15,23 @@ from .common import home_options, open_home
 @click.option("--name", required=True, help="The export's name: it goes to exports/NAME/.")
 @click.option("--adapter", help="The adapter to export (merged into its base with --merge/--gguf).")
 @click.option("--model", help="The base model (default: the adapter's base, else the assistant's).")
-@click.option("--merge", is_flag=True, help="Write the merged Hugging Face model (exports/NAME/hf).")
-@click.option("--gguf", "gguf_types", multiple=True, metavar="TYPE",
-              help="Write a GGUF of TYPE: f16, q8_0 or q4_k_m (repeatable; implies --merge).")
-@click.option("--gguf-adapter", is_flag=True,
-              help="Write the LoRA adapter itself as a GGUF adapter, applied without merging; "
-                   "it is kept in adapters/A/ too, so ask, chat and serve run the adapter on "
-                   "llama.cpp.")
+@click.option(
+    "--merge", is_flag=True, help="Write the merged Hugging Face model (exports/NAME/hf)."
+)
+@click.option(
+    "--gguf",
+    "gguf_types",
+    multiple=True,
+    metavar="TYPE",
+    help="Write a GGUF of TYPE: f16, q8_0 or q4_k_m (repeatable; implies --merge).",
+)
+@click.option(
+    "--gguf-adapter",
+    is_flag=True,
+    help="Write the LoRA adapter itself as a GGUF adapter, applied without merging; "
+    "it is kept in adapters/A/ too, so ask, chat and serve run the adapter on "
+    "llama.cpp.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing export of this name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
 @home_options
@@ -35,12 +46,19 @@ def export(name, adapter, model, merge, gguf_types, gguf_adapter, overwrite, as_
       tllm models add facts ~/.together-llm/exports/facts/facts-q8_0.gguf
       tllm ask --adapter facts --engine llama.cpp "Where do I live?"
     """
-    from ..export.exporter import export as run_export
 
     home = open_home(home_dir)
-    result = run_export(home, name, model=model, adapter=adapter, merge=merge,
-                        gguf=list(gguf_types), gguf_adapter=gguf_adapter, overwrite=overwrite,
-                        report=lambda message: click.echo(message, err=True))
+    result = run_export(
+        home,
+        name,
+        model=model,
+        adapter=adapter,
+        merge=merge,
+        gguf=list(gguf_types),
+        gguf_adapter=gguf_adapter,
+        overwrite=overwrite,
+        report=lambda message: click.echo(message, err=True),
+    )
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "files": result.files}, indent=2))
         return

@@ -1,6 +1,6 @@
 """`tllm knowledge`: the documents the assistant can search (add, list, search, remove),
-and the `--knowledge` switch of ask and chat (retrieval into the prompt, sources printed
-after the answer)."""
+and the `--knowledge` switch of ask and chat (the assistant grounds its answers:
+assistant/grounding.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ import os
 import click
 
 from ..errors import TllmError
+from ..knowledge.index import KnowledgeIndex
+from ..knowledge.ingest import IngestReport, collect, ingest_files, total_bytes
+from ..knowledge.retrieve import Retriever, embedder_for
+from ..knowledge.search import embed_missing
 from .common import home_options, open_home
+from .data.progress import progress
 
 
 @click.group()
@@ -31,38 +36,56 @@ def knowledge():
 
 @knowledge.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--max-words", type=click.IntRange(20, 2000), help="Longest chunk in words (default 180).")
-@click.option("--overlap", type=click.IntRange(0, 500), help="Words repeated between chunks (default 30).")
-@click.option("--embed-model", help="Also store dense vectors from this encoder (a directory or "
-              "a model name; default: assistant.yaml's knowledge_embed_model).")
+@click.option(
+    "--max-words", type=click.IntRange(20, 2000), help="Longest chunk in words (default 180)."
+)
+@click.option(
+    "--overlap", type=click.IntRange(0, 500), help="Words repeated between chunks (default 30)."
+)
+@click.option(
+    "--embed-model",
+    help="Also store dense vectors from this encoder (a directory or "
+    "a model name; default: assistant.yaml's knowledge_embed_model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @home_options
 def add(paths, max_words, overlap, embed_model, as_json, home_dir):
     """Index the files and folders PATHS. Unchanged files are skipped, changed ones
     re-indexed; files that cannot be read are named and the rest still indexed. With an
     embedding model, chunks without a vector under it are embedded too."""
-    from ..knowledge.index import KnowledgeIndex
-    from ..knowledge.ingest import IngestReport, collect, ingest_files, total_bytes
-    from .data.progress import progress
 
     if max_words is not None and overlap is not None and overlap >= max_words:
         raise TllmError(f"--overlap ({overlap}) must be smaller than --max-words ({max_words})")
     home = open_home(home_dir)
     report = IngestReport()
     files = collect(paths, report)
-    with KnowledgeIndex.open(home) as index, \
-            progress("indexing", total_bytes(files), unit="bytes", at_least=4 << 20) as update:
+    with (
+        KnowledgeIndex.open(home) as index,
+        progress("indexing", total_bytes(files), unit="bytes", at_least=4 << 20) as update,
+    ):
         ingest_files(index, files, report, update, max_words, overlap)
         embedded = _embed(home, index, embed_model or home.load_config().knowledge_embed_model)
     if as_json:
-        click.echo(json.dumps({
-            "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
-            "skipped": report.skipped, "chunks": report.chunks, "embedded": embedded,
-            "problems": [{"path": p.path, "reason": p.reason} for p in report.problems]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "added": report.added,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                    "skipped": report.skipped,
+                    "chunks": report.chunks,
+                    "embedded": embedded,
+                    "problems": [{"path": p.path, "reason": p.reason} for p in report.problems],
+                },
+                indent=2,
+            )
+        )
     else:
-        click.echo(f"{len(report.added)} added, {len(report.updated)} updated, "
-                   f"{len(report.unchanged)} unchanged ({report.chunks} chunks written"
-                   f"{f', {embedded} embedded' if embedded else ''})")
+        click.echo(
+            f"{len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.unchanged)} unchanged ({report.chunks} chunks written"
+            f"{f', {embedded} embedded' if embedded else ''})"
+        )
         if report.skipped:
             shown = ", ".join(os.path.basename(p) for p in report.skipped[:5])
             more = f" and {len(report.skipped) - 5} more" if len(report.skipped) > 5 else ""
@@ -77,9 +100,6 @@ def _embed(home, index, model: str | None) -> int:
     """Embed the chunks that have no vector under `model` yet; 0 without a model."""
     if not model:
         return 0
-    from ..knowledge.retrieve import embedder_for
-    from ..knowledge.search import embed_missing
-    from .data.progress import progress
 
     embedder = embedder_for(home, model)
     todo = len(index.chunks_without_vectors(embedder.name))
@@ -92,7 +112,6 @@ def _embed(home, index, model: str | None) -> int:
 @home_options
 def list_(as_json, home_dir):
     """List the indexed documents with their ids."""
-    from ..knowledge.index import KnowledgeIndex
 
     with KnowledgeIndex.open(open_home(home_dir)) as index:
         documents = index.documents()
@@ -103,27 +122,43 @@ def list_(as_json, home_dir):
         click.echo("no documents yet: add some with `tllm knowledge add PATH...`")
         return
     for d in documents:
-        click.echo(f"{d.id:>5}  {d.kind:<5} {d.chunks:>5} chunks  {d.bytes / 1e3:>9.1f} kB  {d.title}  ({d.source})")
+        click.echo(
+            f"{d.id:>5}  {d.kind:<5} {d.chunks:>5} chunks  {d.bytes / 1e3:>9.1f} kB  {d.title}  ({d.source})"
+        )
 
 
 @knowledge.command()
 @click.argument("query")
-@click.option("--limit", "-k", type=click.IntRange(1, 100), default=5, show_default=True,
-              help="How many chunks to show.")
-@click.option("--mode", type=click.Choice(["auto", "bm25", "dense", "hybrid"]), default="auto",
-              show_default=True, help="bm25 (no model), dense (vectors), hybrid (both, fused by "
-              "reciprocal rank); auto is hybrid when an embedding model is configured.")
-@click.option("--embed-model", help="Encoder for dense and hybrid (default: assistant.yaml's "
-              "knowledge_embed_model).")
+@click.option(
+    "--limit",
+    "-k",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="How many chunks to show.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "bm25", "dense", "hybrid"]),
+    default="auto",
+    show_default=True,
+    help="bm25 (no model), dense (vectors), hybrid (both, fused by "
+    "reciprocal rank); auto is hybrid when an embedding model is configured.",
+)
+@click.option(
+    "--embed-model",
+    help="Encoder for dense and hybrid (default: assistant.yaml's knowledge_embed_model).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @home_options
 def search(query, limit, mode, embed_model, as_json, home_dir):
     """Show the chunks that best match QUERY, best first, with scores and sources. Scores
     are -bm25 (bm25), cosine similarity (dense) or the fused reciprocal-rank score (hybrid)."""
-    from ..knowledge.retrieve import Retriever
 
     home = open_home(home_dir)
-    with Retriever(home, mode, embed_model or home.load_config().knowledge_embed_model or None) as retriever:
+    with Retriever(
+        home, mode, embed_model or home.load_config().knowledge_embed_model or None
+    ) as retriever:
         hits = retriever.hits(query, limit)
     if as_json:
         click.echo(json.dumps([h.to_dict() for h in hits], indent=2))
@@ -133,8 +168,10 @@ def search(query, limit, mode, embed_model, as_json, home_dir):
         return
     for rank, hit in enumerate(hits, start=1):
         page = f" p.{hit.page}" if hit.page else ""
-        click.echo(f"[{rank}] {hit.score:.3f}  {hit.title}  ({hit.source}{page}, "
-                   f"chars {hit.char_start}-{hit.char_end}, document {hit.document_id})")
+        click.echo(
+            f"[{rank}] {hit.score:.3f}  {hit.title}  ({hit.source}{page}, "
+            f"chars {hit.char_start}-{hit.char_end}, document {hit.document_id})"
+        )
         text = " ".join(hit.text.split())
         click.echo(f"    {text[:300]}{'...' if len(text) > 300 else ''}")
 
@@ -144,7 +181,6 @@ def search(query, limit, mode, embed_model, as_json, home_dir):
 @home_options
 def remove(document_id, home_dir):
     """Remove document DOCUMENT_ID (from `tllm knowledge list`) and its chunks."""
-    from ..knowledge.index import KnowledgeIndex
 
     with KnowledgeIndex.open(open_home(home_dir)) as index:
         removed = index.remove(document_id)
@@ -153,31 +189,12 @@ def remove(document_id, home_dir):
 
 # --- `--knowledge` on ask and chat ------------------------------------------------------
 
+
 def knowledge_option(func):
-    return click.option("--knowledge/--no-knowledge", "use_knowledge", default=None,
-                        help="Answer from your documents (tllm knowledge add) and list the cited "
-                             "sources (default: assistant.yaml's `knowledge`).")(func)
-
-
-def retrieve_into(retriever, config, messages: list[dict], question: str) -> tuple[list[dict], list | None]:
-    """`messages` with the chunks retrieved for `question` in their last user turn, and the
-    numbered sources; unchanged, and None for sources, when knowledge is off."""
-    if retriever is None:
-        return messages, None
-    from ..knowledge.prompt import augment_messages
-
-    return augment_messages(messages, retriever.hits(question, config.knowledge_top_k))
-
-
-def cited(answer: str, sources: list, question: str) -> list:
-    from ..knowledge.prompt import cited_sources
-
-    return cited_sources(answer, sources, question) if sources else []
-
-
-def echo_sources(sources: list) -> None:
-    """Print the cited sources after an answer (nothing when none was cited)."""
-    if sources:
-        from ..knowledge.prompt import format_sources
-
-        click.echo(format_sources(sources))
+    return click.option(
+        "--knowledge/--no-knowledge",
+        "use_knowledge",
+        default=None,
+        help="Answer from your documents (tllm knowledge add) and list the cited "
+        "sources (default: assistant.yaml's `knowledge`).",
+    )(func)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
@@ -21,15 +22,34 @@ COMMANDS = {
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
     "data": ("together_llm.cli.data:data", "Import, check, clean, split and grow datasets."),
     "train": ("together_llm.cli.train:train", "Train an adapter or a model on a dataset."),
-    "adapters": ("together_llm.cli.adapters:adapters", "List, inspect, choose, share and merge adapters."),
-    "eval": ("together_llm.cli.eval:eval_command", "Measure an adapter or model on a dataset beside its base (report with charts)."),
-    "arena": ("together_llm.cli.arena:arena", "Rate assistants against each other (Bradley-Terry leaderboard)."),
-    "export": ("together_llm.cli.export:export", "Export a model or adapter: Hugging Face, GGUF, Ollama."),
-    "optimize": ("together_llm.cli.optimize:optimize",
-                 "Measure the backends that can serve the assistant; serve it with the fastest within a quality bound."),
-    "knowledge": ("together_llm.cli.knowledge:knowledge", "Add, list, search and remove the documents the assistant can search."),
-    "together": ("together_llm.cli.together:together",
-                 "Co-evolve with other assistants: federated training (Flower), evolve."),
+    "adapters": (
+        "together_llm.cli.adapters:adapters",
+        "List, inspect, choose, share and merge adapters.",
+    ),
+    "eval": (
+        "together_llm.cli.eval:eval_command",
+        "Measure an adapter or model on a dataset beside its base (report with charts).",
+    ),
+    "arena": (
+        "together_llm.cli.arena:arena",
+        "Rate assistants against each other (Bradley-Terry leaderboard).",
+    ),
+    "export": (
+        "together_llm.cli.export:export",
+        "Export a model or adapter: Hugging Face, GGUF, Ollama.",
+    ),
+    "optimize": (
+        "together_llm.cli.optimize:optimize",
+        "Measure the backends that can serve the assistant; serve it with the fastest within a quality bound.",
+    ),
+    "knowledge": (
+        "together_llm.cli.knowledge:knowledge",
+        "Add, list, search and remove the documents the assistant can search.",
+    ),
+    "together": (
+        "together_llm.cli.together:together",
+        "Co-evolve with other assistants: federated training (Flower), evolve.",
+    ),
 }
 
 
@@ -61,8 +81,12 @@ def lazy_group(commands: dict) -> type[LazyGroup]:
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="tllm")
-@click.option("--home", type=click.Path(file_okay=False), envvar="TLLM_HOME",
-              help="The assistant's home directory (default: $TLLM_HOME or ~/.together-llm).")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    envvar="TLLM_HOME",
+    help="The assistant's home directory (default: $TLLM_HOME or ~/.together-llm).",
+)
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.pass_context
 def cli(ctx, home, debug):
@@ -85,7 +109,6 @@ def _debug_requested(argv) -> bool:
 
 def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    import logging
 
     # On import, bitsandbytes warns that it cannot fetch an optional CPU kernel from the hub
     # (nothing is fetched at run time here); its built-in kernel works, so say nothing.
@@ -108,7 +131,9 @@ def main(argv=None) -> None:
     except Exception as exc:  # a bug: one line unless --debug
         if _debug_requested(argv):
             raise
-        click.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        click.echo(
+            f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True
+        )
         sys.exit(1)
 
 

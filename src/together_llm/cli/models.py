@@ -6,6 +6,9 @@ import json
 
 import click
 
+from ..errors import TllmError
+from ..models.gguf_to_hf import convert_gguf
+from ..models.registry import add_model, get_model, list_models, model_info
 from .common import home_options, open_home
 
 
@@ -29,7 +32,6 @@ def models():
 @home_options
 def list_(as_json, home_dir):
     """List the registered models."""
-    from ..models.registry import list_models
 
     home = open_home(home_dir)
     entries = [e.to_dict() for e in list_models(home)]
@@ -39,7 +41,11 @@ def list_(as_json, home_dir):
     active = home.load_config().model
     for e in entries:
         mark = "*" if e["name"] == active else " "
-        converted = "  (converted: " + e["hf_dir"] + ")" if e["hf_dir"] and e["kind"] in ("default", "gguf") else ""
+        converted = (
+            "  (converted: " + e["hf_dir"] + ")"
+            if e["hf_dir"] and e["kind"] in ("default", "gguf")
+            else ""
+        )
         click.echo(f"{mark} {e['name']:<20} {e['kind']:<8} {e['source']}{converted}")
 
 
@@ -52,10 +58,10 @@ def list_(as_json, home_dir):
 def add(name, source, api_key_env, remote_model, home_dir):
     """Register SOURCE as NAME: a .gguf file, an HF model directory, a hub id, or the URL of
     an OpenAI-compatible endpoint (e.g. http://other-host:8000/v1)."""
-    from ..models.registry import add_model
 
-    entry = add_model(open_home(home_dir), name, source, remote_model=remote_model,
-                      api_key_env=api_key_env)
+    entry = add_model(
+        open_home(home_dir), name, source, remote_model=remote_model, api_key_env=api_key_env
+    )
     click.echo(f"added {entry.name} ({entry.kind}: {entry.source})")
 
 
@@ -65,7 +71,6 @@ def add(name, source, api_key_env, remote_model, home_dir):
 @home_options
 def info(name, as_json, home_dir):
     """Show what model NAME is: format, architecture, family, size, fingerprint."""
-    from ..models.registry import model_info
 
     details = model_info(open_home(home_dir), name)
     if as_json:
@@ -80,12 +85,11 @@ def info(name, as_json, home_dir):
 @home_options
 def convert(name, home_dir):
     """Write the HF (transformers) twin of GGUF model NAME under the home's models/."""
-    from ..errors import TllmError
-    from ..models.convert import convert_gguf
-    from ..models.registry import get_model
 
     entry = get_model(open_home(home_dir), name)
     if entry.gguf_path is None:
-        raise TllmError(f"model {name!r} is already a transformers model ({entry.kind}); nothing to convert")
+        raise TllmError(
+            f"model {name!r} is already a transformers model ({entry.kind}); nothing to convert"
+        )
     out = convert_gguf(entry.gguf_path, entry.local_dir, report=lambda m: click.echo(m, err=True))
     click.echo(str(out))

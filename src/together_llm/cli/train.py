@@ -9,7 +9,8 @@ import typing
 
 import click
 
-from ..train.recipe import Recipe, recipe_fields
+from ..train.recipe import Recipe, load_recipe, recipe_fields
+from ..train.run import train as run_training
 from .common import home_options, open_home
 
 # Short flags users expect from the command-line contract.
@@ -24,14 +25,20 @@ def _recipe_options(func):
         help_text = meta["help"]
         if hints[f.name] is bool:
             default = " (default: on)" if f.default else ""
-            option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None,
-                                  help=help_text + default)
+            option = click.option(
+                f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text + default
+            )
         else:
             choices = meta.get("choices")
             shown = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             names = [flag] + ([ALIASES[f.name]] if f.name in ALIASES else [])
-            option = click.option(*names, f.name, default=None, metavar=_metavar(hints[f.name], choices),
-                                  help=help_text + ("" if shown in (None, []) else f" (default: {shown})"))
+            option = click.option(
+                *names,
+                f.name,
+                default=None,
+                metavar=_metavar(hints[f.name], choices),
+                help=help_text + ("" if shown in (None, []) else f" (default: {shown})"),
+            )
         func = option(func)
     return func
 
@@ -63,11 +70,9 @@ def train(recipe_file, as_json, home_dir, **flags):
       tllm train recipe.yaml --lr 1e-4
       tllm train --data my-chats --name me --resume
     """
-    from ..train.recipe import load_recipe
 
     recipe = load_recipe(recipe_file, flags)  # refuses bad values before anything loads
     home = open_home(home_dir)
-    from ..train.run import train as run_training
 
     report = lambda message: click.echo(message, err=True)  # noqa: E731
     metrics = run_training(home, recipe, report=report, show_progress=not as_json)
@@ -76,7 +81,11 @@ def train(recipe_file, as_json, home_dir, **flags):
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    evaluated = f", eval loss {metrics['eval_loss']:.4f}" if metrics["eval_loss"] is not None else ""
-    click.echo(f"trained {recipe.name} ({recipe.stage}, {recipe.method}) in {metrics['steps']} steps: "
-               f"loss {metrics['train_loss']:.4f}{evaluated}, {metrics['tokens_per_s']:,.0f} tokens/s")
+    evaluated = (
+        f", eval loss {metrics['eval_loss']:.4f}" if metrics["eval_loss"] is not None else ""
+    )
+    click.echo(
+        f"trained {recipe.name} ({recipe.stage}, {recipe.method}) in {metrics['steps']} steps: "
+        f"loss {metrics['train_loss']:.4f}{evaluated}, {metrics['tokens_per_s']:,.0f} tokens/s"
+    )
     click.echo(f"saved {metrics['result']}; run folder {home.path / 'runs' / metrics['run_id']}")

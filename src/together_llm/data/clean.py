@@ -30,19 +30,30 @@ removed and changed. One streaming pass; only deduplication keeps state.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from ..errors import TllmError
+from ..models.token_count import token_counter
 from .dedup import Deduplicator
 from .kinds import RowError, text_of, validate
 from .store import DatasetWriter, open_dataset
 
 REWRITES = ("fix unicode", "normalize whitespace")
-FILTERS = ("min chars", "max chars", "drop pattern", "keep pattern", "min tokens", "max tokens",
-           "language", "duplicate", "near duplicate")
+FILTERS = (
+    "min chars",
+    "max chars",
+    "drop pattern",
+    "keep pattern",
+    "min tokens",
+    "max tokens",
+    "language",
+    "duplicate",
+    "near duplicate",
+)
 INVALID = "invalid after cleaning"  # a rewrite left a row its kind does not allow
 
 
@@ -66,20 +77,27 @@ class CleanSettings:
     num_perm: int = 128
 
     def check(self) -> None:
-        for low, high, unit in ((self.min_chars, self.max_chars, "chars"),
-                                (self.min_tokens, self.max_tokens, "tokens")):
+        for low, high, unit in (
+            (self.min_chars, self.max_chars, "chars"),
+            (self.min_tokens, self.max_tokens, "tokens"),
+        ):
             for flag, value in ((f"--min-{unit}", low), (f"--max-{unit}", high)):
                 if value is not None and value < 0:
                     raise TllmError(f"{flag} must be 0 or more, not {value}")
             if low is not None and high is not None and low > high:
-                raise TllmError(f"--min-{unit} {low} is larger than --max-{unit} {high}: no row could pass")
+                raise TllmError(
+                    f"--min-{unit} {low} is larger than --max-{unit} {high}: no row could pass"
+                )
         if not 0 < self.near_dup_threshold <= 1:
-            raise TllmError(f"--near-dup-threshold must be above 0 and at most 1, not {self.near_dup_threshold}")
+            raise TllmError(
+                f"--near-dup-threshold must be above 0 and at most 1, not {self.near_dup_threshold}"
+            )
         if self.num_perm < 16:
             raise TllmError(f"--num-perm must be at least 16, not {self.num_perm}")
 
 
 # --- rewriting -------------------------------------------------------------------------------
+
 
 def fix_unicode(text: str) -> str:
     """Repair mojibake ("cafÃ©" -> "café"), broken surrogates and stray control characters.
@@ -88,12 +106,12 @@ def fix_unicode(text: str) -> str:
     and HTML entities stay as written (the text may be about HTML)."""
     import ftfy
 
-    return ftfy.fix_text(text, uncurl_quotes=False, fix_character_width=False,
-                         unescape_html=False, explain=False)
+    return ftfy.fix_text(
+        text, uncurl_quotes=False, fix_character_width=False, unescape_html=False, explain=False
+    )
 
 
 _NEWLINES = re.compile(r"\r\n|[\r\u2028\u2029\x85]")
-_INDENT = re.compile(r"^[ \t]*")
 _SPACES = re.compile(r"[^\S\n]+")  # any whitespace but a newline: tabs, NBSP, ...
 _BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -104,14 +122,15 @@ def normalize_whitespace(text: str) -> str:
     leading indentation stay: code and lists need them."""
     lines = []
     for line in _NEWLINES.sub("\n", text).split("\n"):
-        indent = _INDENT.match(line).group()
-        lines.append(indent + _SPACES.sub(" ", line[len(indent):]).rstrip())
+        indent = line[: len(line) - len(line.lstrip(" \t"))]
+        lines.append(indent + _SPACES.sub(" ", line[len(indent) :]).rstrip())
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 def rewrite(kind: str, row: dict, fix: Callable[[str], str]) -> dict:
     """The row with `fix` applied to every text field (the label of a classification row and
     the choices of a choice row included; a feedback row's boolean label is not text)."""
+
     def turns(messages):
         return [{"role": m["role"], "content": fix(m["content"])} for m in messages]
 
@@ -119,20 +138,26 @@ def rewrite(kind: str, row: dict, fix: Callable[[str], str]) -> dict:
         return {"messages": turns(row["messages"])}
     if kind in ("preference", "feedback"):
         answers = ("chosen", "rejected") if kind == "preference" else ("completion",)
-        return {"prompt": turns(row["prompt"]), **{k: fix(row[k]) for k in answers},
-                **({"label": row["label"]} if kind == "feedback" else {})}
+        return {
+            "prompt": turns(row["prompt"]),
+            **{k: fix(row[k]) for k in answers},
+            **({"label": row["label"]} if kind == "feedback" else {}),
+        }
     if kind == "choice":  # a text answer is one of the choices: fixed the same way
-        return {"question": fix(row["question"]), "choices": [fix(c) for c in row["choices"]],
-                "answer": fix(row["answer"]) if isinstance(row["answer"], str) else row["answer"]}
+        return {
+            "question": fix(row["question"]),
+            "choices": [fix(c) for c in row["choices"]],
+            "answer": fix(row["answer"]) if isinstance(row["answer"], str) else row["answer"],
+        }
     return {k: fix(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 # --- measuring -------------------------------------------------------------------------------
 
+
 def language_detector(wanted: list[str]) -> Callable[[str], str | None]:
     """A check that a text is in one of the `wanted` languages (ISO codes as langdetect
     names them: en, fr, de, zh-cn...; "zh" accepts both zh-cn and zh-tw)."""
-    import os
 
     from langdetect import DetectorFactory, detect
     from langdetect.detector_factory import PROFILES_DIRECTORY
@@ -143,7 +168,9 @@ def language_detector(wanted: list[str]) -> Callable[[str], str | None]:
     wanted = [code.strip().lower() for code in wanted if code.strip()]
     for code in wanted:
         if code not in known:
-            raise TllmError(f"unknown language code {code!r} for --lang: use codes like en, fr, de, zh")
+            raise TllmError(
+                f"unknown language code {code!r} for --lang: use codes like en, fr, de, zh"
+            )
     DetectorFactory.seed = 0  # langdetect samples at random; a seed makes reruns agree
 
     def check(text: str) -> str | None:
@@ -161,6 +188,7 @@ def language_detector(wanted: list[str]) -> Callable[[str], str | None]:
 
 # --- the pipeline ----------------------------------------------------------------------------
 
+
 class Cleaner:
     """The rules of one `CleanSettings`, applied to one row at a time."""
 
@@ -170,15 +198,15 @@ class Cleaner:
         self.drop = [_compile(p, "--drop") for p in settings.drop]
         self.keep = [_compile(p, "--keep") for p in settings.keep]
         needs_tokens = settings.min_tokens is not None or settings.max_tokens is not None
-        if needs_tokens:
-            from ..models.token_count import token_counter
-
-            self.count_tokens = token_counter(home, settings.tokenizer)
-        else:
-            self.count_tokens = None
+        self.count_tokens: Callable[[str], int] | None = (
+            token_counter(home, settings.tokenizer) if needs_tokens else None
+        )
         self.language = language_detector(settings.lang) if settings.lang else None
-        self.dedup = (Deduplicator(settings.near_dup, settings.near_dup_threshold, settings.num_perm)
-                      if settings.dedup else None)
+        self.dedup = (
+            Deduplicator(settings.near_dup, settings.near_dup_threshold, settings.num_perm)
+            if settings.dedup
+            else None
+        )
         self.modified: Counter[str] = Counter({name: 0 for name in self.rewrites()})
         self.removed: Counter[str] = Counter({name: 0 for name in self.filters()})
 
@@ -188,16 +216,27 @@ class Cleaner:
 
     def filters(self) -> list[str]:
         s = self.settings
-        on = (s.min_chars is not None, s.max_chars is not None, bool(s.drop), bool(s.keep),
-              s.min_tokens is not None, s.max_tokens is not None, bool(s.lang), s.dedup,
-              s.dedup and s.near_dup)
+        on = (
+            s.min_chars is not None,
+            s.max_chars is not None,
+            bool(s.drop),
+            bool(s.keep),
+            s.min_tokens is not None,
+            s.max_tokens is not None,
+            bool(s.lang),
+            s.dedup,
+            s.dedup and s.near_dup,
+        )
         return [name for name, active in zip(FILTERS, on) if active]
 
-    def clean(self, line: int, row: dict) -> tuple[dict, tuple | None]:
+    def clean(self, line: int, row: dict) -> tuple[dict, tuple[str, str] | None]:
         """(the row, possibly rewritten; None if it stays, else (rule, detail)): the rule that
         removed it is the reason rejected.jsonl gives."""
         changed = False
-        for name, fix in (("fix unicode", fix_unicode), ("normalize whitespace", normalize_whitespace)):
+        for name, fix in (
+            ("fix unicode", fix_unicode),
+            ("normalize whitespace", normalize_whitespace),
+        ):
             if name in self.modified:
                 new = rewrite(self.kind, row, fix)
                 if new != row:
@@ -214,7 +253,7 @@ class Cleaner:
             self.removed[verdict[0]] += 1
         return row, verdict
 
-    def _filter(self, line: int, text: str, row: dict) -> tuple | None:
+    def _filter(self, line: int, text: str, row: dict) -> tuple[str, str] | None:
         s = self.settings
         if s.min_chars is not None and len(text) < s.min_chars:
             return "min chars", f"{len(text)} characters < {s.min_chars}"
@@ -224,7 +263,10 @@ class Cleaner:
             if pattern.search(text):
                 return "drop pattern", f"matches {pattern.pattern!r}"
         if self.keep and not any(p.search(text) for p in self.keep):
-            return "keep pattern", f"matches none of {', '.join(repr(p.pattern) for p in self.keep)}"
+            return (
+                "keep pattern",
+                f"matches none of {', '.join(repr(p.pattern) for p in self.keep)}",
+            )
         if self.count_tokens is not None:
             tokens = self.count_tokens(text)
             if s.min_tokens is not None and tokens < s.min_tokens:
@@ -248,18 +290,28 @@ def _compile(pattern: str, flag: str) -> re.Pattern:
         raise TllmError(f"bad {flag} pattern {pattern!r}: {exc}") from None
 
 
-def clean_dataset(home, name: str, out: str, settings: CleanSettings, *, overwrite: bool = False,
-                  progress: Callable[[int], None] | None = None) -> dict:
+def clean_dataset(
+    home,
+    name: str,
+    out: str,
+    settings: CleanSettings,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Write dataset `out`: dataset `name`'s rows after the rules of `settings`; returns the
     new card. `progress(n)` is called with the number of rows read so far."""
     source = open_dataset(home, name)
     if out == name:
-        raise TllmError(f"write the cleaned rows under a new name (--out), not over {name!r}: "
-                        "the source stays as it was")
+        raise TllmError(
+            f"write the cleaned rows under a new name (--out), not over {name!r}: "
+            "the source stays as it was"
+        )
     DatasetWriter.check_free(home, out, overwrite, flag="--out")  # before a tokenizer is loaded
     cleaner = Cleaner(home, source.kind, settings)
-    with DatasetWriter(home, out, source.kind, source=f"datasets/{name}", format="canonical",
-                       overwrite=overwrite) as writer:
+    with DatasetWriter(
+        home, out, source.kind, source=f"datasets/{name}", format="canonical", overwrite=overwrite
+    ) as writer:
         read = 0
         for read, row in enumerate(source.rows(), 1):
             cleaned, verdict = cleaner.clean(read, row)
@@ -271,10 +323,16 @@ def clean_dataset(home, name: str, out: str, settings: CleanSettings, *, overwri
                 progress(read)
         if progress is not None:
             progress(read)
-        return writer.commit(extra={
-            "cleaned_from": {"name": name, "fingerprint": source.card.get("fingerprint"), "rows": read},
-            "clean_settings": asdict(settings),
-            "rules": cleaner.rewrites() + cleaner.filters(),  # in the order they ran
-            "modified_by_rule": dict(cleaner.modified),
-            "removed_by_rule": dict(cleaner.removed),
-        })
+        return writer.commit(
+            extra={
+                "cleaned_from": {
+                    "name": name,
+                    "fingerprint": source.card.get("fingerprint"),
+                    "rows": read,
+                },
+                "clean_settings": asdict(settings),
+                "rules": cleaner.rewrites() + cleaner.filters(),  # in the order they ran
+                "modified_by_rule": dict(cleaner.modified),
+                "removed_by_rule": dict(cleaner.removed),
+            }
+        )

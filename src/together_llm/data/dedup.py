@@ -43,14 +43,20 @@ class Deduplicator:
         from datasketch import MinHash
 
         flat = " ".join(text.casefold().split())
-        shingles = {flat[i:i + SHINGLE].encode() for i in range(max(1, len(flat) - SHINGLE + 1))}
-        sig = MinHash(num_perm=self.num_perm, hashfunc=zlib.crc32, scheme=self._proto.scheme,
-                      permutations=self._proto.permutations)
+        shingles = {flat[i : i + SHINGLE].encode() for i in range(max(1, len(flat) - SHINGLE + 1))}
+        sig = MinHash(
+            num_perm=self.num_perm,
+            hashfunc=zlib.crc32,
+            scheme=self._proto.scheme,
+            permutations=self._proto.permutations,
+        )
         sig.update_batch(shingles)
         return sig
 
     def check(self, line: int, text: str, label) -> tuple[str, str] | None:
-        key = hashlib.blake2b(f"{label!r}\0{' '.join(text.split())}".encode(), digest_size=16).digest()
+        key = hashlib.blake2b(
+            f"{label!r}\0{' '.join(text.split())}".encode(), digest_size=16
+        ).digest()
         if key in self.seen:
             return "duplicate", f"same as line {self.seen[key]}"
         if self.near:

@@ -12,8 +12,8 @@ number in the feedback file and the reason.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import orjson
 
@@ -22,8 +22,10 @@ from .kinds import RowError, validate
 from .store import DatasetWriter, check_dataset_name, fingerprint_file, numbered_lines
 
 RATINGS, CHOICES = "ratings.jsonl", "choices.jsonl"
-HOW_TO_COLLECT = ("rate answers with the thumbs in the web chat (`tllm serve`, then open /), "
-                  "use Regenerate there and pick the better answer, or POST /v1/feedback")
+HOW_TO_COLLECT = (
+    "rate answers with the thumbs in the web chat (`tllm serve`, then open /), "
+    "use Regenerate there and pick the better answer, or POST /v1/feedback"
+)
 
 
 @dataclass(frozen=True)
@@ -37,47 +39,75 @@ class Output:
     how: str  # how to collect them
 
 
-OUTPUTS = (Output(RATINGS, "feedback", "kto", "thumbs up/down ratings",
-                  "rate answers with the thumbs in the web chat or POST /v1/feedback "
-                  "with type \"rating\""),
-           Output(CHOICES, "preference", "dpo", "A/B choices",
-                  "use Regenerate in the web chat and pick the better answer, or POST "
-                  "/v1/feedback with type \"preference\""))
+OUTPUTS = (
+    Output(
+        RATINGS,
+        "feedback",
+        "kto",
+        "thumbs up/down ratings",
+        'rate answers with the thumbs in the web chat or POST /v1/feedback with type "rating"',
+    ),
+    Output(
+        CHOICES,
+        "preference",
+        "dpo",
+        "A/B choices",
+        "use Regenerate in the web chat and pick the better answer, or POST "
+        '/v1/feedback with type "preference"',
+    ),
+)
 
 
-def from_feedback(home, name: str, *, overwrite: bool = False,
-                  say: Callable[[str], None] = lambda message: None) -> list[dict]:
+def from_feedback(
+    home, name: str, *, overwrite: bool = False, say: Callable[[str], None] = lambda message: None
+) -> list[dict]:
     """Write NAME-kto (feedback kind) and NAME-dpo (preference kind) from the home's feedback;
     returns the cards written. `say` receives notes: skipped datasets, one-sided KTO data."""
     check_dataset_name(name)
     folder = home.path / "feedback"
-    present = {out.file: next(numbered_lines(folder / out.file), None) is not None for out in OUTPUTS}
+    present = {
+        out.file: next(numbered_lines(folder / out.file), None) is not None for out in OUTPUTS
+    }
     if not any(present.values()):
-        raise TllmError(f"no feedback yet in {folder} ({RATINGS} and {CHOICES} are missing or "
-                        f"empty): {HOW_TO_COLLECT}")
+        raise TllmError(
+            f"no feedback yet in {folder} ({RATINGS} and {CHOICES} are missing or "
+            f"empty): {HOW_TO_COLLECT}"
+        )
     todo = []
     for out in OUTPUTS:
         if not present[out.file]:
-            say(f"skipped {name}-{out.suffix}: no {out.what} in {folder / out.file}; to collect "
-                f"some, {out.how}")
+            say(
+                f"skipped {name}-{out.suffix}: no {out.what} in {folder / out.file}; to collect "
+                f"some, {out.how}"
+            )
             continue
         DatasetWriter.check_free(home, f"{name}-{out.suffix}", overwrite)  # before writing either
         todo.append(out)
 
     cards = [card for out in todo if (card := _write(home, name, folder, out, overwrite, say))]
     if not cards:
-        raise TllmError(f"no usable feedback in {folder}: every line was rejected "
-                        f"(reasons above); {HOW_TO_COLLECT}")
+        raise TllmError(
+            f"no usable feedback in {folder}: every line was rejected "
+            f"(reasons above); {HOW_TO_COLLECT}"
+        )
     return cards
 
 
 def _write(home, name: str, folder, out: Output, overwrite: bool, say) -> dict | None:
     """One dataset from one feedback file, or None (nothing written) when no line is usable."""
     source = folder / out.file
-    labels, models = Counter(), Counter()
-    with DatasetWriter(home, f"{name}-{out.suffix}", out.kind, source=str(source),
-                       format="tllm-feedback", overwrite=overwrite) as writer:
-        problems, lines = [], 0
+    labels: Counter[bool] = Counter()  # a feedback row's label: was the answer good
+    models: Counter[str] = Counter()
+    with DatasetWriter(
+        home,
+        f"{name}-{out.suffix}",
+        out.kind,
+        source=str(source),
+        format="tllm-feedback",
+        overwrite=overwrite,
+    ) as writer:
+        problems: list[str] = []
+        lines = 0
         for number, raw in numbered_lines(source):
             lines += 1
             try:
@@ -102,9 +132,14 @@ def _write(home, name: str, folder, out: Output, overwrite: bool, say) -> dict |
                 say(problem)
             say(f"skipped {writer.name}: none of the {lines} lines of {source} is usable")
             return None
-        extra = {"from_feedback": {"file": str(source), "fingerprint": fingerprint_file(source),
-                                   "lines": lines},
-                 "models": dict(models.most_common())}
+        extra = {
+            "from_feedback": {
+                "file": str(source),
+                "fingerprint": fingerprint_file(source),
+                "lines": lines,
+            },
+            "models": dict(models.most_common()),
+        }
         if out.kind == "feedback":
             extra.update(_balance(writer.name, labels[True], labels[False], say))
         return writer.commit(extra=extra)
@@ -116,8 +151,14 @@ def _balance(dataset: str, liked: int, disliked: int, say) -> dict:
     warnings = []
     if not liked or not disliked:
         have, lack = ("thumbs up", "thumbs down") if liked else ("thumbs down", "thumbs up")
-        warnings.append(f"{dataset}: every rating is {have}; KTO training needs some {lack} "
-                        f"answers too, so rate a few of those before training")
+        warnings.append(
+            f"{dataset}: every rating is {have}; KTO training needs some {lack} "
+            f"answers too, so rate a few of those before training"
+        )
         say("warning: " + warnings[-1])
-    return {"liked": liked, "disliked": disliked,
-            "liked_ratio": round(liked / (liked + disliked), 4), "warnings": warnings}
+    return {
+        "liked": liked,
+        "disliked": disliked,
+        "liked_ratio": round(liked / (liked + disliked), 4),
+        "warnings": warnings,
+    }

@@ -18,14 +18,25 @@ to `tllm data clean`, where the card records what each rule changed.
 
 from __future__ import annotations
 
+from ..errors import TllmError
+
 KINDS = ("chat", "text", "preference", "feedback", "classification", "seq2seq", "choice")
 ROLES = ("system", "user", "assistant")
 
 # The reasons a row is rejected; importers add "bad json", "bad csv" (a record with the wrong
 # number of fields), "bad encoding" and "unreadable" (a file of a text folder) for rows they
 # cannot even read. Reports and cards count rejections under these exact strings.
-REASONS = ("bad json", "not an object", "missing field", "wrong type", "empty content",
-           "unknown role", "role order", "bad label", "identical answers")
+REASONS = (
+    "bad json",
+    "not an object",
+    "missing field",
+    "wrong type",
+    "empty content",
+    "unknown role",
+    "role order",
+    "bad label",
+    "identical answers",
+)
 
 
 class RowError(ValueError):
@@ -57,7 +68,9 @@ def _messages(row: dict, key: str, last: str) -> list[dict]:
         raise RowError("missing field", f"{key!r} is missing")
     turns = row[key]
     if not isinstance(turns, list):
-        raise RowError("wrong type", f"{key!r} must be a list of messages, not {type(turns).__name__}")
+        raise RowError(
+            "wrong type", f"{key!r} must be a list of messages, not {type(turns).__name__}"
+        )
     if not turns:
         raise RowError("empty content", f"{key!r} has no messages")
     clean = []
@@ -78,7 +91,9 @@ def _messages(row: dict, key: str, last: str) -> list[dict]:
         expected = "user" if i % 2 == 0 else "assistant"
         if turn["role"] != expected:
             index = i + (len(clean) - len(body))
-            raise RowError("role order", f"{key}[{index}] is {turn['role']!r} where {expected!r} was expected")
+            raise RowError(
+                "role order", f"{key}[{index}] is {turn['role']!r} where {expected!r} was expected"
+            )
     if body[-1]["role"] != last:
         article = "an" if last == "assistant" else "a"
         raise RowError("role order", f"{key!r} must end with {article} {last} message")
@@ -139,7 +154,9 @@ def _choice(row):
         raise RowError("wrong type", "'choices' must be a list of two or more strings")
     for i, choice in enumerate(choices):
         if not isinstance(choice, str):
-            raise RowError("wrong type", f"choices[{i}] must be a string, not {type(choice).__name__}")
+            raise RowError(
+                "wrong type", f"choices[{i}] must be a string, not {type(choice).__name__}"
+            )
         if not choice.strip():
             raise RowError("empty content", f"choices[{i}] is empty")
     if "answer" not in row or row["answer"] is None:
@@ -148,15 +165,23 @@ def _choice(row):
     if isinstance(answer, bool) or not isinstance(answer, (int, str)):
         raise RowError("bad label", f"'answer' must be a choice's index or text, not {answer!r}")
     if isinstance(answer, int) and not 0 <= answer < len(choices):
-        raise RowError("bad label", f"'answer' index {answer} is not among the {len(choices)} choices")
+        raise RowError(
+            "bad label", f"'answer' index {answer} is not among the {len(choices)} choices"
+        )
     if isinstance(answer, str) and answer not in choices:
         raise RowError("bad label", f"'answer' {answer!r} is not one of the choices")
     return {"question": question, "choices": list(choices), "answer": answer}
 
 
-_VALIDATORS = {"chat": _chat, "text": _text_row, "preference": _preference,
-               "feedback": _feedback, "classification": _classification, "seq2seq": _seq2seq,
-               "choice": _choice}
+_VALIDATORS = {
+    "chat": _chat,
+    "text": _text_row,
+    "preference": _preference,
+    "feedback": _feedback,
+    "classification": _classification,
+    "seq2seq": _seq2seq,
+    "choice": _choice,
+}
 
 
 def validate(kind: str, row) -> dict:
@@ -167,8 +192,6 @@ def validate(kind: str, row) -> dict:
 
 
 def check_kind(kind: str) -> str:
-    from ..errors import TllmError
-
     if kind not in KINDS:
         raise TllmError(f"unknown dataset kind {kind!r}: choose one of {', '.join(KINDS)}")
     return kind

@@ -27,11 +27,15 @@ def eval_count(rows: int, spec: float | int | str) -> tuple[int, float]:
     dataset? one row?) and "50.0" are refused rather than guessed."""
     spec = _parse_eval(spec)
     if rows < 2:
-        raise TllmError(f"a dataset needs at least 2 rows to split into train and eval, this one has {rows}")
+        raise TllmError(
+            f"a dataset needs at least 2 rows to split into train and eval, this one has {rows}"
+        )
     if isinstance(spec, int):
         if not 1 <= spec < rows:
-            raise TllmError(f"--eval {spec}: a row count must be from 1 to {rows - 1} here "
-                            f"({rows} rows, and training needs at least one)")
+            raise TllmError(
+                f"--eval {spec}: a row count must be from 1 to {rows - 1} here "
+                f"({rows} rows, and training needs at least one)"
+            )
         return spec, round(spec / rows, 6)
     count = math.floor(rows * spec + 0.5)
     return min(max(count, 1), rows - 1), spec
@@ -48,17 +52,23 @@ def _parse_eval(spec: float | int | str) -> float | int:
         try:
             spec = float(text)
         except ValueError:
-            raise TllmError(f"--eval must be a fraction like 0.1 or a row count like 50, not {text!r}") from None
+            raise TllmError(
+                f"--eval must be a fraction like 0.1 or a row count like 50, not {text!r}"
+            ) from None
     if isinstance(spec, int):
         return spec
     if 0 < spec < 1:
         return float(spec)
     if math.isfinite(spec) and spec >= 1 and spec == int(spec):
         n = int(spec)
-        raise TllmError(f"--eval {spec:.1f} is neither a fraction nor a row count: use {n} for "
-                        f"{'one row' if n == 1 else f'{n} rows'} or a fraction below 1 (0.1 for a tenth)")
-    raise TllmError(f"--eval fraction must be between 0 and 1 (exclusive), not {spec:g}; "
-                    "or give a whole row count like 50")
+        raise TllmError(
+            f"--eval {spec:.1f} is neither a fraction nor a row count: use {n} for "
+            f"{'one row' if n == 1 else f'{n} rows'} or a fraction below 1 (0.1 for a tenth)"
+        )
+    raise TllmError(
+        f"--eval fraction must be between 0 and 1 (exclusive), not {spec:g}; "
+        "or give a whole row count like 50"
+    )
 
 
 def _line_spans(path) -> tuple[array, array]:
@@ -92,7 +102,7 @@ def split_dataset(home, name: str, eval_spec: float | int | str = 0.1, seed: int
             for split, indices in (("eval", order[:n_eval]), ("train", order[n_eval:])):
                 with open(temporary[split], "wb", buffering=1 << 20) as out:
                     for i in indices:
-                        line = data[starts[i]:ends[i]]
+                        line = data[starts[i] : ends[i]]
                         out.write(line if line.endswith(b"\n") else line + b"\n")
         for split in targets:
             os.replace(temporary[split], targets[split])
@@ -100,7 +110,11 @@ def split_dataset(home, name: str, eval_spec: float | int | str = 0.1, seed: int
         for path in temporary.values():
             path.unlink(missing_ok=True)
 
-    dataset.card["split"] = {"train": rows - n_eval, "eval": n_eval, "seed": seed,
-                             "eval_fraction": fraction}
+    dataset.card["split"] = {
+        "train": rows - n_eval,
+        "eval": n_eval,
+        "seed": seed,
+        "eval_fraction": fraction,
+    }
     dataset.save_card()
     return dataset.card["split"]

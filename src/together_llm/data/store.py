@@ -15,8 +15,9 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO
 
 import orjson
 
@@ -31,7 +32,7 @@ def datasets_dir(home) -> Path:
     return home.path / "datasets"
 
 
-def list_datasets(home) -> list["Dataset"]:
+def list_datasets(home) -> list[Dataset]:
     root = datasets_dir(home)
     if not root.is_dir():
         return []
@@ -51,7 +52,7 @@ def check_dataset_name(name: str) -> str:
     return name
 
 
-def open_dataset(home, name: str) -> "Dataset":
+def open_dataset(home, name: str) -> Dataset:
     folder = datasets_dir(home) / check_dataset_name(name)
     if not (folder / "card.json").is_file():
         known = ", ".join(d.name for d in list_datasets(home)) or "none yet"
@@ -76,7 +77,9 @@ class Dataset:
             raise TllmError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)}")
         path = self.folder / f"{split}.jsonl"
         if not path.is_file():
-            raise TllmError(f"dataset {self.name!r} has no {split} split: run `tllm data split {self.name}`")
+            raise TllmError(
+                f"dataset {self.name!r} has no {split} split: run `tllm data split {self.name}`"
+            )
         return path
 
     @property
@@ -96,7 +99,9 @@ class Dataset:
             try:
                 yield number, orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                raise TllmError(f"{path}:{number} is damaged ({exc}); re-import the dataset") from None
+                raise TllmError(
+                    f"{path}:{number} is damaged ({exc}); re-import the dataset"
+                ) from None
 
     def rejected(self) -> Iterator[dict]:
         path = self.folder / "rejected.jsonl"
@@ -130,18 +135,22 @@ class DatasetWriter:
     """
 
     @staticmethod
-    def check_free(home, name: str, overwrite: bool = False, flag: str = "--name",
-                   can_overwrite: bool = True) -> None:
+    def check_free(
+        home, name: str, overwrite: bool = False, flag: str = "--name", can_overwrite: bool = True
+    ) -> None:
         """Refuse a name that is taken (before expensive work starts), unless overwriting.
         `flag` is the option that named it; `can_overwrite` whether --overwrite exists."""
         final = datasets_dir(home) / check_dataset_name(name)
         if final.exists() and not overwrite:
             replace = ", pass --overwrite to replace it," if can_overwrite else ""
-            raise TllmError(f"dataset {name!r} already exists: choose another {flag}{replace} "
-                            f"or remove {final} first")
+            raise TllmError(
+                f"dataset {name!r} already exists: choose another {flag}{replace} "
+                f"or remove {final} first"
+            )
 
-    def __init__(self, home, name: str, kind: str, *, source: str, format: str,
-                 overwrite: bool = False):
+    def __init__(
+        self, home, name: str, kind: str, *, source: str, format: str, overwrite: bool = False
+    ):
         self.home = home
         self.name = check_dataset_name(name)
         self.kind = check_kind(kind)
@@ -152,10 +161,11 @@ class DatasetWriter:
         self.rows = 0
         self.rejected_by_reason: Counter[str] = Counter()
         self._digest = hashlib.sha256()
-        self._data = self._rejected = None
+        self._data: BinaryIO | None = None  # data.jsonl and rejected.jsonl, open in `with`
+        self._rejected: BinaryIO | None = None
         self._pending: list[bytes] = []  # lines add_line has not written yet
 
-    def __enter__(self) -> "DatasetWriter":
+    def __enter__(self) -> DatasetWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
         self._data = open(self.tmp / "data.jsonl", "wb", buffering=1 << 20)
@@ -182,7 +192,7 @@ class DatasetWriter:
 
     def _write(self, data) -> None:
         """The one place rows reach data.jsonl, so the fingerprint covers every byte."""
-        self._data.write(data)
+        _opened(self._data).write(data)
         self._digest.update(data)
 
     def add_block(self, data, rows: int) -> None:
@@ -202,7 +212,7 @@ class DatasetWriter:
 
     def reject(self, line: int | str | None, reason: str, detail: str, raw=None) -> None:
         """Keep a row that could not be used, with where it was and why."""
-        self._rejected.write(rejected_line(line, reason, detail, raw))
+        _opened(self._rejected).write(rejected_line(line, reason, detail, raw))
         self.rejected_by_reason[reason] += 1
 
     def commit(self, extra: dict | None = None) -> dict:
@@ -210,10 +220,15 @@ class DatasetWriter:
         self._flush()
         self._close()
         card = {
-            "name": self.name, "kind": self.kind, "source": self.source, "format": self.format,
-            "rows": self.rows, "rejected": sum(self.rejected_by_reason.values()),
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "format": self.format,
+            "rows": self.rows,
+            "rejected": sum(self.rejected_by_reason.values()),
             "rejected_by_reason": dict(self.rejected_by_reason.most_common()),
-            "fingerprint": self._digest.hexdigest()[:16], "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "fingerprint": self._digest.hexdigest()[:16],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **(extra or {}),
         }
         _write_card(self.tmp, card)
@@ -230,6 +245,13 @@ class DatasetWriter:
         self._close()
         if not getattr(self, "_committed", False):
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _opened(file: BinaryIO | None) -> BinaryIO:
+    """A DatasetWriter's file, which exists only inside its `with` block."""
+    if file is None:
+        raise RuntimeError("a DatasetWriter is written to inside its `with` block only")
+    return file
 
 
 def printable(raw):

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
+from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from ..errors import TllmError
 from ..models.families import architecture
+from ..models.load_hf import embed, load_hf, read_config
 from ..models.peft_cache import fit_cache_name
+from ..sampling import SamplingParams
 from .protocol import Engine
-from .sampling import SamplingParams
 
 _DONE = object()
 
@@ -25,21 +27,27 @@ _DONE = object()
 class HFEngine(Engine):
     name = "transformers"
 
-    def __init__(self, model_dir: Path, adapters: Sequence[Path] = (), context_length: int = 2048,
-                 model_name: str = "", precision: str = "fp32"):
+    def __init__(
+        self,
+        model_dir: Path,
+        adapters: Sequence[Path] = (),
+        context_length: int = 2048,
+        model_name: str = "",
+        precision: str = "fp32",
+    ):
         """`precision`: the weights' form (PRECISIONS): fp32 as stored, bf16, or int8 (dynamic
         quantization of every Linear layer, with adapters merged in first)."""
         from transformers.utils import logging as hf_logging
-
-        from ..models.load_hf import load_hf, read_config
 
         hf_logging.disable_progress_bar()  # the CLI shows its own progress; keep answers clean
         hf_logging.set_verbosity_error()
         config = read_config(model_dir)
         family = architecture(config["model_type"]).family
         if family == "encoder":
-            raise TllmError(f"{config['model_type']} is an encoder: it classifies and embeds "
-                            "text but does not generate it; pick a decoder or encoder-decoder model")
+            raise TllmError(
+                f"{config['model_type']} is an encoder: it classifies and embeds "
+                "text but does not generate it; pick a decoder or encoder-decoder model"
+            )
         self.seq2seq = family == "encoder-decoder"
         model, self.tokenizer = load_hf(model_dir, task="seq2seq" if self.seq2seq else "causal-lm")
         if adapters:
@@ -77,32 +85,39 @@ class HFEngine(Engine):
     def embed(self, texts: list[str]) -> list[list[float]]:
         import torch
 
-        from ..models.load_hf import embed
-
         with self._lock, torch.inference_mode():
             vectors = embed(self.model, self.tokenizer, texts)
         return torch.nn.functional.normalize(vectors.float(), dim=-1).tolist()
 
-    def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
-                   max_tokens: int) -> Iterator[int]:
+    def _token_ids(
+        self, prompt_ids: list[int], params: SamplingParams, max_tokens: int
+    ) -> Generator[int, None, None]:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteriaList
 
-        ids: "queue.Queue" = queue.Queue()
+        ids: queue.Queue = queue.Queue()
         cancel = threading.Event()
         input_ids = torch.tensor([prompt_ids])
         kwargs = dict(
-            input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_tokens, do_sample=not params.greedy,
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            max_new_tokens=max_tokens,
+            do_sample=not params.greedy,
             repetition_penalty=params.repetition_penalty,
-            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
+            pad_token_id=self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
             else min(self._eos, default=0),
             eos_token_id=sorted(self._eos) or None,
-            streamer=_QueueStreamer(ids), stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-            logits_processor=LogitsProcessorList([_OpenAIPenalties(params, len(prompt_ids), self.seq2seq)]),
+            streamer=_QueueStreamer(ids),
+            stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+            logits_processor=LogitsProcessorList(
+                [_OpenAIPenalties(params, len(prompt_ids), self.seq2seq)]
+            ),
         )
         if not params.greedy:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+            kwargs.update(
+                temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None
+            )
 
         def work():
             try:
@@ -159,10 +174,11 @@ def with_precision(model, precision: str):
     if hasattr(model, "peft_config"):
         learned = [name for name, c in model.peft_config.items() if c.is_prompt_learning]
         if learned:
-            raise TllmError(f"int8 needs the adapter merged into the weights; {', '.join(learned)} "
-                            "adds virtual tokens and cannot be merged: use fp32 or bf16")
+            raise TllmError(
+                f"int8 needs the adapter merged into the weights; {', '.join(learned)} "
+                "adds virtual tokens and cannot be merged: use fp32 or bf16"
+            )
         model = model.merge_and_unload()
-    import warnings
 
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
@@ -174,7 +190,7 @@ def with_precision(model, precision: str):
 class _QueueStreamer:
     """transformers streamer protocol: `put` gets the prompt first, then each new token."""
 
-    def __init__(self, ids: "queue.Queue"):
+    def __init__(self, ids: queue.Queue):
         self.ids = ids
         self.prompt_seen = False
 
@@ -211,6 +227,8 @@ class _OpenAIPenalties:
 
         if not (self.presence or self.frequency) or input_ids.shape[1] <= self.start:
             return scores
-        answer = input_ids[:, self.start:]  # [batch, answer_len]
-        counts = torch.zeros_like(scores).scatter_add_(1, answer, torch.ones_like(answer, dtype=scores.dtype))
+        answer = input_ids[:, self.start :]  # [batch, answer_len]
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, answer, torch.ones_like(answer, dtype=scores.dtype)
+        )
         return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)

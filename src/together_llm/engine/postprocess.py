@@ -10,7 +10,7 @@ Two steps, both streaming:
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 REPLACEMENT = "\ufffd"
 
@@ -31,19 +31,20 @@ class Detokenizer:
 
     def feed(self, token_id: int) -> str:
         self._ids.append(token_id)
-        before = self._decode(self._ids[self._prefix:self._read])
-        after = self._decode(self._ids[self._prefix:])
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
         if after.endswith(REPLACEMENT) or len(after) <= len(before):
             return ""  # an incomplete character, or a token that renders as nothing yet
         self._prefix, self._read = self._read, len(self._ids)
-        return after[len(before):]
+        return after[len(before) :]
 
 
 class OutputFilter:
     """Stop sequences, leaked special tokens and whitespace, applied to a stream of text."""
 
-    def __init__(self, stop: Sequence[str] = (), special_texts: Sequence[str] = (),
-                 trim: bool = True):
+    def __init__(
+        self, stop: Sequence[str] = (), special_texts: Sequence[str] = (), trim: bool = True
+    ):
         self.stop = [s for s in stop if s]
         self.special = [s for s in special_texts if s]
         self.trim = trim  # drop outer whitespace (answers); raw completions keep it
@@ -81,7 +82,7 @@ class OutputFilter:
         cuts = [i for i in (self._pending.find(s) for s in self.stop) if i >= 0]
         if cuts:
             self.stopped = True
-            text, self._pending = self._pending[:min(cuts)], ""
+            text, self._pending = self._pending[: min(cuts)], ""
             text = text.rstrip() if self.trim else text
             return self._emit(text)
         end = len(self._pending) - self._holdback(self._pending)

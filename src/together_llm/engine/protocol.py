@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Protocol
 
 from ..errors import ContextError, TllmError
 from ..models.chat_template import render_chat
+from ..sampling import SamplingParams
 from .postprocess import Detokenizer, OutputFilter
-from .sampling import SamplingParams
 
 
 @dataclass
@@ -33,8 +34,11 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
     def to_dict(self) -> dict:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens}
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 @dataclass
@@ -42,11 +46,11 @@ class TokenLogprob:
     """One generated token, how likely the model found it, and its likeliest alternatives."""
 
     token: bytes
-    logprob: float
+    logprob: float | None  # None for a prompt's first token: nothing came before it
     top: list[tuple[bytes, float]]
 
 
-def token_logprob(engine: "Engine", token_id: int, logprob: float, top) -> TokenLogprob:
+def token_logprob(engine: Engine, token_id: int, logprob: float, top) -> TokenLogprob:
     """A TokenLogprob from the ids and logprobs an engine reports."""
     text = engine.token_bytes
     return TokenLogprob(text(token_id), logprob, [(text(i), lp) for i, lp in top])
@@ -59,7 +63,23 @@ class Completion:
     finish_reason: str  # "stop" or "length"
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "usage": self.usage.to_dict(), "finish_reason": self.finish_reason}
+        return {
+            "text": self.text,
+            "usage": self.usage.to_dict(),
+            "finish_reason": self.finish_reason,
+        }
+
+
+# One step's token: its id, or with logprobs asked for (id, logprob, top), top being the
+# (id, logprob) of the likeliest tokens.
+Sampled = int | tuple[int, float, list[tuple[int, float]]]
+
+
+class TokenIds(Iterator[Sampled], Protocol):
+    """What `_token_ids` returns: the tokens, one per step, and `close()`, which stops the
+    decoding (a generator, or the batch scheduler's TokenStream)."""
+
+    def close(self) -> None: ...
 
 
 class Engine:
@@ -99,8 +119,9 @@ class Engine:
         """The bytes one token stands for (logprobs report tokens one by one)."""
         raise NotImplementedError
 
-    def _token_ids(self, prompt_ids: list[int], params: SamplingParams,
-                   max_tokens: int) -> Iterator[int]:
+    def _token_ids(
+        self, prompt_ids: list[int], params: SamplingParams, max_tokens: int
+    ) -> TokenIds:
         """Sampled ids, one per step, at most `max_tokens`; closing the iterator cancels.
         An engine that queues requests returns an iterator with a `cancel()` method too,
         which another thread may call to withdraw a request still waiting for its turn."""
@@ -122,18 +143,23 @@ class Engine:
         return self.__dict__.setdefault("_serial_lock", threading.Lock())
 
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        return render_chat(self.chat_template, messages, bos_token=self.bos_token,
-                           eos_token=self.eos_token, add_generation_prompt=add_generation_prompt)
+        return render_chat(
+            self.chat_template,
+            messages,
+            bos_token=self.bos_token,
+            eos_token=self.eos_token,
+            add_generation_prompt=add_generation_prompt,
+        )
 
-    def chat(self, messages: list[dict], params: SamplingParams) -> "Generation":
+    def chat(self, messages: list[dict], params: SamplingParams) -> Generation:
         return self.complete(self.render(messages), params)
 
-    def complete(self, prompt: str, params: SamplingParams, trim: bool = True) -> "Generation":
+    def complete(self, prompt: str, params: SamplingParams, trim: bool = True) -> Generation:
         """Continue `prompt`; `trim=False` keeps the continuation's outer whitespace (raw
         text completion, where " Paris" after "The capital is" needs its space)."""
         return self.generate(self.tokenize(prompt), params, trim)
 
-    def generate(self, ids: list[int], params: SamplingParams, trim: bool = True) -> "Generation":
+    def generate(self, ids: list[int], params: SamplingParams, trim: bool = True) -> Generation:
         """A generation from prompt token ids (when the caller has tokenized already)."""
         if params.logprobs is not None and not self.supports_logprobs:
             raise TllmError(f"the {self.name} engine does not report logprobs")
@@ -141,15 +167,22 @@ class Engine:
         if room < 1:
             raise ContextError(
                 f"the prompt is {len(ids)} tokens but the context holds {self.context_length}; "
-                "shorten it or raise it with `tllm config set context_length N`")
+                "shorten it or raise it with `tllm config set context_length N`"
+            )
         return Generation(self, ids, params, min(params.max_tokens, room), trim)
 
 
 class Generation:
     """One answer in progress: iterate for text pieces; `.completion` is set at the end."""
 
-    def __init__(self, engine: Engine, prompt_ids: list[int], params: SamplingParams,
-                 max_tokens: int, trim: bool = True):
+    def __init__(
+        self,
+        engine: Engine,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        max_tokens: int,
+        trim: bool = True,
+    ):
         self.engine = engine
         self.prompt_ids = prompt_ids
         self.params = params
@@ -158,7 +191,7 @@ class Generation:
         self.completion: Completion | None = None  # stays None when cancelled
         self.logprobs: list[TokenLogprob] = []  # filled when params.logprobs is set
         self.cancelled = False
-        self._ids = None  # the engine's token iterator, once decoding has been asked for
+        self._ids: TokenIds | None = None  # the engine's tokens, once decoding is asked for
 
     def cancel(self) -> None:
         """Stop this generation from another thread (the reader went away): a request that
@@ -202,10 +235,14 @@ class Generation:
         if tail:
             pieces.append(tail)
             yield tail
-        self.completion = Completion("".join(pieces), Usage(len(self.prompt_ids), generated), finish)
+        self.completion = Completion(
+            "".join(pieces), Usage(len(self.prompt_ids), generated), finish
+        )
 
     def run(self) -> Completion:
         """Generate to the end without streaming."""
         for _ in self:
             pass
+        if self.completion is None:  # cancel() came from another thread
+            raise TllmError("the generation was cancelled")
         return self.completion

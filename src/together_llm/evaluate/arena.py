@@ -15,12 +15,18 @@ import dataclasses
 import itertools
 import json
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
+from ..adapters.store import list_adapters
+from ..assistant.answer import AnswerOptions, Assistant, answer_text
+from ..engine.choice import open_engine
 from ..errors import TllmError
 from ..home import Home
+from ..models.registry import list_models
 from .battles import HUMAN, VERDICTS, Battle, BattleStore
+from .judge import EngineJudge, JudgeStats, compare
 
 if TYPE_CHECKING:
     from .bradley_terry import Rating
@@ -33,6 +39,7 @@ MAX_REPORTED = 10  # bad prompt lines named in one error
 
 
 # --- prompts -----------------------------------------------------------------------------
+
 
 def read_prompts(path: str | Path) -> list[str]:
     """The prompts of a file: JSONL (.jsonl/.json: a string or an object with "prompt" or
@@ -51,13 +58,14 @@ def read_prompts(path: str | Path) -> list[str]:
         if not line.strip():
             continue
         prompt, problem = _json_prompt(line) if as_json else (line.strip(), None)
-        if problem:
+        if prompt is None:  # a bad line: the problem says why
             bad.append(f"line {number}: {problem}")
         else:
             prompts.append(prompt)
     if bad:
-        shown = "; ".join(bad[:MAX_REPORTED]) + (f"; and {len(bad) - MAX_REPORTED} more"
-                                                 if len(bad) > MAX_REPORTED else "")
+        shown = "; ".join(bad[:MAX_REPORTED]) + (
+            f"; and {len(bad) - MAX_REPORTED} more" if len(bad) > MAX_REPORTED else ""
+        )
         raise TllmError(f"{path} has {len(bad)} bad line(s): {shown}")
     if not prompts:
         raise TllmError(f"{path} holds no prompts")
@@ -83,32 +91,29 @@ def _json_prompt(line: str) -> tuple[str | None, str | None]:
 
 # --- contestants and judges from names ---------------------------------------------------
 
-class EngineContestant:
-    """A contestant answering with an engine: system prompt and sampling defaults from the
-    home it comes from; with a seed, answer k uses seed + k, so a run repeats exactly while
-    each round's answers still differ."""
 
-    def __init__(self, engine, system: str, params):
-        self.engine, self.system, self.params = engine, system, params
+class EngineContestant:
+    """A contestant answering through a home's assistant with an engine: its system prompt
+    and sampling defaults (its documents stay out: a battle compares the models); with a
+    seed, answer k uses seed + k, so a run repeats exactly while each round's answers still
+    differ."""
+
+    def __init__(self, assistant: Assistant, engine, max_tokens: int | None, seed: int | None):
+        self.assistant, self.engine = assistant, engine
+        self.sampling = {"max_tokens": max_tokens, "seed": seed}
         self.calls = 0
 
     def __call__(self, prompt: str) -> str:
-        params = self.params
-        if params.seed is not None:
-            params = dataclasses.replace(params, seed=(params.seed + self.calls) % (2**32 - 1))
+        options = AnswerOptions(knowledge=False, sampling=self.sampling, attempt=self.calls)
         self.calls += 1
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + \
-            [{"role": "user", "content": prompt}]
-        return self.engine.chat(messages, params).run().text
+        question = [{"role": "user", "content": prompt}]
+        return answer_text(self.assistant, self.engine, question, options).completion.text
 
 
 def open_named_engine(home: Home, name: str, report=lambda message: None):
     """(engine, the home whose assistant it is) for a contestant or judge name: an adapter
     of this home (on its base model), a model of this home's registry (with no adapter),
     or `home:PATH[:ADAPTER]` (that home's assistant, or that adapter of it)."""
-    from ..adapters.store import list_adapters
-    from ..engine.select import open_engine
-    from ..models.registry import list_models
 
     if name.startswith(HOME_PREFIX):
         other, adapter = _other_home(name)
@@ -122,8 +127,10 @@ def open_named_engine(home: Home, name: str, report=lambda message: None):
         return open_engine(home, bare, model=name, report=report), home
     adapters = ", ".join(list_adapters(home)) or "none"
     models = ", ".join(entry.name for entry in list_models(home))
-    raise TllmError(f"unknown contestant {name!r}: not an adapter ({adapters}), a model "
-                    f"({models}) or home:PATH[:ADAPTER]")
+    raise TllmError(
+        f"unknown contestant {name!r}: not an adapter ({adapters}), a model "
+        f"({models}) or home:PATH[:ADAPTER]"
+    )
 
 
 def canonical_name(name: str) -> str:
@@ -137,7 +144,7 @@ def canonical_name(name: str) -> str:
 
 
 def _split_home(name: str) -> tuple[Path, str | None]:
-    rest = name[len(HOME_PREFIX):]
+    rest = name[len(HOME_PREFIX) :]
     path, adapter = Path(rest).expanduser(), None
     if not path.is_dir() and ":" in rest:
         where, _, adapter = rest.rpartition(":")
@@ -152,17 +159,19 @@ def _other_home(name: str) -> tuple[Home, str | None]:
     return Home.open(path), adapter
 
 
-def open_contestant(home: Home, name: str, max_tokens: int | None = None,
-                    seed: int | None = None, engines: dict | None = None,
-                    report=lambda message: None) -> EngineContestant:
+def open_contestant(
+    home: Home,
+    name: str,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    engines: dict | None = None,
+    report=lambda message: None,
+) -> EngineContestant:
     """A contestant from a name (see `open_named_engine`); `engines` ({name: (engine,
     home)}) shares one loaded model between a contestant and a judge of the same name."""
-    from ..engine.sampling import SamplingParams
 
     engine, owner = _cached_engine(home, name, engines, report)
-    config = owner.load_config()
-    params = SamplingParams.with_defaults(config.generation, max_tokens=max_tokens, seed=seed)
-    return EngineContestant(engine, config.system_prompt, params)
+    return EngineContestant(Assistant(owner, owner.load_config()), engine, max_tokens, seed)
 
 
 class ModelJudge:
@@ -170,20 +179,17 @@ class ModelJudge:
     both orders and only a verdict it gives both times counts (else a tie)."""
 
     def __init__(self, engine):
-        from .judge import EngineJudge, JudgeStats
-
         self.engine = engine
         self.judge = EngineJudge(engine)
         self.stats = JudgeStats()  # calls made, replies with no readable verdict
 
     def __call__(self, question: str, answer_a: str, answer_b: str) -> str:
-        from .judge import compare
-
         return compare(self.judge, question, answer_a, answer_b, self.stats)
 
 
-def open_judge(home: Home, name: str, engines: dict | None = None,
-               report=lambda message: None) -> ModelJudge:
+def open_judge(
+    home: Home, name: str, engines: dict | None = None, report=lambda message: None
+) -> ModelJudge:
     """A judge from a name, resolved like a contestant's."""
     return ModelJudge(_cached_engine(home, name, engines, report)[0])
 
@@ -198,8 +204,10 @@ def _cached_engine(home: Home, name: str, engines: dict | None, report):
 
 # --- battles -----------------------------------------------------------------------------
 
-def plan_battles(names: list[str], prompts: int, rounds: int = 1, pairs: int | None = None,
-                 seed: int = 0) -> list[tuple[int, int, str, str]]:
+
+def plan_battles(
+    names: list[str], prompts: int, rounds: int = 1, pairs: int | None = None, seed: int = 0
+) -> list[tuple[int, int, str, str]]:
     """(round, prompt index, shown first, shown second) for every battle: each round,
     every pair of contestants meets on every prompt, or `pairs` pairs drawn at random per
     prompt; which one is shown first is drawn for each battle."""
@@ -224,10 +232,17 @@ def plan_battles(names: list[str], prompts: int, rounds: int = 1, pairs: int | N
     return plan
 
 
-def run_battles(store: BattleStore, contestants: dict[str, Contestant], prompts: list[str],
-                judge: Judge, judge_name: str, rounds: int = 1, pairs: int | None = None,
-                seed: int = 0, progress: Callable[[int], None] = lambda done: None,
-                ) -> list[Battle]:
+def run_battles(
+    store: BattleStore,
+    contestants: dict[str, Contestant],
+    prompts: list[str],
+    judge: Judge,
+    judge_name: str,
+    rounds: int = 1,
+    pairs: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int], None] = lambda done: None,
+) -> list[Battle]:
     """Fight the planned battles, storing each as soon as it is judged (an interrupted
     run keeps what it finished). Each contestant answers each prompt once per round.
     `progress(done)` is told how many battles are finished after each one."""
@@ -245,8 +260,9 @@ def run_battles(store: BattleStore, contestants: dict[str, Contestant], prompts:
         answer_a, answer_b = answer(a, round_, prompt), answer(b, round_, prompt)
         verdict = judge(prompts[prompt], answer_a, answer_b)
         if verdict not in VERDICTS:
-            raise TllmError(f"the judge {judge_name!r} gave {verdict!r}, not one of "
-                            f"{', '.join(VERDICTS)}")
+            raise TllmError(
+                f"the judge {judge_name!r} gave {verdict!r}, not one of {', '.join(VERDICTS)}"
+            )
         battle = store.add(prompts[prompt], a, b, answer_a, answer_b, verdict, judge_name, round_)
         battles.append(battle)
         progress(len(battles))
@@ -255,8 +271,10 @@ def run_battles(store: BattleStore, contestants: dict[str, Contestant], prompts:
 
 # --- people's votes (the web chat's arena view calls these through the API) --------------
 
-def open_human_battle(store: BattleStore, prompt: str, answers: dict[str, str],
-                      rng: random.Random | None = None) -> Battle:
+
+def open_human_battle(
+    store: BattleStore, prompt: str, answers: dict[str, str], rng: random.Random | None = None
+) -> Battle:
     """Store two contestants' answers ({name: answer}) to `prompt` in random order, waiting
     for a person's vote. Show the voter `battle.anonymous()`, never the names."""
     if len(answers) != 2:
@@ -274,8 +292,10 @@ def record_vote(store: BattleStore, battle_id: int, verdict: str) -> Battle:
 
 # --- ratings -----------------------------------------------------------------------------
 
-def leaderboard(store: BattleStore, bootstrap: int = 200, seed: int = 0,
-                judges: Iterable[str] | None = None) -> list[Rating]:
+
+def leaderboard(
+    store: BattleStore, bootstrap: int = 200, seed: int = 0, judges: Iterable[str] | None = None
+) -> list[Rating]:
     """Ratings from every decided battle stored (only those of `judges`, when given)."""
     # numpy on demand: the server imports this module, and numpy loaded before llama.cpp's
     # CUDA backend made the model load crash (H100, llama-cpp-python 0.3.36)

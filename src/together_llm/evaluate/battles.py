@@ -9,12 +9,13 @@ view) has no verdict yet; `vote` settles it exactly once, even when two votes ra
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 import time
+from collections.abc import Iterable
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 from ..errors import TllmError
 from ..home import Home
@@ -37,8 +38,18 @@ CREATE TABLE IF NOT EXISTS battles (
 );
 CREATE INDEX IF NOT EXISTS battles_models ON battles (model_a, model_b);
 """
-COLUMNS = ("id", "time", "prompt", "model_a", "model_b", "answer_a", "answer_b", "verdict",
-           "judge", "round")
+COLUMNS = (
+    "id",
+    "time",
+    "prompt",
+    "model_a",
+    "model_b",
+    "answer_a",
+    "answer_b",
+    "verdict",
+    "judge",
+    "round",
+)
 
 
 @dataclass
@@ -59,8 +70,12 @@ class Battle:
 
     def anonymous(self) -> dict:
         """What a voter may see before voting: no contestant names."""
-        return {"id": self.id, "prompt": self.prompt, "answer_a": self.answer_a,
-                "answer_b": self.answer_b}
+        return {
+            "id": self.id,
+            "prompt": self.prompt,
+            "answer_a": self.answer_a,
+            "answer_b": self.answer_b,
+        }
 
 
 class BattleStore:
@@ -71,7 +86,7 @@ class BattleStore:
         self._ready = False  # the schema exists
 
     @classmethod
-    def of(cls, home: Home) -> "BattleStore":
+    def of(cls, home: Home) -> BattleStore:
         return cls(home.path / "arena" / "battles.sqlite")
 
     @contextmanager
@@ -88,25 +103,47 @@ class BattleStore:
         except sqlite3.DatabaseError as exc:
             raise TllmError(f"the battle store {self.path} cannot be used: {exc}") from None
 
-    def add(self, prompt: str, model_a: str, model_b: str, answer_a: str, answer_b: str,
-            verdict: str | None = None, judge: str | None = None, round: int = 0) -> Battle:
+    def add(
+        self,
+        prompt: str,
+        model_a: str,
+        model_b: str,
+        answer_a: str,
+        answer_b: str,
+        verdict: str | None = None,
+        judge: str | None = None,
+        round: int = 0,
+    ) -> Battle:
         """Store a battle; without a verdict it waits for `vote`."""
         if model_a == model_b:
             raise TllmError(f"a battle needs two different contestants, not {model_a!r} twice")
         _check_verdict(verdict, allow_none=True)
         if (verdict is None) != (judge is None):
             raise TllmError("a verdict and who gave it go together")
-        row = (time.time(), prompt, model_a, model_b, answer_a, answer_b, verdict, judge, int(round))
+        row = (
+            time.time(),
+            prompt,
+            model_a,
+            model_b,
+            answer_a,
+            answer_b,
+            verdict,
+            judge,
+            int(round),
+        )
         with self._db() as db:
             cursor = db.execute(
                 "INSERT INTO battles (time, prompt, model_a, model_b, answer_a, answer_b, "
-                "verdict, judge, round) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                "verdict, judge, round) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
             return Battle(cursor.lastrowid, *row)
 
     def get(self, battle_id: int) -> Battle:
         with self._db() as db:
-            row = db.execute(f"SELECT {', '.join(COLUMNS)} FROM battles WHERE id = ?",
-                             (int(battle_id),)).fetchone()
+            row = db.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM battles WHERE id = ?", (int(battle_id),)
+            ).fetchone()
         if row is None:
             raise TllmError(f"no battle {battle_id} in the arena")
         return Battle(*row)
@@ -126,7 +163,8 @@ class BattleStore:
         with self._db() as db:
             return [Battle(*row) for row in db.execute(query + " ORDER BY id", args)]
 
-    def outcomes(self, judges: Iterable[str] | None = None) -> list[tuple[str, str, str]]:
+    # builtins.list: in the class body, `list` is the method above
+    def outcomes(self, judges: Iterable[str] | None = None) -> builtins.list[tuple[str, str, str]]:
         """(model_a, model_b, verdict) of every decided battle, or of those decided by
         `judges`: what the ratings are fitted on."""
         query = "SELECT model_a, model_b, verdict FROM battles WHERE verdict IS NOT NULL"
@@ -142,13 +180,15 @@ class BattleStore:
         with self._db() as db:
             # The condition on verdict makes the check and the write one step: of two
             # racing votes, exactly one changes the row.
-            changed = db.execute("UPDATE battles SET verdict = ?, judge = ? "
-                                 "WHERE id = ? AND verdict IS NULL",
-                                 (verdict, judge, int(battle_id))).rowcount
+            changed = db.execute(
+                "UPDATE battles SET verdict = ?, judge = ? WHERE id = ? AND verdict IS NULL",
+                (verdict, judge, int(battle_id)),
+            ).rowcount
         if not changed:
             battle = self.get(battle_id)  # refuses unknown ids
-            raise TllmError(f"battle {battle.id} was already decided ({battle.verdict!r} "
-                            f"by {battle.judge})")
+            raise TllmError(
+                f"battle {battle.id} was already decided ({battle.verdict!r} by {battle.judge})"
+            )
         return self.get(battle_id)
 
 

@@ -19,8 +19,8 @@ with the number of distinct cells, not of battles, and all samples are fitted to
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -44,13 +44,21 @@ class Rating:
     losses: int
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "rating": round(self.rating, 1), "ci_low": round(self.low, 1),
-                "ci_high": round(self.high, 1), "battles": self.battles, "wins": self.wins,
-                "ties": self.ties, "losses": self.losses}
+        return {
+            "name": self.name,
+            "rating": round(self.rating, 1),
+            "ci_low": round(self.low, 1),
+            "ci_high": round(self.high, 1),
+            "battles": self.battles,
+            "wins": self.wins,
+            "ties": self.ties,
+            "losses": self.losses,
+        }
 
 
-def fit_ratings(battles: Iterable[tuple[str, str, str]], rounds: int = 200,
-                seed: int = 0) -> list[Rating]:
+def fit_ratings(
+    battles: Iterable[tuple[str, str, str]], rounds: int = 200, seed: int = 0
+) -> list[Rating]:
     """Ratings, best first, from (player_a, player_b, verdict) triples, verdict "a", "b" or
     "tie"; `rounds` bootstrap resamples give the intervals (0 = no intervals: low = high =
     the rating)."""
@@ -59,16 +67,18 @@ def fit_ratings(battles: Iterable[tuple[str, str, str]], rounds: int = 200,
         raise TllmError("no decided battles to rate yet: run `tllm arena` first")
     names = sorted({n for a, b, _ in battles for n in (a, b)})
     index = {name: i for i, name in enumerate(names)}
-    first, second, score = [], [], []
+    firsts: list[int] = []  # per battle: player a's index, player b's, a's score
+    seconds: list[int] = []
+    scores: list[float] = []
     for a, b, verdict in battles:
         if verdict not in SCORES:
             raise TllmError(f"unknown verdict {verdict!r}: use one of {', '.join(SCORES)}")
         if a == b:
             raise TllmError(f"a battle of {a!r} against itself cannot be rated")
-        first.append(index[a])
-        second.append(index[b])
-        score.append(SCORES[verdict])
-    first, second, score = np.array(first), np.array(second), np.array(score)
+        firsts.append(index[a])
+        seconds.append(index[b])
+        scores.append(SCORES[verdict])
+    first, second, score = np.array(firsts), np.array(seconds), np.array(scores)
 
     cells, counts = _cells(first, second, score, len(names))
     theta = fit_strengths(_tables(cells, counts[None, :], len(names)))[0]
@@ -86,8 +96,18 @@ def fit_ratings(battles: Iterable[tuple[str, str, str]], rounds: int = 200,
         wins = int(((score == 1) & as_a).sum() + ((score == 0) & as_b).sum())
         ties = int(((score == 0.5) & (as_a | as_b)).sum())
         total = int((as_a | as_b).sum())
-        ratings.append(Rating(name, float(to_elo(theta[i])), float(to_elo(low[i])),
-                              float(to_elo(high[i])), total, wins, ties, total - wins - ties))
+        ratings.append(
+            Rating(
+                name,
+                float(to_elo(theta[i])),
+                float(to_elo(low[i])),
+                float(to_elo(high[i])),
+                total,
+                wins,
+                ties,
+                total - wins - ties,
+            )
+        )
     return sorted(ratings, key=lambda r: (-r.rating, r.name))
 
 
@@ -110,13 +130,15 @@ def _tables(cells, counts, n: int):
     first, second, score = cells
     samples = counts.shape[0]
     wins = np.zeros((samples, n, n))
-    np.add.at(wins, (slice(None), first, second), counts * score)
-    np.add.at(wins, (slice(None), second, first), counts * (1 - score))
+    # numpy's stubs leave out the tuple of index arrays that ufunc.at takes (and documents)
+    np.add.at(wins, (slice(None), first, second), counts * score)  # type: ignore[arg-type]
+    np.add.at(wins, (slice(None), second, first), counts * (1 - score))  # type: ignore[arg-type]
     return wins, wins + wins.transpose(0, 2, 1)
 
 
-def fit_strengths(tables, prior_sd: float = PRIOR_SD, tol: float = 1e-10,
-                  max_steps: int = 100) -> np.ndarray:
+def fit_strengths(
+    tables, prior_sd: float = PRIOR_SD, tol: float = 1e-10, max_steps: int = 100
+) -> np.ndarray:
     """Maximum a posteriori strengths theta[s, i] (natural-log odds, mean 0) for each sample
     s of (wins, games) tables, by Newton's method with step halving, all samples at once."""
     wins, games = tables
@@ -151,4 +173,4 @@ def _win_probability(theta):
 
 def _log_posterior(theta, wins, precision):
     log_p = -np.logaddexp(0, theta[:, None, :] - theta[:, :, None])
-    return (wins * log_p).sum(axis=(1, 2)) - precision / 2 * (theta ** 2).sum(axis=1)
+    return (wins * log_p).sum(axis=(1, 2)) - precision / 2 * (theta**2).sum(axis=1)

@@ -22,10 +22,11 @@ The pure part (`choice_metrics`) works from the numbers alone; the model part
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from ..errors import TllmError
+from .perplexity import _device, _logits
 
 
 @dataclass
@@ -62,8 +63,9 @@ def option_probabilities(logprobs: Sequence[float]) -> list[float]:
     return [w / total for w in weights]
 
 
-def expected_calibration_error(confidences: Sequence[float], correct: Sequence[bool],
-                               bins: int = 10) -> float:
+def expected_calibration_error(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = 10
+) -> float:
     """ECE over equal-width bins: bin k holds confidences in [k/bins, (k+1)/bins), the last
     bin [1 - 1/bins, 1] closed."""
     if not confidences or len(confidences) != len(correct):
@@ -87,19 +89,28 @@ def choice_metrics(items: Sequence[ChoiceItem], bins: int = 10) -> ChoiceMetrics
     acc = acc_norm = 0
     confidences, correct = [], []
     for n, item in enumerate(items):
-        if not (len(item.logprobs) == len(item.lengths) >= 2 and 0 <= item.gold < len(item.logprobs)):
-            raise TllmError(f"item {n} needs two or more options, one length per option and a "
-                            "gold index among them")
+        if not (
+            len(item.logprobs) == len(item.lengths) >= 2 and 0 <= item.gold < len(item.logprobs)
+        ):
+            raise TllmError(
+                f"item {n} needs two or more options, one length per option and a "
+                "gold index among them"
+            )
         pick = _argmax(item.logprobs)
         # An empty option would divide by zero; one character is the least an option spans.
-        pick_norm = _argmax([lp / max(1, length) for lp, length in zip(item.logprobs, item.lengths)])
+        pick_norm = _argmax(
+            [lp / max(1, length) for lp, length in zip(item.logprobs, item.lengths)]
+        )
         acc += pick == item.gold
         acc_norm += pick_norm == item.gold
         confidences.append(max(option_probabilities(item.logprobs)))
         correct.append(pick == item.gold)
-    return ChoiceMetrics(acc=acc / len(items), acc_norm=acc_norm / len(items),
-                         ece=expected_calibration_error(confidences, correct, bins),
-                         items=len(items))
+    return ChoiceMetrics(
+        acc=acc / len(items),
+        acc_norm=acc_norm / len(items),
+        ece=expected_calibration_error(confidences, correct, bins),
+        items=len(items),
+    )
 
 
 # ------------------------------------------------------------------------- model part
@@ -115,8 +126,9 @@ def _encode(tokenizer, text: str) -> list[int]:
     return ids
 
 
-def option_logprobs(model, tokenizer, context: str, options: Sequence[str],
-                    delimiter: str = " ") -> list[float]:
+def option_logprobs(
+    model, tokenizer, context: str, options: Sequence[str], delimiter: str = " "
+) -> list[float]:
     """Summed log-probability of each option's tokens after `context` + `delimiter`.
 
     The option's tokens are those the whole text (context, delimiter, option) has beyond the
@@ -126,10 +138,8 @@ def option_logprobs(model, tokenizer, context: str, options: Sequence[str],
     scores all options of the question."""
     import torch
 
-    from .perplexity import _device, _logits
-
     stripped = context.rstrip()
-    moved = context[len(stripped):] + delimiter
+    moved = context[len(stripped) :] + delimiter
     context_ids = _encode(tokenizer, stripped)
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     rows = []  # (token ids, how many of them at the end are the option's)
@@ -138,15 +148,19 @@ def option_logprobs(model, tokenizer, context: str, options: Sequence[str],
         if whole[: len(context_ids)] != context_ids or len(whole) == len(context_ids):
             # The tokenizer merged the context's last token with the option's first: score
             # the option's own tokens after the context's instead.
-            whole = context_ids + list(tokenizer(moved + option, add_special_tokens=False)["input_ids"])
+            whole = context_ids + list(
+                tokenizer(moved + option, add_special_tokens=False)["input_ids"]
+            )
         scored = len(whole) - len(context_ids)
         if scored == 0:
             raise TllmError(f"option {option!r} has no tokens to score")
         if limit and len(whole) > limit:
             if scored >= limit:
-                raise TllmError(f"option {option[:40]!r}... alone is longer than the model's "
-                                f"context ({limit} tokens)")
-            whole = whole[len(whole) - limit:]  # keep the option and the context nearest it
+                raise TllmError(
+                    f"option {option[:40]!r}... alone is longer than the model's "
+                    f"context ({limit} tokens)"
+                )
+            whole = whole[len(whole) - limit :]  # keep the option and the context nearest it
         rows.append((whole, scored))
     width = max(len(row) for row, _ in rows)
     ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -161,30 +175,41 @@ def option_logprobs(model, tokenizer, context: str, options: Sequence[str],
         for i, (row, scored) in enumerate(rows):
             # The positions just before each option token predict it; only those are
             # normalized over the vocabulary.
-            picked = logits[i, len(row) - scored - 1: len(row) - 1].float()
-            targets = torch.tensor(row[len(row) - scored:], device=picked.device)
+            picked = logits[i, len(row) - scored - 1 : len(row) - 1].float()
+            targets = torch.tensor(row[len(row) - scored :], device=picked.device)
             logprobs = torch.log_softmax(picked, dim=-1)
             sums.append(logprobs.gather(-1, targets.unsqueeze(-1)).sum().item())
     return sums
 
 
-def multiple_choice(model, tokenizer, rows: Sequence[dict], delimiter: str = " ",
-                    bins: int = 10) -> ChoiceMetrics:
+def multiple_choice(
+    model, tokenizer, rows: Sequence[dict], delimiter: str = " ", bins: int = 10
+) -> ChoiceMetrics:
     """acc, acc_norm and ECE of `model` on rows {"question": str, "choices": [str, ...],
     "answer": index or the right choice's text}."""
     golds = [_gold(row, n) for n, row in enumerate(rows)]  # every row checked before any work
-    items = [ChoiceItem(option_logprobs(model, tokenizer, row["question"], row["choices"], delimiter),
-                        [len(choice) for choice in row["choices"]], gold)
-             for row, gold in zip(rows, golds)]
+    items = [
+        ChoiceItem(
+            option_logprobs(model, tokenizer, row["question"], row["choices"], delimiter),
+            [len(choice) for choice in row["choices"]],
+            gold,
+        )
+        for row, gold in zip(rows, golds)
+    ]
     return choice_metrics(items, bins)
 
 
 def _gold(row: dict, n: int) -> int:
     choices = row.get("choices")
-    if (not isinstance(row.get("question"), str) or not isinstance(choices, list) or len(choices) < 2
-            or not all(isinstance(choice, str) and choice for choice in choices)):
-        raise TllmError(f"multiple-choice row {n} needs a question and two or more non-empty "
-                        "choices")
+    if (
+        not isinstance(row.get("question"), str)
+        or not isinstance(choices, list)
+        or len(choices) < 2
+        or not all(isinstance(choice, str) and choice for choice in choices)
+    ):
+        raise TllmError(
+            f"multiple-choice row {n} needs a question and two or more non-empty choices"
+        )
     answer = row.get("answer")
     if isinstance(answer, bool) or not isinstance(answer, (int, str)):
         raise TllmError(f"multiple-choice row {n}: answer must be a choice index or text")

@@ -9,10 +9,11 @@ second of generation, prompt processing included (what a user waits for).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
-from ..errors import TllmError
+from ..errors import ContextError, TllmError
+from ..sampling import SamplingParams
 
 
 @dataclass
@@ -52,14 +53,16 @@ def reference_of(kind: str, row: dict) -> str:
     raise TllmError(f"{kind} rows hold no reference answer")
 
 
-def generate_answers(engine, prompts: Sequence[list[dict]], max_tokens: int,
-                     progress: Callable[[int], None] = lambda done: None) -> Answers:
+def generate_answers(
+    engine,
+    prompts: Sequence[list[dict]],
+    max_tokens: int,
+    progress: Callable[[int], None] = lambda done: None,
+) -> Answers:
     """Each prompt answered greedily by `engine` (engine/protocol.py), at most `max_tokens`
     tokens. A prompt the model's context cannot hold gets an empty answer (it scores 0, as
     a model that cannot read the question would) and is counted, rather than ending the run.
     `progress(done)` hears how many prompts are answered so far."""
-    from ..engine.sampling import SamplingParams
-    from ..errors import ContextError
 
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
     answers = Answers()

@@ -16,6 +16,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from ..sampling import SamplingParams
+
 
 class Judge(Protocol):
     def complete(self, messages: list[dict]) -> str: ...
@@ -25,13 +27,12 @@ class EngineJudge:
     """A judge backed by an Engine (from `engine.select.open_engine`), temperature 0 so the
     same question gets the same verdict."""
 
-    def __init__(self, engine, max_tokens: int = 512):
+    def __init__(self, engine, max_tokens: int = 512, name: str | None = None):
         self.engine = engine
         self.max_tokens = max_tokens
+        self.name = name  # what reports call the judge: the model or home it was opened as
 
     def complete(self, messages: list[dict]) -> str:
-        from ..engine.sampling import SamplingParams
-
         params = SamplingParams(temperature=0.0, max_tokens=self.max_tokens)
         return self.engine.chat(messages, params).run().text
 
@@ -54,7 +55,8 @@ GRADE_SYSTEM = (
     "correct, relevant, deep and clear the answer is for the user's question, and how much "
     "useful detail it gives. Do not reward length for its own sake. First explain your "
     "judgement in a few sentences, then give a score from 1 (useless) to 10 (excellent) on "
-    "its own line, written exactly like this: \"Rating: [[7]]\".")
+    'its own line, written exactly like this: "Rating: [[7]]".'
+)
 
 
 def grade_messages(question: str, answer: str, reference: str | None = None) -> list[dict]:
@@ -64,8 +66,10 @@ def grade_messages(question: str, answer: str, reference: str | None = None) -> 
     if reference is not None:
         parts.append(f"[Reference answer, known to be right]\n{reference}")
     parts.append(f"[Assistant's answer]\n{answer}")
-    return [{"role": "system", "content": GRADE_SYSTEM},
-            {"role": "user", "content": "\n\n".join(parts)}]
+    return [
+        {"role": "system", "content": GRADE_SYSTEM},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
 
 
 _NUMBER = r"(\d+(?:\.\d+)?)"
@@ -93,8 +97,13 @@ def parse_rating(reply: str) -> float | None:
     return None
 
 
-def grade(judge: Judge, question: str, answer: str, reference: str | None = None,
-          stats: JudgeStats | None = None) -> float | None:
+def grade(
+    judge: Judge,
+    question: str,
+    answer: str,
+    reference: str | None = None,
+    stats: JudgeStats | None = None,
+) -> float | None:
     """The judge's 1-10 score of `answer`, or None when its reply has no readable score
     (counted in `stats.unparseable`)."""
     reply = judge.complete(grade_messages(question, answer, reference))
@@ -112,14 +121,17 @@ PAIR_SYSTEM = (
     "same user question. Decide which answer serves the user better: more helpful, correct, "
     "relevant, deep and clear. The order in which the answers appear must not sway you, nor "
     "their length, nor the assistants' names. Explain your comparison briefly, then give your "
-    "verdict on its own line, written exactly as one of: \"[[A]]\" if assistant A is better, "
-    "\"[[B]]\" if assistant B is better, \"[[C]]\" for a tie.")
+    'verdict on its own line, written exactly as one of: "[[A]]" if assistant A is better, '
+    '"[[B]]" if assistant B is better, "[[C]]" for a tie.'
+)
 
 
 def pair_messages(question: str, first: str, second: str) -> list[dict]:
     """The judge's conversation comparing `first` (shown as A) with `second` (shown as B)."""
-    user = (f"[Question]\n{question}\n\n[Assistant A's answer]\n{first}\n\n"
-            f"[Assistant B's answer]\n{second}")
+    user = (
+        f"[Question]\n{question}\n\n[Assistant A's answer]\n{first}\n\n"
+        f"[Assistant B's answer]\n{second}"
+    )
     return [{"role": "system", "content": PAIR_SYSTEM}, {"role": "user", "content": user}]
 
 
@@ -130,7 +142,7 @@ _VERDICT_FORMS = [
 
 
 def parse_verdict(reply: str) -> str | None:
-    """"A", "B" or "C" (tie) from a judge's reply; None when absent or contradictory."""
+    """ "A", "B" or "C" (tie) from a judge's reply; None when absent or contradictory."""
     for form in _VERDICT_FORMS:
         values = {match.upper() for match in form.findall(reply)}
         if values:
@@ -162,8 +174,9 @@ def _ask_pair(judge: Judge, question: str, first: str, second: str, stats: Judge
     return verdict
 
 
-def judge_pair(judge: Judge, question: str, answer_a: str, answer_b: str,
-               stats: JudgeStats | None = None) -> PairJudgement:
+def judge_pair(
+    judge: Judge, question: str, answer_a: str, answer_b: str, stats: JudgeStats | None = None
+) -> PairJudgement:
     """Ask with a shown first, then with b shown first; the winner is the answer named in
     both orders, else "tie" (position bias, a tie verdict or an unreadable reply)."""
     as_answer = {"A": "a", "B": "b", "C": "tie"}
@@ -176,7 +189,8 @@ def judge_pair(judge: Judge, question: str, answer_a: str, answer_b: str,
     return PairJudgement(winner, a_first, b_first)
 
 
-def compare(judge: Judge, question: str, answer_a: str, answer_b: str,
-            stats: JudgeStats | None = None) -> str:
-    """"a", "b" or "tie": which answer the judge prefers in both orders."""
+def compare(
+    judge: Judge, question: str, answer_a: str, answer_b: str, stats: JudgeStats | None = None
+) -> str:
+    """ "a", "b" or "tie": which answer the judge prefers in both orders."""
     return judge_pair(judge, question, answer_a, answer_b, stats).winner

@@ -13,7 +13,7 @@ What is scored:
   when it has none, as lm-evaluation-harness's rolling log-likelihood does), so even the
   first token has something to be predicted from; the added token itself is not counted.
   A tokenizer with neither leaves the first token unscored.
-- chat: the tokens `data.preprocess.encode_chat` labels (the assistant's replies and their
+- chat: the tokens `train.inputs.encode.encode_chat` labels (the assistant's replies and their
   end-of-turn token), predicted from the whole conversation before them; system and user
   turns are context only.
 
@@ -24,10 +24,11 @@ logits (an HF causal LM, a PEFT model wrapping one, or a test's fake).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 from ..errors import TllmError
+from ..train.inputs.encode import IGNORE, encode_chat
 
 
 @dataclass
@@ -59,9 +60,11 @@ def window_spans(length: int, window: int, stride: int) -> list[tuple[int, int, 
     if window < 2:
         raise TllmError(f"the perplexity window must be at least 2 tokens, not {window}")
     if not 1 <= stride < window:
-        raise TllmError(f"the perplexity stride must be at least 1 and below the window "
-                        f"({window}), not {stride}: a stride as long as the window would "
-                        "leave each window's first token without context")
+        raise TllmError(
+            f"the perplexity stride must be at least 1 and below the window "
+            f"({window}), not {stride}: a stride as long as the window would "
+            "leave each window's first token without context"
+        )
     spans, start, done = [], 0, 1  # `done`: the first position not scored yet
     while done < length:
         end = min(start + window, length)
@@ -99,8 +102,13 @@ def _logits(model, input_ids, attention_mask):
 BATCH_TOKENS = 2048
 
 
-def sequence_nll(model, rows: Iterable[Scored], window: int, stride: int | None = None,
-                 batch_size: int | None = None) -> tuple[float, int]:
+def sequence_nll(
+    model,
+    rows: Iterable[Scored],
+    window: int,
+    stride: int | None = None,
+    batch_size: int | None = None,
+) -> tuple[float, int]:
     """(summed negative log-likelihood, number of scored tokens) of `rows` under `model`,
     window by window, `batch_size` windows per forward pass (padded on the right, which a
     causal model never looks at; by default as many as fit in BATCH_TOKENS)."""
@@ -120,7 +128,7 @@ def sequence_nll(model, rows: Iterable[Scored], window: int, stride: int | None 
     total, count = 0.0, 0
     with torch.no_grad():
         for at in range(0, len(pieces), batch_size):
-            batch = pieces[at: at + batch_size]
+            batch = pieces[at : at + batch_size]
             width = max(len(ids) for ids, _ in batch)
             ids = torch.zeros(len(batch), width, dtype=torch.long)
             mask = torch.zeros(len(batch), width, dtype=torch.long)
@@ -164,7 +172,6 @@ def text_rows(texts: Sequence[str], tokenizer) -> list[Scored]:
 def chat_rows(rows: Sequence[dict], tokenizer) -> list[Scored]:
     """Tokenized conversations, only the assistant's tokens scored (the labels training
     learns, from `encode_chat`, so training loss and evaluation count the same tokens)."""
-    from ..data.preprocess import IGNORE, encode_chat
 
     out = []
     for row in rows:
@@ -175,8 +182,15 @@ def chat_rows(rows: Sequence[dict], tokenizer) -> list[Scored]:
     return out
 
 
-def perplexity(model, tokenizer, rows: Sequence[dict], kind: str = "text", window: int | None = None,
-               stride: int | None = None, batch_size: int | None = None) -> Perplexity:
+def perplexity(
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    kind: str = "text",
+    window: int | None = None,
+    stride: int | None = None,
+    batch_size: int | None = None,
+) -> Perplexity:
     """Perplexity of `model` on canonical `text` rows ({"text"}) or `chat` rows
     ({"messages"}). `window` defaults to the model's context (`max_position_embeddings`)
     up to 1024 tokens, as the HF guide uses GPT-2's; `stride` to half the window. Compare

@@ -42,11 +42,11 @@ GROUPS = {
 }
 NOTES = {
     "accuracy": "Text metrics are 0-100 (sacrebleu, rouge-score, SQuAD); acc and acc_norm are "
-                "fractions, as lm-evaluation-harness reports them.",
+    "fractions, as lm-evaluation-harness reports them.",
     "calibration": "How far the confidence of the chosen option is from how often it is right "
-                   "(10 equal-width bins); 0 is perfectly calibrated.",
+    "(10 equal-width bins); 0 is perfectly calibrated.",
     "efficiency": "Greedy generation on the same engine for both columns, prompt processing "
-                  "included; on a shared machine compare the ratio, not the figures.",
+    "included; on a shared machine compare the ratio, not the figures.",
     "judge": "Mean of the readable 1-10 grades, the reference answer shown to the judge.",
 }
 
@@ -85,20 +85,38 @@ def _facts(metrics: dict) -> list[tuple[str, str]]:
         adapters = entry.get("adapters") or []
         return entry["model"] + (f" + adapter {', '.join(adapters)}" if adapters else "")
 
-    facts = [("run", metrics["run_id"]),
-             ("data", f"{metrics['data']} ({metrics['kind']}, {metrics['rows']} rows"
-                      + (f", {metrics['split']} split" if metrics.get("split") else "") + ")"),
-             ("subject", side(metrics["subject"])), ("base", side(metrics.get("base")))]
+    facts = [
+        ("run", metrics["run_id"]),
+        (
+            "data",
+            f"{metrics['data']} ({metrics['kind']}, {metrics['rows']} rows"
+            + (f", {metrics['split']} split" if metrics.get("split") else "")
+            + ")",
+        ),
+        ("subject", side(metrics["subject"])),
+        ("base", side(metrics.get("base"))),
+    ]
     if metrics.get("judge"):
         stats = metrics["judge"]["stats"]
-        unread = (f" ({stats['unparseable']} of {stats['calls']} replies had no readable grade or "
-                  f"verdict, {stats.get('too_long', 0)} of them for questions too long for its "
-                  "context)") if stats["unparseable"] else ""
+        unread = (
+            (
+                f" ({stats['unparseable']} of {stats['calls']} replies had no readable grade or "
+                f"verdict, {stats.get('too_long', 0)} of them for questions too long for its "
+                "context)"
+            )
+            if stats["unparseable"]
+            else ""
+        )
         facts.append(("judge", f"{metrics['judge']['name']}{unread}"))
     for role, scores in metrics["results"].items():
         if scores and scores.get("prompts_too_long"):
-            facts.append((f"{role} context", f"{scores['prompts_too_long']} prompts did not fit "
-                                             "the model's context and got empty answers"))
+            facts.append(
+                (
+                    f"{role} context",
+                    f"{scores['prompts_too_long']} prompts did not fit "
+                    "the model's context and got empty answers",
+                )
+            )
     if metrics.get("robustness"):
         facts.append(("robustness", metrics["robustness"]))
     return facts
@@ -108,10 +126,12 @@ def _pairwise_text(metrics: dict) -> str | None:
     pairwise = (metrics.get("judge") or {}).get("pairwise")
     if not pairwise:
         return None
-    return (f"Asked which answer is better, in both orders: the subject won {pairwise['wins']}, "
-            f"tied {pairwise['ties']} and lost {pairwise['losses']} of {pairwise['pairs']} pairs "
-            f"({pairwise['consistent']} verdicts were the same in both orders; the others count "
-            "as ties).")
+    return (
+        f"Asked which answer is better, in both orders: the subject won {pairwise['wins']}, "
+        f"tied {pairwise['ties']} and lost {pairwise['losses']} of {pairwise['pairs']} pairs "
+        f"({pairwise['consistent']} verdicts were the same in both orders; the others count "
+        "as ties)."
+    )
 
 
 # ----------------------------------------------------------------------------- Markdown
@@ -123,7 +143,10 @@ def _cell(text: str) -> str:
 
 def markdown(metrics: dict, plots: dict[str, str]) -> str:
     compared = metrics.get("base") is not None
-    lines = [f"# Evaluation of {_cell(metrics['subject']['label'])} on {_cell(metrics['data'])}", ""]
+    lines = [
+        f"# Evaluation of {_cell(metrics['subject']['label'])} on {_cell(metrics['data'])}",
+        "",
+    ]
     lines += [f"- **{name}**: {_cell(value)}" for name, value in _facts(metrics)] + [""]
     for group, rows in rows_of(metrics).items():
         lines += [f"## {GROUPS[group]}", ""]
@@ -135,14 +158,17 @@ def markdown(metrics: dict, plots: dict[str, str]) -> str:
             lines += ["| metric | subject |", "| --- | ---: |"]
         for key, label, base, subject in rows:
             decimals = METRIC_INFO[key][3]
-            cells = ([label] + ([format_number(base, decimals)] if compared else [])
-                     + [format_number(subject, decimals)])
+            cells = (
+                [label]
+                + ([format_number(base, decimals)] if compared else [])
+                + [format_number(subject, decimals)]
+            )
             if compared:
                 cells.append(change_text(key, base, subject))
             lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
-        if group == "judge" and _pairwise_text(metrics):
-            lines += [_pairwise_text(metrics), ""]
+        if group == "judge" and (pairwise := _pairwise_text(metrics)):
+            lines += [pairwise, ""]
         if group in plots:
             lines += [f"![{GROUPS[group]}]({plots[group]})", ""]
     return "\n".join(lines)
@@ -150,24 +176,37 @@ def markdown(metrics: dict, plots: dict[str, str]) -> str:
 
 # --------------------------------------------------------------------------------- HTML
 
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-         "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem}"
-         "td.n{text-align:right;font-variant-numeric:tabular-nums}.better{color:#17692e}"
-         ".worse{color:#a3261b}img{max-width:100%}")
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+    "table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem}"
+    "td.n{text-align:right;font-variant-numeric:tabular-nums}.better{color:#17692e}"
+    ".worse{color:#a3261b}img{max-width:100%}"
+)
 
 
 def html_report(metrics: dict, plots: dict[str, str]) -> str:
     e = html.escape
     compared = metrics.get("base") is not None
     title = f"Evaluation of {metrics['subject']['label']} on {metrics['data']}"
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{e(title)}</title><style>{STYLE}</style></head><body>", f"<h1>{e(title)}</h1>",
-             "<ul>" + "".join(f"<li><b>{e(n)}</b>: {e(str(v))}</li>" for n, v in _facts(metrics)) + "</ul>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        "<ul>"
+        + "".join(f"<li><b>{e(n)}</b>: {e(str(v))}</li>" for n, v in _facts(metrics))
+        + "</ul>",
+    ]
     for group, rows in rows_of(metrics).items():
         parts.append(f"<h2>{e(GROUPS[group])}</h2>")
         if group in NOTES:
             parts.append(f"<p>{e(NOTES[group])}</p>")
-        head = ["metric"] + (["base"] if compared else []) + ["subject"] + (["change"] if compared else [])
+        head = (
+            ["metric"]
+            + (["base"] if compared else [])
+            + ["subject"]
+            + (["change"] if compared else [])
+        )
         parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
         for key, label, base, subject in rows:
             decimals = METRIC_INFO[key][3]
@@ -181,10 +220,12 @@ def html_report(metrics: dict, plots: dict[str, str]) -> str:
                 cells.append(f'<td class="{css}">{e(change)}</td>')
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
-        if group == "judge" and _pairwise_text(metrics):
-            parts.append(f"<p>{e(_pairwise_text(metrics))}</p>")
+        if group == "judge" and (pairwise := _pairwise_text(metrics)):
+            parts.append(f"<p>{e(pairwise)}</p>")
         if group in plots:
-            parts.append(f'<img src="{e(plots[group], quote=True)}" alt="{e(GROUPS[group], quote=True)}">')
+            parts.append(
+                f'<img src="{e(plots[group], quote=True)}" alt="{e(GROUPS[group], quote=True)}">'
+            )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -201,9 +242,10 @@ def plot_group(group: str, rows: list, compared: bool, labels: tuple[str, str], 
 
     columns = min(4, len(rows))
     lines = -(-len(rows) // columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(2.8 * columns + 0.6, 3.2 * lines + 0.4),
-                                squeeze=False)
-    for axis in axes.flat[len(rows):]:
+    figure, axes = plt.subplots(
+        lines, columns, figsize=(2.8 * columns + 0.6, 3.2 * lines + 0.4), squeeze=False
+    )
+    for axis in axes.flat[len(rows) :]:
         axis.set_visible(False)
     for axis, (key, label, base, subject) in zip(axes.flat, rows):
         names = ([labels[0]] if compared else []) + [labels[1]]
@@ -211,14 +253,22 @@ def plot_group(group: str, rows: list, compared: bool, labels: tuple[str, str], 
         colors = (["#9aa5b1"] if compared else []) + ["#2f6db5"]
         axis.bar(range(len(values)), [v or 0 for v in values], color=colors)
         for i, value in enumerate(values):
-            axis.annotate(format_number(value, METRIC_INFO[key][3]), (i, value or 0), ha="center",
-                          va="bottom", fontsize=8)
-        axis.set_xticks(range(len(names)), [n if len(n) <= 14 else n[:13] + "…" for n in names],
-                        fontsize=8)
+            axis.annotate(
+                format_number(value, METRIC_INFO[key][3]),
+                (i, value or 0),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        axis.set_xticks(
+            range(len(names)), [n if len(n) <= 14 else n[:13] + "…" for n in names], fontsize=8
+        )
         better = "higher" if METRIC_INFO[key][2] else "lower"
         axis.set_title(f"{label}\n({better} is better)", fontsize=8)
         top = max([v for v in values if v is not None] or [0])
-        axis.set_ylim(0, top * 1.2 if top > 0 else 1)  # bars start at 0; all-zero panels stay readable
+        axis.set_ylim(
+            0, top * 1.2 if top > 0 else 1
+        )  # bars start at 0; all-zero panels stay readable
     figure.suptitle(GROUPS[group])
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,5 +287,8 @@ def write_report(run_dir: Path, metrics: dict) -> dict[str, Path]:
         plots[group] = f"plots/{group}.png"
     (run_dir / "report.md").write_text(markdown(metrics, plots), encoding="utf-8")
     (run_dir / "report.html").write_text(html_report(metrics, plots), encoding="utf-8")
-    return {"markdown": run_dir / "report.md", "html": run_dir / "report.html",
-            "plots": run_dir / "plots"}
+    return {
+        "markdown": run_dir / "report.md",
+        "html": run_dir / "report.html",
+        "plots": run_dir / "plots",
+    }

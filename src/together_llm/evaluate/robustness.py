@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import TllmError
 
@@ -49,8 +49,9 @@ def flip_case(text: str, rng: random.Random, rate: float = 0.1) -> str:
 def extra_whitespace(text: str, rng: random.Random, rate: float = 0.2, most: int = 3) -> str:
     """Each run of spaces, with probability `rate`, becomes 2 to `most` + 1 spaces (HELM's
     space perturbation); newlines are kept as they are."""
-    return re.sub(r" +", lambda m: " " * rng.randint(2, most + 1) if rng.random() < rate
-                  else m.group(0), text)
+    return re.sub(
+        r" +", lambda m: " " * rng.randint(2, most + 1) if rng.random() < rate else m.group(0), text
+    )
 
 
 PERTURBATIONS: dict[str, Perturbation] = {
@@ -64,8 +65,10 @@ PERTURBATIONS: dict[str, Perturbation] = {
 def _functions(names: Sequence[str]) -> list[Perturbation]:
     unknown = [name for name in names if name not in PERTURBATIONS]
     if unknown or not names:
-        raise TllmError(f"unknown perturbation {', '.join(unknown) or '(none given)'}: choose "
-                        f"from {', '.join(PERTURBATIONS)}")
+        raise TllmError(
+            f"unknown perturbation {', '.join(unknown) or '(none given)'}: choose "
+            f"from {', '.join(PERTURBATIONS)}"
+        )
     return [PERTURBATIONS[name] for name in names]
 
 
@@ -98,17 +101,26 @@ def perturb_rows(rows: Sequence[dict], names: Sequence[str], seed: int = 0) -> l
         row = dict(row)
         if "messages" in row:
             row["messages"] = [
-                {**m, "content": perturb(m["content"], names, rng)} if m.get("role") == "user" else dict(m)
-                for m in row["messages"]]
+                {**m, "content": perturb(m["content"], names, rng)}
+                if m.get("role") == "user"
+                else dict(m)
+                for m in row["messages"]
+            ]
         elif "prompt" in row and isinstance(row["prompt"], list):  # preference / feedback rows
             row["prompt"] = [
-                {**m, "content": perturb(m["content"], names, rng)} if m.get("role") == "user" else dict(m)
-                for m in row["prompt"]]
+                {**m, "content": perturb(m["content"], names, rng)}
+                if m.get("role") == "user"
+                else dict(m)
+                for m in row["prompt"]
+            ]
         else:
-            field = next((f for f in ("question", "source", "text") if isinstance(row.get(f), str)), None)
+            field = next(
+                (f for f in ("question", "source", "text") if isinstance(row.get(f), str)), None
+            )
             if field is None:
-                raise TllmError(f"row {i} has no prompt to perturb (messages, question, source "
-                                "or text)")
+                raise TllmError(
+                    f"row {i} has no prompt to perturb (messages, question, source or text)"
+                )
             row[field] = perturb(row[field], names, rng)
         out.append(row)
     return out

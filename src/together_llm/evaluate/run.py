@@ -18,19 +18,39 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
-from ..errors import RefusedError, TllmError
+from ..adapters.store import adapter_dir, list_adapters, read_card
+from ..data.store import open_dataset
+from ..engine.choice import open_engine
+from ..engine.protocol import Engine
+from ..errors import NAME_PATTERN, RefusedError, TllmError
+from ..home import new_run_id
+from ..models.registry import get_model, list_models
+from ..train.run import runs_dir
+from .arena import HOME_PREFIX, canonical_name, open_named_engine
 from .generate import generate_answers, prompt_of, reference_of
+from .judge import EngineJudge
+from .report import write_report
+from .robustness import perturb_rows
+from .scores import choice_scores, generation_scores, judge_answers, perplexity_scores
 
 GENERATED = ("chat", "seq2seq")
 # metric name -> the dataset kinds it applies to, in the order `--metrics` lists them
-METRICS = {"ppl": ("text", "chat"), "rouge": GENERATED, "bleu": GENERATED, "chrf": GENERATED,
-           "em": GENERATED, "f1": GENERATED, "mc": ("choice",), "judge": GENERATED}
+METRICS = {
+    "ppl": ("text", "chat"),
+    "rouge": GENERATED,
+    "bleu": GENERATED,
+    "chrf": GENERATED,
+    "em": GENERATED,
+    "f1": GENERATED,
+    "mc": ("choice",),
+    "judge": GENERATED,
+}
 PERTURBATIONS = ("typos", "casing", "whitespace")  # robustness.py, all applied to each prompt
 
 
@@ -39,7 +59,9 @@ class EvalSettings:
     """What `tllm eval` was asked; the flags of the command."""
 
     data: str
-    metrics: list[str] | str | None = None  # "a,b" or a list; None: every metric of the kind but the judge
+    metrics: list[str] | str | None = (
+        None  # "a,b" or a list; None: every metric of the kind but the judge
+    )
     adapter: str | None = None
     model: str | None = None
     judge: str | None = None  # None: the home's model, when "judge" is asked for
@@ -83,27 +105,33 @@ def check_metrics(names, kind: str, dataset: str) -> list[str]:
     unknown or not applicable; by default every applicable one except the judge."""
     if names is None:
         return [m for m, kinds in METRICS.items() if kind in kinds and m != "judge"]
-    names = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    names = [
+        n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()
+    ]
     unknown = [n for n in names if n not in METRICS]
     if unknown or not names:
-        raise TllmError(f"unknown metric {', '.join(unknown) or '(none given)'}: choose from "
-                        f"{', '.join(METRICS)}")
+        raise TllmError(
+            f"unknown metric {', '.join(unknown) or '(none given)'}: choose from "
+            f"{', '.join(METRICS)}"
+        )
     for name in names:
         if kind not in METRICS[name]:
             fits = [m for m, kinds in METRICS.items() if kind in kinds]
-            raise RefusedError(f"metric {name} applies to {' and '.join(METRICS[name])} datasets; "
-                               f"dataset {dataset!r} is {kind} (its metrics: {', '.join(fits)})")
+            raise RefusedError(
+                f"metric {name} applies to {' and '.join(METRICS[name])} datasets; "
+                f"dataset {dataset!r} is {kind} (its metrics: {', '.join(fits)})"
+            )
     return list(dict.fromkeys(names))
 
 
 def plan_eval(home, settings: EvalSettings) -> Plan:
     """Check the request against the home and read the rows; loads no model."""
-    from ..data.store import open_dataset
-    from ..models.registry import get_model
 
     if settings.adapter and settings.model:
-        raise TllmError("give --adapter or --model, not both: an adapter runs on the base "
-                        "model it was trained on")
+        raise TllmError(
+            "give --adapter or --model, not both: an adapter runs on the base "
+            "model it was trained on"
+        )
     if settings.limit < 1 or settings.max_tokens < 1:
         raise TllmError("--limit and --max-tokens must be at least 1")
     dataset = open_dataset(home, settings.data)
@@ -114,10 +142,12 @@ def plan_eval(home, settings: EvalSettings) -> Plan:
     needs_weights = [m for m in metrics if m in ("ppl", "mc")]
     for side in filter(None, (subject, base)):
         if needs_weights and get_model(home, side.model).kind == "remote":
-            raise RefusedError(f"{' and '.join(needs_weights)} read the model's token probabilities; "
-                               f"{side.model!r} is a remote endpoint, which does not report them "
-                               "(generated answers can be measured: rouge, bleu, chrf, em, f1, "
-                               "judge on chat or seq2seq data)")
+            raise RefusedError(
+                f"{' and '.join(needs_weights)} read the model's token probabilities; "
+                f"{side.model!r} is a remote endpoint, which does not report them "
+                "(generated answers can be measured: rouge, bleu, chrf, em, f1, "
+                "judge on chat or seq2seq data)"
+            )
     judge = None
     if "judge" in metrics:
         judge = settings.judge or home.load_config().model
@@ -129,8 +159,6 @@ def plan_eval(home, settings: EvalSettings) -> Plan:
     accuracy = {"rouge", "em", "f1", "mc"} & set(metrics)
     perturbed = None
     if settings.report and accuracy:
-        from .robustness import perturb_rows
-
         perturbed = perturb_rows(rows, PERTURBATIONS, settings.seed)
     return Plan(settings, dataset.kind, split, rows, metrics, subject, base, judge, perturbed)
 
@@ -139,8 +167,6 @@ def _sides(home, settings: EvalSettings) -> tuple[Side, Side | None]:
     """(subject, base to set beside it or None): an adapter on the base it was trained on;
     a model against the home's model; by default the home's assistant (its model and active
     adapters) against its model alone."""
-    from ..adapters.store import adapter_dir, read_card
-    from ..models.registry import get_model
 
     config = home.load_config()
     if settings.adapter:
@@ -163,12 +189,9 @@ def _sides(home, settings: EvalSettings) -> tuple[Side, Side | None]:
 
 def _check_judge(home, name: str) -> None:
     """Refuse a judge name that resolves to nothing, as the arena resolves it, loading nothing."""
-    from ..adapters.store import list_adapters
-    from ..models.registry import list_models
-    from .arena import HOME_PREFIX, canonical_name
 
     if name.startswith(HOME_PREFIX):
-        path = Path(canonical_name(name)[len(HOME_PREFIX):])
+        path = Path(canonical_name(name)[len(HOME_PREFIX) :])
         while not (path / "assistant.yaml").is_file() and ":" in path.name:
             path = path.with_name(path.name.rpartition(":")[0])  # home:PATH:ADAPTER
         if not (path / "assistant.yaml").is_file():
@@ -177,8 +200,10 @@ def _check_judge(home, name: str) -> None:
     known = set(list_adapters(home)) | {entry.name for entry in list_models(home)}
     if name not in known:
         models = ", ".join(entry.name for entry in list_models(home))
-        raise TllmError(f"unknown judge {name!r}: name a model ({models}), "
-                        "an adapter of this home, or home:PATH for another home's assistant")
+        raise TllmError(
+            f"unknown judge {name!r}: name a model ({models}), "
+            "an adapter of this home, or home:PATH for another home's assistant"
+        )
 
 
 def sample_rows(rows, limit: int, seed: int) -> list[dict]:
@@ -198,8 +223,13 @@ def sample_rows(rows, limit: int, seed: int) -> list[dict]:
 # --------------------------------------------------------------------------- running
 
 
-def run_eval(home, settings: EvalSettings, judge=None, progress: Callable[[int, int], None] | None = None,
-             report: Callable[[str], None] = lambda message: None) -> dict:
+def run_eval(
+    home,
+    settings: EvalSettings,
+    judge=None,
+    progress: Callable[[int, int], None] | None = None,
+    report: Callable[[str], None] = lambda message: None,
+) -> dict:
     """Evaluate as `settings` say; return metrics.json's content. `judge`: an object with
     `complete(messages) -> str` used instead of opening the named judge (tests, scripts).
     `progress(done, total)` hears the units of work (rows scored, answers generated, judge
@@ -207,9 +237,9 @@ def run_eval(home, settings: EvalSettings, judge=None, progress: Callable[[int, 
     plan = plan_eval(home, settings)
     sides = [plan.subject] + ([plan.base] if plan.base else [])
     ticker = _Ticker(_total(plan, len(sides)), progress)
-    engines = []
+    engines: list[Engine] = []  # the judge's, closed at the end
     try:
-        if "judge" in plan.metrics and judge is None:
+        if plan.judge is not None and judge is None:  # plan.judge is set when "judge" is asked
             judge = _open_judge(home, plan.judge, engines, report)
         results, answers = {}, {}
         for role, side in zip(("subject", "base"), sides):
@@ -221,8 +251,6 @@ def run_eval(home, settings: EvalSettings, judge=None, progress: Callable[[int, 
                 engine.close()
         judged = None
         if "judge" in plan.metrics:
-            from .scores import judge_answers
-
             judged = judge_answers(plan, judge, answers, results, ticker.add)
     finally:
         for engine in engines:
@@ -231,7 +259,10 @@ def run_eval(home, settings: EvalSettings, judge=None, progress: Callable[[int, 
 
 
 def _total(plan: Plan, sides: int) -> int:
-    n, generated = len(plan.rows), bool({"rouge", "bleu", "chrf", "em", "f1", "judge"} & set(plan.metrics))
+    n, generated = (
+        len(plan.rows),
+        bool({"rouge", "bleu", "chrf", "em", "f1", "judge"} & set(plan.metrics)),
+    )
     per_side = n * (("ppl" in plan.metrics) + generated + ("mc" in plan.metrics))
     if plan.perturbed is not None:
         robust_generated = generated and bool({"rouge", "em", "f1"} & set(plan.metrics))
@@ -253,29 +284,22 @@ class _Ticker:
 def _open_side(home, side: Side, report):
     """The engine of one side: transformers for local models (the token probabilities ppl
     and mc need, and the same backend for both sides), the endpoint for a remote one."""
-    from ..engine.select import open_engine
-    from ..models.registry import get_model
 
     config = dataclasses.replace(home.load_config(), adapters=list(side.adapters))
     remote = get_model(home, side.model).kind == "remote"
-    return open_engine(home, config, model=side.model, engine=None if remote else "transformers",
-                       report=report)
+    return open_engine(
+        home, config, model=side.model, engine=None if remote else "transformers", report=report
+    )
 
 
 def _open_judge(home, name: str, engines: list, report):
-    from .arena import open_named_engine
-    from .judge import EngineJudge
-
     engine, _ = open_named_engine(home, name, report)
     engines.append(engine)
-    judge = EngineJudge(engine)
-    judge.name = name
-    return judge
+    return EngineJudge(engine, name=name)
 
 
 def score_side(engine, plan: Plan, ticker: _Ticker) -> tuple[dict, list[str] | None]:
     """(flat scores, the generated answers or None) of one engine on the plan's rows."""
-    from .scores import choice_scores, generation_scores, perplexity_scores
 
     scores: dict = {}
     if "ppl" in plan.metrics:
@@ -288,15 +312,22 @@ def score_side(engine, plan: Plan, ticker: _Ticker) -> tuple[dict, list[str] | N
         prompts = [prompt_of(plan.kind, row) for row in plan.rows]
         references = [reference_of(plan.kind, row) for row in plan.rows]
         start = ticker.done
-        answers = generate_answers(engine, prompts, plan.settings.max_tokens,
-                                   lambda done: ticker.add(start + done - ticker.done))
+        answers = generate_answers(
+            engine,
+            prompts,
+            plan.settings.max_tokens,
+            lambda done: ticker.add(start + done - ticker.done),
+        )
         texts = answers.texts
         perturbed = None
         if plan.perturbed is not None and {"rouge", "em", "f1"} & set(plan.metrics):
             start = ticker.done
-            perturbed = generate_answers(engine, [prompt_of(plan.kind, row) for row in plan.perturbed],
-                                         plan.settings.max_tokens,
-                                         lambda done: ticker.add(start + done - ticker.done)).texts
+            perturbed = generate_answers(
+                engine,
+                [prompt_of(plan.kind, row) for row in plan.perturbed],
+                plan.settings.max_tokens,
+                lambda done: ticker.add(start + done - ticker.done),
+            ).texts
         scores.update(generation_scores(texts, references, plan.metrics, perturbed))
         scores["tokens_per_s"] = answers.tokens_per_s
         scores["generated_tokens"] = answers.tokens
@@ -307,35 +338,55 @@ def score_side(engine, plan: Plan, ticker: _Ticker) -> tuple[dict, list[str] | N
 # --------------------------------------------------------------------------- the run folder
 
 
-def _write(home, plan: Plan, sides: list[Side], results: dict, answers: dict, judged: dict | None) -> dict:
-    from ..train.run import runs_dir
-
+def _write(
+    home, plan: Plan, sides: list[Side], results: dict, answers: dict, judged: dict | None
+) -> dict:
     settings = plan.settings
     run_dir = _new_run_dir(runs_dir(home), plan.subject.label)
     base = sides[1] if len(sides) > 1 else None
-    config = {**dataclasses.asdict(settings), "kind": plan.kind, "split": plan.split,
-              "rows": len(plan.rows), "metrics": plan.metrics, "subject": plan.subject.to_dict(),
-              "base": base.to_dict() if base else None, "judge": judged["name"] if judged else None,
-              "perturbations": list(PERTURBATIONS) if plan.perturbed is not None else None}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True),
-                                         encoding="utf-8")
+    config = {
+        **dataclasses.asdict(settings),
+        "kind": plan.kind,
+        "split": plan.split,
+        "rows": len(plan.rows),
+        "metrics": plan.metrics,
+        "subject": plan.subject.to_dict(),
+        "base": base.to_dict() if base else None,
+        "judge": judged["name"] if judged else None,
+        "perturbations": list(PERTURBATIONS) if plan.perturbed is not None else None,
+    }
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     if answers.get("subject") is not None:
         _write_answers(run_dir / "answers.jsonl", plan, answers, judged)
-    metrics = {"run_id": run_dir.name, "data": settings.data, "kind": plan.kind, "split": plan.split,
-               "rows": len(plan.rows), "metrics": plan.metrics, "subject": plan.subject.to_dict(),
-               "base": base.to_dict() if base else None,
-               "results": {"subject": results["subject"], "base": results.get("base")},
-               "judge": ({"name": judged["name"], "pairwise": judged["pairwise"],
-                          "stats": judged["stats"]} if judged else None),
-               "robustness": ("each item's lower score of its original and its perturbed prompt "
-                              f"({', '.join(PERTURBATIONS)}), averaged: HELM's worst case"
-                              if plan.perturbed is not None else None)}
+    metrics = {
+        "run_id": run_dir.name,
+        "data": settings.data,
+        "kind": plan.kind,
+        "split": plan.split,
+        "rows": len(plan.rows),
+        "metrics": plan.metrics,
+        "subject": plan.subject.to_dict(),
+        "base": base.to_dict() if base else None,
+        "results": {"subject": results["subject"], "base": results.get("base")},
+        "judge": (
+            {"name": judged["name"], "pairwise": judged["pairwise"], "stats": judged["stats"]}
+            if judged
+            else None
+        ),
+        "robustness": (
+            "each item's lower score of its original and its perturbed prompt "
+            f"({', '.join(PERTURBATIONS)}), averaged: HELM's worst case"
+            if plan.perturbed is not None
+            else None
+        ),
+    }
     if settings.report:
-        from .report import write_report
-
         metrics["report"] = {k: str(v) for k, v in write_report(run_dir, metrics).items()}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n",
-                                          encoding="utf-8")
+    (run_dir / "metrics.json").write_text(
+        json.dumps(metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     metrics["run_dir"] = str(run_dir)
     return metrics
 
@@ -343,7 +394,10 @@ def _write(home, plan: Plan, sides: list[Side], results: dict, answers: dict, ju
 def _write_answers(path: Path, plan: Plan, answers: dict, judged: dict | None) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for i, row in enumerate(plan.rows):
-            record = {"prompt": prompt_of(plan.kind, row), "reference": reference_of(plan.kind, row)}
+            record = {
+                "prompt": prompt_of(plan.kind, row),
+                "reference": reference_of(plan.kind, row),
+            }
             for role, texts in answers.items():
                 record[role] = texts[i]
                 if judged:
@@ -354,10 +408,6 @@ def _write_answers(path: Path, plan: Plan, answers: dict, judged: dict | None) -
 
 
 def _new_run_dir(root: Path, label: str) -> Path:
-    from ..errors import NAME_PATTERN
-
-    from ..home import new_run_id
-
     label = label if NAME_PATTERN.match(label) else "assistant"
     path = root / new_run_id(root, f"eval-{label}")
     path.mkdir(parents=True)

@@ -11,18 +11,20 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 from ..errors import TllmError
 
-Reference = Union[str, Sequence[str]]
+Reference = str | Sequence[str]
 
 
 def _as_lists(predictions: Sequence[str], references: Sequence[Reference]) -> list[list[str]]:
     """The references of each prediction as a non-empty list, after checking the pairing."""
     if len(predictions) != len(references):
-        raise TllmError(f"{len(predictions)} predictions but {len(references)} references: "
-                        "each prediction needs its reference(s)")
+        raise TllmError(
+            f"{len(predictions)} predictions but {len(references)} references: "
+            "each prediction needs its reference(s)"
+        )
     if not predictions:
         raise TllmError("no predictions to score")
     lists = [[ref] if isinstance(ref, str) else list(ref) for ref in references]
@@ -65,14 +67,17 @@ def rouge(predictions: Sequence[str], references: Sequence[Reference]) -> dict:
     texts = list(predictions) + [ref for refs in lists for ref in refs]
     unicode = any(_has_non_ascii_letter(text) for text in texts)
     kinds = ("rouge1", "rouge2", "rougeL")
-    scorer = rouge_scorer.RougeScorer(list(kinds), use_stemmer=not unicode,
-                                      tokenizer=_UnicodeTokenizer() if unicode else None)
+    scorer = rouge_scorer.RougeScorer(
+        list(kinds), use_stemmer=not unicode, tokenizer=_UnicodeTokenizer() if unicode else None
+    )
     sums = dict.fromkeys(kinds, 0.0)
     for prediction, refs in zip(predictions, lists):
         scores = [scorer.score(ref, prediction) for ref in refs]  # score(target, prediction)
         for kind in kinds:
             sums[kind] += max(score[kind].fmeasure for score in scores)
-    result = {kind: 100 * total / len(predictions) for kind, total in sums.items()}
+    result: dict[str, float | str] = {
+        kind: 100 * total / len(predictions) for kind, total in sums.items()
+    }
     result["tokenizer"] = "unicode" if unicode else "rouge-score"
     return result
 
@@ -87,15 +92,17 @@ def _reference_streams(lists: list[list[str]]) -> list[list[str | None]]:
     return [[refs[k] if k < len(refs) else None for refs in lists] for k in range(width)]
 
 
-def bleu(predictions: Sequence[str], references: Sequence[Reference],
-         tokenize: str | None = None) -> float:
+def bleu(
+    predictions: Sequence[str], references: Sequence[Reference], tokenize: str | None = None
+) -> float:
     """Corpus BLEU (sacrebleu, its default 13a tokenizer; "zh", "ja-mecab", "char" and others
     by name)."""
     import sacrebleu
 
     streams = _reference_streams(_as_lists(predictions, references))
     extra = {"tokenize": tokenize} if tokenize else {}
-    return sacrebleu.corpus_bleu(list(predictions), streams, **extra).score
+    # sacrebleu skips None references (its docs say so) but types every reference as str
+    return sacrebleu.corpus_bleu(list(predictions), streams, **extra).score  # type: ignore[arg-type]
 
 
 def chrf(predictions: Sequence[str], references: Sequence[Reference]) -> float:
@@ -104,7 +111,8 @@ def chrf(predictions: Sequence[str], references: Sequence[Reference]) -> float:
     import sacrebleu
 
     streams = _reference_streams(_as_lists(predictions, references))
-    return sacrebleu.corpus_chrf(list(predictions), streams).score
+    # sacrebleu skips None references (its docs say so) but types every reference as str
+    return sacrebleu.corpus_chrf(list(predictions), streams).score  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------ SQuAD EM and F1

@@ -9,12 +9,13 @@ and we say so in a comment rather than guess a translation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 CHATML_GO = (
-    '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}'
-    '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
-    '<|im_start|>assistant\n'
+    "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
+    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+    "<|im_start|>assistant\n"
 )
 
 
@@ -23,15 +24,24 @@ def _quoted(text: str) -> str:
     return '"""' + text.replace('"""', '\\"\\"\\"') + '"""'
 
 
-def write_modelfile(folder: Path, name: str, model_file: str, chat_template: str | None,
-                    system_prompt: str = "", generation: dict | None = None,
-                    adapter_file: str | None = None, stops: list[str] = ()) -> Path:
+def write_modelfile(
+    folder: Path,
+    name: str,
+    model_file: str,
+    chat_template: str | None,
+    system_prompt: str = "",
+    generation: dict | None = None,
+    adapter_file: str | None = None,
+    stops: Sequence[str] = (),
+) -> Path:
     """Write `folder/Modelfile` for GGUF `model_file` (a name in `folder`, or an absolute
     path), with `adapter_file` (a GGUF LoRA in `folder`) applied on top if given; `name`
     is what the comment suggests calling it in Ollama."""
-    lines = ["# Ollama Modelfile written by `tllm export`; use it with:",
-             f"#   ollama create {name} -f Modelfile",
-             f"FROM {model_file if Path(model_file).is_absolute() else './' + model_file}"]
+    lines = [
+        "# Ollama Modelfile written by `tllm export`; use it with:",
+        f"#   ollama create {name} -f Modelfile",
+        f"FROM {model_file if Path(model_file).is_absolute() else './' + model_file}",
+    ]
     if adapter_file:
         lines.append(f"ADAPTER ./{adapter_file}")
     if chat_template and "<|im_start|>" in chat_template:
@@ -43,8 +53,13 @@ def write_modelfile(folder: Path, name: str, model_file: str, chat_template: str
         lines.append(f"SYSTEM {_quoted(system_prompt)}")
     for stop in stops:
         lines.append(f"PARAMETER stop {_quoted(stop)}")
-    names = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
-             "repetition_penalty": "repeat_penalty", "max_tokens": "num_predict"}
+    names = {
+        "temperature": "temperature",
+        "top_p": "top_p",
+        "top_k": "top_k",
+        "repetition_penalty": "repeat_penalty",
+        "max_tokens": "num_predict",
+    }
     for ours, theirs in names.items():
         value = (generation or {}).get(ours)
         if value is not None:

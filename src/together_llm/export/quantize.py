@@ -44,8 +44,9 @@ def quantize(source: Path, target: Path, kind: str) -> Path:
         if code != 0 or not partial.is_file():
             partial.unlink(missing_ok=True)
             tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-5:])
-            raise TllmError(f"llama.cpp could not quantize {source.name} to {kind} "
-                            f"(code {code}):\n{tail}")
+            raise TllmError(
+                f"llama.cpp could not quantize {source.name} to {kind} (code {code}):\n{tail}"
+            )
     partial.replace(target)
     return target
 

@@ -18,7 +18,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from .readers import Document, Section
+from .documents import Document, Section
 
 MAX_WORDS = 180
 OVERLAP_WORDS = 30
@@ -37,7 +37,9 @@ class Chunk:
     end: int
 
 
-def chunk_document(doc: Document, max_words: int = MAX_WORDS, overlap: int = OVERLAP_WORDS) -> list[Chunk]:
+def chunk_document(
+    doc: Document, max_words: int = MAX_WORDS, overlap: int = OVERLAP_WORDS
+) -> list[Chunk]:
     if max_words < 1 or not 0 <= overlap < max_words:
         raise ValueError("need max_words >= 1 and 0 <= overlap < max_words")
     chunks = []

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.load_hf import embed, load_hf
+
 
 class HFEmbedder:
     """`HFEmbedder(directory).embed(texts)` -> one unit vector (list of floats) per text."""
 
     def __init__(self, directory: str | Path, batch: int = 16):
-        from ..models.load_hf import load_hf
-
         self.directory = Path(directory)
         self.name = self.directory.name  # the key its vectors are stored under
         self.batch = batch
@@ -24,11 +24,9 @@ class HFEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         import torch
 
-        from ..models.load_hf import embed
-
         vectors = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch):
-                part = embed(self.model, self.tokenizer, texts[start:start + self.batch])
+                part = embed(self.model, self.tokenizer, texts[start : start + self.batch])
                 vectors.extend(torch.nn.functional.normalize(part.float(), dim=-1).tolist())
         return vectors

@@ -64,12 +64,14 @@ CREATE TABLE IF NOT EXISTS vectors (
 
 # Words too common to tell chunks apart: dropping them keeps an OR query from touching
 # every row. BM25's IDF would weigh them near zero anyway.
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an and are as at be been but by can could did do does for from had has have how i if in
 into is it its me my of on or our she he so than that the their them then there these they
 this those to was we were what when where which who whom whose why will with would you your
 about tell know please
-""".split())
+""".split()
+)
 
 # bm25() column weights: text, title. A title names the topic of every chunk under it.
 BM25_WEIGHTS = (1.0, 2.0)
@@ -119,7 +121,9 @@ class KnowledgeIndex:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Autocommit mode: writes go through `_write`, which takes the write lock first.
-            self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=not threads)
+            self.db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=not threads
+            )
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA journal_mode = WAL")
             # In WAL mode NORMAL syncs at checkpoints, not at every commit: a crash can lose
@@ -128,13 +132,17 @@ class KnowledgeIndex:
             self.db.execute("PRAGMA synchronous = NORMAL")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise TllmError(f"{path} was written by a newer together-llm (schema {version}); upgrade")
-            self.db.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+                raise TllmError(
+                    f"{path} was written by a newer together-llm (schema {version}); upgrade"
+                )
+            self.db.executescript(
+                f"BEGIN IMMEDIATE;\n{_SCHEMA}\nPRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;"
+            )
         except sqlite3.DatabaseError as exc:
             raise TllmError(f"cannot open the knowledge index {path}: {exc}") from None
 
     @classmethod
-    def open(cls, home, threads: bool = False) -> "KnowledgeIndex":
+    def open(cls, home, threads: bool = False) -> KnowledgeIndex:
         return cls(index_path(home), threads)
 
     @contextlib.contextmanager
@@ -169,14 +177,18 @@ class KnowledgeIndex:
         return StoredDocument(*row) if row else None
 
     def documents(self) -> list[StoredDocument]:
-        return [StoredDocument(*row) for row in self.db.execute("SELECT * FROM documents ORDER BY id")]
+        return [
+            StoredDocument(*row) for row in self.db.execute("SELECT * FROM documents ORDER BY id")
+        ]
 
     def is_current(self, source: str, sha256: str) -> bool:
         """True when `source` is indexed with exactly these bytes (nothing to do)."""
         found = self.find(source)
         return found is not None and found.sha256 == sha256
 
-    def put(self, source: str, kind: str, title: str, sha256: str, size: int, chunks) -> tuple[int, str]:
+    def put(
+        self, source: str, kind: str, title: str, sha256: str, size: int, chunks
+    ) -> tuple[int, str]:
         """Index `source` with `chunks` (chunking.Chunk), replacing what it had, atomically.
         Returns (document id, "added" | "updated" | "unchanged"). A document keeps its id
         across updates, so ids users saw in `list` stay valid."""
@@ -187,19 +199,28 @@ class KnowledgeIndex:
                 return found.id, "unchanged"
             if found:
                 self.db.execute("DELETE FROM chunks WHERE document_id = ?", (found.id,))
-                self.db.execute("UPDATE documents SET kind = ?, title = ?, sha256 = ?, bytes = ?, "
-                                "chunks = ?, added_at = ? WHERE id = ?",
-                                (kind, title, sha256, size, len(chunks), time.time(), found.id))
+                self.db.execute(
+                    "UPDATE documents SET kind = ?, title = ?, sha256 = ?, bytes = ?, "
+                    "chunks = ?, added_at = ? WHERE id = ?",
+                    (kind, title, sha256, size, len(chunks), time.time(), found.id),
+                )
                 document_id, outcome = found.id, "updated"
             else:
                 cursor = self.db.execute(
                     "INSERT INTO documents (source, kind, title, sha256, bytes, chunks, added_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (source, kind, title, sha256, size, len(chunks), time.time()))
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (source, kind, title, sha256, size, len(chunks), time.time()),
+                )
+                assert cursor.lastrowid is not None  # an INSERT always sets it
                 document_id, outcome = cursor.lastrowid, "added"
             self.db.executemany(
                 "INSERT INTO chunks (document_id, ordinal, title, page, char_start, char_end, text) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(document_id, n, c.title, c.page, c.start, c.end, c.text) for n, c in enumerate(chunks)])
+                [
+                    (document_id, n, c.title, c.page, c.start, c.end, c.text)
+                    for n, c in enumerate(chunks)
+                ],
+            )
         return document_id, outcome
 
     def remove(self, document_id: int) -> StoredDocument:
@@ -216,11 +237,17 @@ class KnowledgeIndex:
     def chunk_count(self, document_id: int | None = None) -> int:
         if document_id is None:
             return self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        return self.db.execute("SELECT COUNT(*) FROM chunks WHERE document_id = ?", (document_id,)).fetchone()[0]
+        return self.db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE document_id = ?", (document_id,)
+        ).fetchone()[0]
 
     def chunk_texts(self, document_id: int) -> list[str]:
-        return [r[0] for r in self.db.execute(
-            "SELECT text FROM chunks WHERE document_id = ? ORDER BY ordinal", (document_id,))]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT text FROM chunks WHERE document_id = ? ORDER BY ordinal", (document_id,)
+            )
+        ]
 
     def bm25(self, query: str, limit: int) -> list[tuple[int, float]]:
         """(chunk id, score) best first; the score is -bm25(), so higher is better."""
@@ -230,7 +257,9 @@ class KnowledgeIndex:
         expression = match_expression(self._informative(words))
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts, ?, ?) AS rank FROM chunks_fts WHERE chunks_fts MATCH ? "
-            "ORDER BY rank LIMIT ?", (*BM25_WEIGHTS, expression, limit))
+            "ORDER BY rank LIMIT ?",
+            (*BM25_WEIGHTS, expression, limit),
+        )
         return [(rowid, -rank) for rowid, rank in rows]
 
     def _informative(self, words: list[str]) -> list[str]:
@@ -245,9 +274,15 @@ class KnowledgeIndex:
             return words
         total = self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
         half = (total + 1) // 2
-        kept = [w for w in words if self.db.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
-            (match_expression([w]), half)).fetchone()[0] < half]
+        kept = [
+            w
+            for w in words
+            if self.db.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? LIMIT ?)",
+                (match_expression([w]), half),
+            ).fetchone()[0]
+            < half
+        ]
         return kept or words
 
     def chunk_rows(self, chunk_ids: list[int]) -> dict[int, tuple]:
@@ -257,23 +292,35 @@ class KnowledgeIndex:
         marks = ",".join("?" * len(chunk_ids))
         rows = self.db.execute(
             "SELECT c.id, c.text, c.title, c.page, c.char_start, c.char_end, d.id, d.source, d.title "
-            f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})", chunk_ids)
+            f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+            chunk_ids,
+        )
         return {row[0]: row[1:] for row in rows}
 
     # --- dense vectors (optional; see search.py) ---------------------------------------
 
     def chunks_without_vectors(self, model: str) -> list[tuple[int, str]]:
-        return list(self.db.execute(
-            "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
-            "WHERE v.chunk_id IS NULL ORDER BY c.id", (model,)))
+        return list(
+            self.db.execute(
+                "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id AND v.model = ? "
+                "WHERE v.chunk_id IS NULL ORDER BY c.id",
+                (model,),
+            )
+        )
 
     def put_vectors(self, model: str, rows: list[tuple[int, bytes]]) -> None:
         with self._write():
-            self.db.executemany("INSERT OR REPLACE INTO vectors (chunk_id, model, vector) VALUES (?, ?, ?)",
-                                [(chunk_id, model, blob) for chunk_id, blob in rows])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO vectors (chunk_id, model, vector) VALUES (?, ?, ?)",
+                [(chunk_id, model, blob) for chunk_id, blob in rows],
+            )
 
     def vector_count(self, model: str) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (model,)).fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM vectors WHERE model = ?", (model,)).fetchone()[
+            0
+        ]
 
     def vectors(self, model: str) -> list[tuple[int, bytes]]:
-        return list(self.db.execute("SELECT chunk_id, vector FROM vectors WHERE model = ?", (model,)))
+        return list(
+            self.db.execute("SELECT chunk_id, vector FROM vectors WHERE model = ?", (model,))
+        )

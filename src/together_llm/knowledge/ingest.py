@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .chunking import chunk_document
+from .documents import MAX_BYTES, UnreadableError, kind_of, read_document
 from .index import KnowledgeIndex
-from .readers import MAX_BYTES, UnreadableError, kind_of, read_document
 
 
 @dataclass
@@ -48,10 +48,14 @@ def collect(paths: list[str | os.PathLike], report: IngestReport) -> list[Path]:
         elif path.is_dir():
             inside = _walk(path, report)
             if not inside:
-                report.problems.append(Problem(str(given), "folder holds no .txt, .md, .html, .pdf or .jsonl file"))
+                report.problems.append(
+                    Problem(str(given), "folder holds no .txt, .md, .html, .pdf or .jsonl file")
+                )
             found.update(dict.fromkeys(inside))
         elif kind_of(path) is None:
-            report.problems.append(Problem(str(given), f"unsupported file type {path.suffix or '(none)'}"))
+            report.problems.append(
+                Problem(str(given), f"unsupported file type {path.suffix or '(none)'}")
+            )
         else:
             found[path.resolve()] = None
     return list(found)
@@ -72,8 +76,13 @@ def _walk(folder: Path, report: IngestReport) -> list[Path]:
     return files
 
 
-def ingest(index: KnowledgeIndex, paths: list, progress: Callable[[int, str | None], None] | None = None,
-           max_words: int | None = None, overlap: int | None = None) -> IngestReport:
+def ingest(
+    index: KnowledgeIndex,
+    paths: list,
+    progress: Callable[[int, str | None], None] | None = None,
+    max_words: int | None = None,
+    overlap: int | None = None,
+) -> IngestReport:
     """Index the files under `paths`; `progress(bytes done, note)` is called after each file."""
     report = IngestReport()
     ingest_files(index, collect(paths, report), report, progress, max_words, overlap)
@@ -91,9 +100,14 @@ def _size(path: Path) -> int:
         return 0
 
 
-def ingest_files(index: KnowledgeIndex, files: list[Path], report: IngestReport,
-                 progress: Callable[[int, str | None], None] | None = None,
-                 max_words: int | None = None, overlap: int | None = None) -> None:
+def ingest_files(
+    index: KnowledgeIndex,
+    files: list[Path],
+    report: IngestReport,
+    progress: Callable[[int, str | None], None] | None = None,
+    max_words: int | None = None,
+    overlap: int | None = None,
+) -> None:
     """Index `files` (from `collect`), adding outcomes and problems to `report`."""
     bounds = {k: v for k, v in (("max_words", max_words), ("overlap", overlap)) if v is not None}
     done = 0

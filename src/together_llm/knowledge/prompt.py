@@ -32,11 +32,12 @@ INSTRUCTION = "Answer the question from the sources above, and cite the source l
 
 # Chat-template control tokens of the common families, and anything shaped like one.
 _CONTROL = re.compile(
-    r"<\|[^|<>\n]{0,40}\|>"                # <|im_start|>, <|eot_id|>, <|start_header_id|>
-    r"|</?(?:s|unk|pad|bos|eos|mask)>"      # <s>, </s>, <unk>...
-    r"|</?[a-z][a-z_]{2,30}>"              # <start_of_turn>, <repo_name>, <file_sep>
-    r"|\[/?(?:INST|SYS)\]|<</?SYS>>",      # Llama 2
-    re.IGNORECASE)
+    r"<\|[^|<>\n]{0,40}\|>"  # <|im_start|>, <|eot_id|>, <|start_header_id|>
+    r"|</?(?:s|unk|pad|bos|eos|mask)>"  # <s>, </s>, <unk>...
+    r"|</?[a-z][a-z_]{2,30}>"  # <start_of_turn>, <repo_name>, <file_sep>
+    r"|\[/?(?:INST|SYS)\]|<</?SYS>>",  # Llama 2
+    re.IGNORECASE,
+)
 _LOOKALIKE = {"<": "\u2039", "[": "\uff3b"}
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _WORD = re.compile(r"\w+")
@@ -58,9 +59,17 @@ class Source:
 
     def to_dict(self) -> dict:
         hit = self.hit
-        return {"id": self.id, "source": hit.source, "title": hit.title or hit.document_title,
-                "page": hit.page, "chunk": hit.text, "score": round(hit.score, 4),
-                "document_id": hit.document_id, "chunk_id": hit.chunk_id, "cited_by": self.cited_by}
+        return {
+            "id": self.id,
+            "source": hit.source,
+            "title": hit.title or hit.document_title,
+            "page": hit.page,
+            "chunk": hit.text,
+            "score": round(hit.score, 4),
+            "document_id": hit.document_id,
+            "chunk_id": hit.chunk_id,
+            "cited_by": self.cited_by,
+        }
 
     def label(self) -> str:
         hit = self.hit
@@ -77,7 +86,9 @@ def render_sources(sources: list[Source]) -> str:
     lines = ["<sources>"]
     for source in sources:
         lines.append(" ".join(neutralize(source.label()).split()))  # one line, whatever the title
-        lines.extend("> " + line for line in neutralize(source.hit.text).splitlines() if line.strip())
+        lines.extend(
+            "> " + line for line in neutralize(source.hit.text).splitlines() if line.strip()
+        )
     lines.append("</sources>")
     return "\n".join(lines)
 
@@ -125,10 +136,12 @@ def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
-_COMMON = frozenset("""
+_COMMON = frozenset(
+    """
 a an and are as at be by for from has have he her his in is it its of on or our she that the
 their they this to was we were with which who what when where how not no do does did can will
-answer source sources question cite know""".split())
+answer source sources question cite know""".split()
+)
 
 
 def _quotes(answer_words: list[str], source: Source, sources: list[Source], others: set) -> bool:
@@ -140,9 +153,9 @@ def _quotes(answer_words: list[str], source: Source, sources: list[Source], othe
         if other is not source:
             others.update(_words(other.hit.text))
     distinctive = {w for w in own if w not in others and w not in _COMMON}
-    runs = {tuple(own[i:i + QUOTE_WORDS]) for i in range(len(own) - QUOTE_WORDS + 1)}
+    runs = {tuple(own[i : i + QUOTE_WORDS]) for i in range(len(own) - QUOTE_WORDS + 1)}
     for i in range(len(answer_words) - QUOTE_WORDS + 1):
-        run = tuple(answer_words[i:i + QUOTE_WORDS])
+        run = tuple(answer_words[i : i + QUOTE_WORDS])
         if run in runs and any(w in distinctive for w in run):
             return True
     return False

@@ -13,6 +13,7 @@ from __future__ import annotations
 from array import array
 from dataclasses import asdict, dataclass
 
+from ..errors import TllmError
 from .index import KnowledgeIndex
 
 RRF_K = 60  # the constant from Cormack et al. (2009); damps the head of each ranking
@@ -57,15 +58,18 @@ def reciprocal_rank_fusion(rankings: list[list[int]], k: int = RRF_K) -> list[tu
 
 # --- dense vectors ---------------------------------------------------------------------
 
+
 def _pack(vector) -> bytes:
     return array("f", vector).tobytes()
 
 
-def embed_missing(index: KnowledgeIndex, embedder, model: str, batch: int = 32, progress=None) -> int:
+def embed_missing(
+    index: KnowledgeIndex, embedder, model: str, batch: int = 32, progress=None
+) -> int:
     """Embed every chunk without a vector under `model`; returns how many were embedded."""
     todo = index.chunks_without_vectors(model)
     for start in range(0, len(todo), batch):
-        part = todo[start:start + batch]
+        part = todo[start : start + batch]
         vectors = embedder.embed([text for _, text in part])
         index.put_vectors(model, [(chunk_id, _pack(v)) for (chunk_id, _), v in zip(part, vectors)])
         if progress:
@@ -73,7 +77,9 @@ def embed_missing(index: KnowledgeIndex, embedder, model: str, batch: int = 32, 
     return len(todo)
 
 
-def dense(index: KnowledgeIndex, embedder, model: str, query: str, limit: int) -> list[tuple[int, float]]:
+def dense(
+    index: KnowledgeIndex, embedder, model: str, query: str, limit: int
+) -> list[tuple[int, float]]:
     """(chunk id, cosine similarity) best first, by brute force over the stored vectors
     (exact, and fast enough in numpy for a personal corpus of some 100,000 chunks)."""
     import numpy as np
@@ -82,24 +88,30 @@ def dense(index: KnowledgeIndex, embedder, model: str, query: str, limit: int) -
     if not stored or limit < 1:
         return []
     ids = np.array([chunk_id for chunk_id, _ in stored])
-    matrix = np.frombuffer(b"".join(blob for _, blob in stored), dtype=np.float32).reshape(len(stored), -1)
+    matrix = np.frombuffer(b"".join(blob for _, blob in stored), dtype=np.float32).reshape(
+        len(stored), -1
+    )
     query_vector = np.asarray(embedder.embed([query])[0], dtype=np.float32)
     if query_vector.shape[0] != matrix.shape[1]:
-        from ..errors import TllmError
-
-        raise TllmError(f"the stored vectors for {model!r} have {matrix.shape[1]} dimensions, "
-                        f"the query's {query_vector.shape[0]}: embed the index again with one model")
+        raise TllmError(
+            f"the stored vectors for {model!r} have {matrix.shape[1]} dimensions, "
+            f"the query's {query_vector.shape[0]}: embed the index again with one model"
+        )
     similarity = matrix @ query_vector
     best = np.argsort(-similarity)[:limit]
     return [(int(ids[i]), float(similarity[i])) for i in best]
 
 
-def dense_search(index: KnowledgeIndex, query: str, embedder, model: str, limit: int = 5) -> list[Hit]:
+def dense_search(
+    index: KnowledgeIndex, query: str, embedder, model: str, limit: int = 5
+) -> list[Hit]:
     """The `limit` chunks nearest the query's vector; each hit's score is its cosine."""
     return _hits(index, dense(index, embedder, model, query, limit))
 
 
-def hybrid_search(index: KnowledgeIndex, query: str, embedder, model: str, limit: int = 5) -> list[Hit]:
+def hybrid_search(
+    index: KnowledgeIndex, query: str, embedder, model: str, limit: int = 5
+) -> list[Hit]:
     """BM25 and dense rankings fused by RRF; each hit's score is its fused score."""
     lexical = [chunk_id for chunk_id, _ in index.bm25(query, CANDIDATES)]
     semantic = [chunk_id for chunk_id, _ in dense(index, embedder, model, query, CANDIDATES)]

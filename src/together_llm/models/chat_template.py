@@ -15,6 +15,9 @@ import functools
 import json
 from datetime import datetime
 
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from ..errors import TllmError
 
 ROLES = ("system", "user", "assistant")
@@ -35,7 +38,9 @@ def check_messages(messages) -> list[dict]:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
             raise TllmError(f"message {i} must have 'role' and 'content'")
         if message["role"] not in ROLES:
-            raise TllmError(f"message {i} has unknown role {message['role']!r}; roles: {', '.join(ROLES)}")
+            raise TllmError(
+                f"message {i} has unknown role {message['role']!r}; roles: {', '.join(ROLES)}"
+            )
         if not isinstance(message["content"], str):
             raise TllmError(f"message {i} content must be text")
     return messages
@@ -46,17 +51,16 @@ def _raise(message: str):
 
 
 def _tojson(value, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
-                      separators=separators, sort_keys=sort_keys)
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
 
 
 @functools.lru_cache(maxsize=16)
 def _compile(template: str):
-    from jinja2.ext import loopcontrols
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols]
+    )
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
@@ -66,10 +70,20 @@ def _compile(template: str):
         raise TllmError(f"the model's chat template does not parse: {exc}") from None
 
 
-def render_chat(template: str | None, messages: list[dict], *, bos_token: str = "",
-                eos_token: str = "", add_generation_prompt: bool = True) -> str:
+def render_chat(
+    template: str | None,
+    messages: list[dict],
+    *,
+    bos_token: str = "",
+    eos_token: str = "",
+    add_generation_prompt: bool = True,
+) -> str:
     """The prompt string for `messages`, ready to tokenize without adding special tokens."""
     check_messages(messages)
     compiled = _compile(template or DEFAULT_TEMPLATE)
-    return compiled.render(messages=messages, bos_token=bos_token, eos_token=eos_token,
-                           add_generation_prompt=add_generation_prompt)
+    return compiled.render(
+        messages=messages,
+        bos_token=bos_token,
+        eos_token=eos_token,
+        add_generation_prompt=add_generation_prompt,
+    )

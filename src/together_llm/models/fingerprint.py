@@ -12,10 +12,26 @@ import hashlib
 import json
 from pathlib import Path
 
-VOLATILE = {"transformers_version", "_name_or_path", "_model_name_or_path", "torch_dtype", "dtype", "architectures",
-            "use_cache", "_commit_hash", "quantization_config"}
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "merges.txt", "vocab.txt",
-                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+VOLATILE = {
+    "transformers_version",
+    "_name_or_path",
+    "_model_name_or_path",
+    "torch_dtype",
+    "dtype",
+    "architectures",
+    "use_cache",
+    "_commit_hash",
+    "quantization_config",
+}
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 
 
 def fingerprint(model_dir: Path) -> str:
@@ -34,5 +50,7 @@ def fingerprint(model_dir: Path) -> str:
     if template.exists():
         digest.update(template.read_bytes())
     elif tok_config.exists():
-        digest.update(str(json.loads(tok_config.read_text(encoding="utf-8")).get("chat_template")).encode())
+        digest.update(
+            str(json.loads(tok_config.read_text(encoding="utf-8")).get("chat_template")).encode()
+        )
     return digest.hexdigest()[:16]

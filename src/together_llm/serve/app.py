@@ -1,6 +1,7 @@
 """`create_app(settings)`: the one FastAPI app `tllm serve` runs.
 
-State lives on `app.state` (settings, the assistant's config, the engine pool, metrics),
+State lives on `app.state` (settings, the assistant's config and core, the engine pool,
+metrics),
 never in module globals, so tests can run several apps side by side.
 """
 
@@ -9,8 +10,10 @@ from __future__ import annotations
 import time
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 
+from ..assistant.answer import Assistant
 from ..home import Home
 from . import errors
 from .arena_api import router as arena_router
@@ -32,6 +35,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.home = home
     app.state.config = config
     app.state.engines = EnginePool(home, config, settings.slots)
+    # the one core every route and the web chat answer through: system prompt, sampling
+    # defaults and seeds, knowledge grounding and citation, the agent
+    app.state.assistant = Assistant(home, config, knowledge=settings.knowledge)
     app.state.metrics = ServerMetrics()
     app.state.metrics.batch_size.set_function(app.state.engines.busy_slots)
     app.state.metrics.queue_depth.set_function(app.state.engines.queue_depth)
@@ -49,16 +55,19 @@ def create_app(settings: ServeSettings) -> FastAPI:
             status = str(response.status_code)
             return response
         finally:
-            path = request.scope.get("route").path if request.scope.get("route") else "other"
+            route = request.scope.get("route")  # None when no route matched
+            path = route.path if route else "other"
             app.state.metrics.requests.labels(path, status).inc()
             app.state.metrics.latency.labels(path).observe(time.perf_counter() - start)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                           allow_methods=["GET", "POST"], allow_headers=["*"])  # SDKs add their own
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )  # SDKs add their own
 
     @app.get("/health")
     async def health():
@@ -66,12 +75,14 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics():
-        return PlainTextResponse(app.state.metrics.render(),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(
+            app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
 
     @app.on_event("shutdown")
     def close_engines():
         app.state.engines.close()
+        app.state.assistant.grounding.close()
 
     if settings.ui:
         from .web import mount_web_chat

@@ -14,15 +14,24 @@ from __future__ import annotations
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, Optional
+from typing import Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ..adapters.store import list_adapters
+from ..assistant.answer import Assistant
 from ..errors import TllmError
-from ..evaluate.arena import (HOME_PREFIX, EngineContestant, canonical_name, leaderboard,
-                              open_contestant, open_human_battle, record_vote)
+from ..evaluate.arena import (
+    HOME_PREFIX,
+    EngineContestant,
+    canonical_name,
+    leaderboard,
+    open_contestant,
+    open_human_battle,
+    record_vote,
+)
 from ..evaluate.battles import BattleStore
 from .errors import APIError
 from .limits import require_key
@@ -35,8 +44,8 @@ class BattleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     prompt: str = Field(..., min_length=1, max_length=MAX_PROMPT_CHARS)
     # two names; left out: the assistant's base model against its adapter(s)
-    contestants: Optional[list[str]] = Field(None, min_length=2, max_length=2)
-    max_tokens: Optional[int] = Field(None, ge=1)
+    contestants: list[str] | None = Field(None, min_length=2, max_length=2)
+    max_tokens: int | None = Field(None, ge=1)
 
 
 class VoteRequest(BaseModel):
@@ -50,6 +59,7 @@ class ServedArena:
 
     def __init__(self, home, config, pool, rng: random.Random | None = None):
         self.home, self.config, self.pool = home, config, pool
+        self.assistant = Assistant(home, config)  # the served contestants answer through it
         self.store = BattleStore.of(home)
         self.rng = rng or random.Random()
         self._others: dict = {}  # home:PATH contestants' engines, opened once
@@ -61,46 +71,60 @@ class ServedArena:
         """Every contestant a person may name: the served models and adapters, then the
         other homes already in the stored battles."""
         served = self.pool.names()
-        stored = sorted({name for battle in self.store.list() for name in (battle.model_a, battle.model_b)
-                         if name.startswith(HOME_PREFIX)})
+        stored = sorted(
+            {
+                name
+                for battle in self.store.list()
+                for name in (battle.model_a, battle.model_b)
+                if name.startswith(HOME_PREFIX)
+            }
+        )
         return served + [name for name in stored if name not in served]
 
     def default_pair(self) -> list[str]:
         """The question a person teaching the assistant asks: is it better with its adapter?
         So the base model against an active adapter (or, none being active, any adapter)."""
-        from ..adapters.store import list_adapters
 
         adapters = list(self.config.adapters) or list_adapters(self.home)
         if not adapters:
-            raise APIError(400, f"name two contestants: this home has only its base model "
-                                f"{self.config.model!r}, no adapter to set against it; "
-                                f"contestants: {', '.join(self.choices())}", param="contestants")
+            raise APIError(
+                400,
+                f"name two contestants: this home has only its base model "
+                f"{self.config.model!r}, no adapter to set against it; "
+                f"contestants: {', '.join(self.choices())}",
+                param="contestants",
+            )
         return self.rng.sample([self.config.model, self.rng.choice(adapters)], 2)
 
     def _contestant(self, name: str, max_tokens: int | None) -> EngineContestant:
-        from ..engine.sampling import SamplingParams
-
         if name in self.pool.names():
-            params = SamplingParams.with_defaults(self.config.generation, max_tokens=max_tokens)
-            return EngineContestant(self.pool.get(name), self.config.system_prompt, params)
+            return EngineContestant(self.assistant, self.pool.get(name), max_tokens, seed=None)
         if name.startswith(HOME_PREFIX) and self.store.list(contestant=name):
             with self._lock:  # open each other home's model once, however many ask at once
                 return open_contestant(self.home, name, max_tokens, engines=self._others)
-        raise APIError(404, f"unknown contestant {name!r}; contestants: {', '.join(self.choices())} "
-                            "(other homes join with `tllm arena -c home:PATH,...`)",
-                       param="contestants", code="contestant_not_found")
+        raise APIError(
+            404,
+            f"unknown contestant {name!r}; contestants: {', '.join(self.choices())} "
+            "(other homes join with `tllm arena -c home:PATH,...`)",
+            param="contestants",
+            code="contestant_not_found",
+        )
 
     # --- what the API and the web tab do ------------------------------------------------------
 
-    def battle(self, prompt: str, contestants: list[str] | None = None,
-               max_tokens: int | None = None) -> dict:
+    def battle(
+        self, prompt: str, contestants: list[str] | None = None, max_tokens: int | None = None
+    ) -> dict:
         """Both contestants answer `prompt` (side by side); the battle is stored in random
         order, waiting for a vote. Returns what the voter may see: no names."""
         if not prompt.strip():
             raise APIError(400, "the prompt is empty", param="prompt")
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise APIError(400, f"the prompt is {len(prompt)} characters; at most {MAX_PROMPT_CHARS}",
-                           param="prompt")
+            raise APIError(
+                400,
+                f"the prompt is {len(prompt)} characters; at most {MAX_PROMPT_CHARS}",
+                param="prompt",
+            )
         names = [canonical_name(n) for n in contestants] if contestants else self.default_pair()
         if len(names) != 2 or names[0] == names[1]:
             raise APIError(400, "a battle needs two different contestants", param="contestants")
@@ -109,8 +133,12 @@ class ServedArena:
             answers = list(workers.map(lambda player: player(prompt), players))
         battle = open_human_battle(self.store, prompt, dict(zip(names, answers)), self.rng)
         shown = battle.anonymous()
-        return {"id": shown["id"], "object": "arena.battle", "prompt": shown["prompt"],
-                "answers": [shown["answer_a"], shown["answer_b"]]}
+        return {
+            "id": shown["id"],
+            "object": "arena.battle",
+            "prompt": shown["prompt"],
+            "answers": [shown["answer_a"], shown["answer_b"]],
+        }
 
     def vote(self, battle_id: int, verdict: str) -> dict:
         """A person's verdict on a pending battle; reveals both names."""
@@ -125,8 +153,13 @@ class ServedArena:
         except TllmError as exc:  # the only refusal left: somebody voted first
             raise APIError(409, str(exc), param="battle", code="already_voted") from None
         winner = {"a": battle.model_a, "b": battle.model_b}.get(verdict)
-        return {"id": battle.id, "object": "arena.vote", "vote": verdict,
-                "contestants": [battle.model_a, battle.model_b], "winner": winner}
+        return {
+            "id": battle.id,
+            "object": "arena.vote",
+            "vote": verdict,
+            "contestants": [battle.model_a, battle.model_b],
+            "winner": winner,
+        }
 
     def ratings(self, bootstrap: int = 200) -> list[dict]:
         """The leaderboard, best first; empty before the first decided battle."""

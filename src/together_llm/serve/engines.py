@@ -10,6 +10,7 @@ import dataclasses
 import threading
 
 from ..adapters.store import list_adapters
+from ..engine.choice import open_engine
 from ..engine.protocol import Engine
 from ..home import AssistantConfig, Home
 from ..models.registry import list_models
@@ -35,26 +36,36 @@ class EnginePool:
             return self._engines[key]
 
     def _open(self, name: str | None) -> Engine:
-        from ..engine.select import open_engine
-
         if name is None:
             return open_engine(self.home, self.config, slots=self.slots)
         if name in (m.name for m in list_models(self.home)):
             # a base model named explicitly is served bare, without the active adapters
-            return open_engine(self.home, dataclasses.replace(self.config, adapters=[]),
-                               model=name, slots=self.slots)
+            return open_engine(
+                self.home,
+                dataclasses.replace(self.config, adapters=[]),
+                model=name,
+                slots=self.slots,
+            )
         if name in list_adapters(self.home):
             return open_engine(self.home, self.config, adapter=name, slots=self.slots)
-        raise APIError(404, f"model {name!r} does not exist; models: {', '.join(self.names())}",
-                       param="model", code="model_not_found")
+        raise APIError(
+            404,
+            f"model {name!r} does not exist; models: {', '.join(self.names())}",
+            param="model",
+            code="model_not_found",
+        )
 
     def busy_slots(self) -> int:
         """Sequences decoding now, over every batching engine (the batch size)."""
-        return sum(e.scheduler.busy_slots for e in list(self._engines.values()) if hasattr(e, "scheduler"))
+        return sum(
+            e.scheduler.busy_slots for e in list(self._engines.values()) if hasattr(e, "scheduler")
+        )
 
     def queue_depth(self) -> int:
         """Requests waiting for a free slot."""
-        return sum(e.scheduler.queue_depth for e in list(self._engines.values()) if hasattr(e, "scheduler"))
+        return sum(
+            e.scheduler.queue_depth for e in list(self._engines.values()) if hasattr(e, "scheduler")
+        )
 
     def close(self) -> None:
         with self._lock:

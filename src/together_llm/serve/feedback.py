@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +25,7 @@ class Rating(BaseModel):
     messages: list[Message] = Field(..., min_length=1)  # the conversation the answer replied to
     completion: str = Field(..., min_length=1)  # the answer that was rated
     rating: Literal["up", "down"]
-    model: Optional[str] = None
+    model: str | None = None
 
 
 class Choice(BaseModel):
@@ -34,11 +34,11 @@ class Choice(BaseModel):
     messages: list[Message] = Field(..., min_length=1)
     chosen: str = Field(..., min_length=1)  # the better of two answers
     rejected: str = Field(..., min_length=1)
-    model: Optional[str] = None
+    model: str | None = None
 
 
 class FeedbackRequest(BaseModel):
-    feedback: Union[Rating, Choice] = Field(..., discriminator="type")
+    feedback: Rating | Choice = Field(..., discriminator="type")
 
 
 class FeedbackStore:
@@ -55,13 +55,29 @@ class FeedbackStore:
 
     def rate(self, prompt: list[dict], completion: str, liked: bool, model: str | None) -> dict:
         """A thumbs up (liked) or down on `completion`, the answer to `prompt`."""
-        return self._append("ratings.jsonl", {"prompt": prompt, "completion": completion,
-                                              "label": liked, "model": model, "time": time.time()})
+        return self._append(
+            "ratings.jsonl",
+            {
+                "prompt": prompt,
+                "completion": completion,
+                "label": liked,
+                "model": model,
+                "time": time.time(),
+            },
+        )
 
     def choose(self, prompt: list[dict], chosen: str, rejected: str, model: str | None) -> dict:
         """Of two answers to `prompt`, `chosen` was better than `rejected`."""
-        return self._append("choices.jsonl", {"prompt": prompt, "chosen": chosen,
-                                              "rejected": rejected, "model": model, "time": time.time()})
+        return self._append(
+            "choices.jsonl",
+            {
+                "prompt": prompt,
+                "chosen": chosen,
+                "rejected": rejected,
+                "model": model,
+                "time": time.time(),
+            },
+        )
 
     def _append(self, name: str, row: dict) -> dict:
         line = json.dumps(row, ensure_ascii=False) + "\n"

@@ -18,7 +18,9 @@ def require_key(request: Request) -> None:
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise APIError(401, "missing API key: send 'Authorization: Bearer KEY'", code="invalid_api_key")
+        raise APIError(
+            401, "missing API key: send 'Authorization: Bearer KEY'", code="invalid_api_key"
+        )
     if not hmac.compare_digest(given.strip().encode(), expected.encode()):
         raise APIError(401, "incorrect API key", code="invalid_api_key")
 
@@ -53,8 +55,9 @@ class BodyLimit:
             await self._too_large(scope, receive, send)
 
     async def _too_large(self, scope, receive, send):
-        response = error_response(413, f"request body is larger than {self.max_bytes} bytes",
-                                  code="request_too_large")
+        response = error_response(
+            413, f"request body is larger than {self.max_bytes} bytes", code="request_too_large"
+        )
         await response(scope, receive, send)
 
 

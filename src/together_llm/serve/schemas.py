@@ -7,7 +7,7 @@ keep working. `top_k` and `repetition_penalty` are extensions llama.cpp servers 
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -36,17 +36,23 @@ class ToolCall(_Body):
 
 class Message(_Body):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Union[str, list[TextPart], None] = None
-    name: Optional[str] = None
-    tool_calls: Optional[list[ToolCall]] = None  # assistant messages that called tools
-    tool_call_id: Optional[str] = None  # tool messages: which call this is the result of
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # assistant messages that called tools
+    tool_call_id: str | None = None  # tool messages: which call this is the result of
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """The message as our engines take it: developer counts as system, parts joined;
         tool calls and results are kept for tool_calls.render_messages to put in words."""
-        text = self.content if isinstance(self.content, str) else \
-            "".join(part.text for part in self.content or [])
-        message = {"role": "system" if self.role == "developer" else self.role, "content": text}
+        text = (
+            self.content
+            if isinstance(self.content, str)
+            else "".join(part.text for part in self.content or [])
+        )
+        message: dict[str, Any] = {
+            "role": "system" if self.role == "developer" else self.role,
+            "content": text,
+        }
         if self.tool_calls:
             message["tool_calls"] = [call.model_dump() for call in self.tool_calls]
         if self.role == "tool":
@@ -60,13 +66,13 @@ class StreamOptions(_Body):
 
 class ResponseFormat(_Body):
     type: Literal["text", "json_object", "json_schema"] = "text"
-    json_schema: Optional[dict[str, Any]] = None
+    json_schema: dict[str, Any] | None = None
 
 
 class FunctionSpec(_Body):
     name: str = Field(..., pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    description: Optional[str] = None
-    parameters: Optional[dict[str, Any]] = None  # a JSON schema of an object
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema of an object
 
 
 class ToolSpec(_Body):
@@ -86,20 +92,20 @@ class NamedToolChoice(_Body):
 class _Sampling(_Body):
     """Fields shared by chat and text completions."""
 
-    model: Optional[str] = None
-    max_tokens: Optional[int] = Field(None, ge=1)
-    temperature: Optional[float] = Field(None, ge=0, le=2)
-    top_p: Optional[float] = Field(None, gt=0, le=1)
-    top_k: Optional[int] = Field(None, ge=0)
-    repetition_penalty: Optional[float] = Field(None, gt=0, le=2)
+    model: str | None = None
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    repetition_penalty: float | None = Field(None, gt=0, le=2)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    stop: Union[str, list[str], None] = None
-    seed: Optional[int] = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
     n: int = Field(1, ge=1)
     stream: bool = False
-    stream_options: Optional[StreamOptions] = None
-    user: Optional[str] = None
+    stream_options: StreamOptions | None = None
+    user: str | None = None
 
     @field_validator("stop")
     @classmethod
@@ -114,22 +120,22 @@ class _Sampling(_Body):
 
 class ChatCompletionRequest(_Sampling):
     messages: list[Message] = Field(..., min_length=1)
-    max_completion_tokens: Optional[int] = Field(None, ge=1)
-    response_format: Optional[ResponseFormat] = None
+    max_completion_tokens: int | None = Field(None, ge=1)
+    response_format: ResponseFormat | None = None
     logprobs: bool = False
-    top_logprobs: Optional[int] = Field(None, ge=0, le=20)
-    knowledge: Optional[bool] = None  # extension: answer from the home's documents (knowledge_api.py)
-    tools: Optional[list[ToolSpec]] = None  # functions the model may call (tool_calls.py)
-    tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
-    parallel_tool_calls: Optional[bool] = None  # accepted; at most one call is made per answer
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    knowledge: bool | None = None  # extension: answer from the home's documents (knowledge_api.py)
+    tools: list[ToolSpec] | None = None  # functions the model may call (tool_calls.py)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None  # accepted; at most one call is made per answer
 
 
 class CompletionRequest(_Sampling):
     # text, texts, token ids (one tokenized prompt) or lists of token ids, as OpenAI takes
-    prompt: Union[str, list[int], list[str], list[list[int]]]
+    prompt: str | list[int] | list[str] | list[list[int]]
     echo: bool = False
-    logprobs: Optional[int] = Field(None, ge=0, le=5)
-    max_tokens: Optional[int] = Field(16, ge=1)  # OpenAI's default
+    logprobs: int | None = Field(None, ge=0, le=5)
+    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default
 
     @field_validator("prompt")
     @classmethod
@@ -142,8 +148,8 @@ class CompletionRequest(_Sampling):
 
 
 class EmbeddingRequest(_Body):
-    input: Union[str, list[str]]
-    model: Optional[str] = None
+    input: str | list[str]
+    model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
 
     @field_validator("input")

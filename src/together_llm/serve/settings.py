@@ -18,18 +18,24 @@ class ServeSettings:
     port: int = 8000
     api_key: str | None = field(default_factory=lambda: os.environ.get("TLLM_API_KEY") or None)
     ui: bool = True  # the web chat at /
-    cors_origins: list[str] = field(default_factory=list)  # browsers from these origins may call the API
+    cors_origins: list[str] = field(
+        default_factory=list
+    )  # browsers from these origins may call the API
     max_body_bytes: int = 2_000_000  # larger request bodies get 413
     max_n: int = 8  # most choices one request may ask for
     slots: int = 8  # requests decoded together on llama.cpp (continuous batching)
-    knowledge: bool | None = None  # retrieval into chat completions; None: assistant.yaml's `knowledge`
+    knowledge: bool | None = (
+        None  # retrieval into chat completions; None: assistant.yaml's `knowledge`
+    )
 
     def check(self) -> None:
         """Refuse to listen beyond this machine without a key."""
         if not self.api_key and not is_loopback(self.host):
-            raise TllmError(f"refusing to listen on {self.host} without an API key: anyone who "
-                            "can reach it could use the assistant. Pass --api-key KEY (or set "
-                            "TLLM_API_KEY), or listen on 127.0.0.1")
+            raise TllmError(
+                f"refusing to listen on {self.host} without an API key: anyone who "
+                "can reach it could use the assistant. Pass --api-key KEY (or set "
+                "TLLM_API_KEY), or listen on 127.0.0.1"
+            )
         if not 1 <= self.slots <= 64:
             raise TllmError(f"slots must be between 1 and 64, not {self.slots}")
         if not 0 < self.port < 65536:

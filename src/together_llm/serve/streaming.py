@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from ..engine.protocol import Generation
 
@@ -67,7 +67,11 @@ def usage_of(completions) -> dict:
     """OpenAI's `usage` of `n` answers to one prompt: the prompt counted once."""
     prompt = completions[0].usage.prompt_tokens
     generated = sum(c.usage.completion_tokens for c in completions)
-    return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": generated,
+        "total_tokens": prompt + generated,
+    }
 
 
 def event_stream(chunks: AsyncIterator[str], metrics):
@@ -82,11 +86,23 @@ def event_stream(chunks: AsyncIterator[str], metrics):
             async for chunk in chunks:
                 yield chunk
         except Exception as exc:
-            yield sse({"error": {"message": str(exc), "type": "server_error", "param": None, "code": None}})
+            yield sse(
+                {
+                    "error": {
+                        "message": str(exc),
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+            )
         finally:
             metrics.in_flight.dec()
             await chunks.aclose()  # a reader that hung up: its generation is cancelled now
         yield sse("[DONE]")
 
-    return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 
 from ..agent.grammar import CALL_CLOSE, CALL_OPEN, tool_call_grammar
+from ..errors import TllmError
 from .errors import APIError
 from .metrics import Timer
 from .streaming import event_stream, pieces, sse, usage_of
@@ -40,7 +42,9 @@ To call a tool, answer with only this, the arguments fitting its parameters:
 </tool_call>
 Otherwise answer the user in plain text."""
 
-_HEADER = re.compile(r'\s*<tool_call>\s*\{\s*"name"\s*:\s*"(?P<name>[^"\\]*)"\s*,\s*"arguments"\s*:\s*')
+_HEADER = re.compile(
+    r'\s*<tool_call>\s*\{\s*"name"\s*:\s*"(?P<name>[^"\\]*)"\s*,\s*"arguments"\s*:\s*'
+)
 
 
 def active(body) -> bool:
@@ -55,8 +59,11 @@ def offered(body) -> list[dict]:
     if choice is not None and not isinstance(choice, str):
         named = [f for f in functions if f["name"] == choice.function.name]
         if not named:
-            raise APIError(400, f"tool_choice names {choice.function.name!r}, which is not in tools",
-                           param="tool_choice")
+            raise APIError(
+                400,
+                f"tool_choice names {choice.function.name!r}, which is not in tools",
+                param="tool_choice",
+            )
         return named
     return functions
 
@@ -69,7 +76,9 @@ def check(body) -> None:
     if len(set(names)) < len(names):
         raise APIError(400, "two tools have the same name", param="tools")
     if active(body) and body.response_format is not None and body.response_format.type != "text":
-        raise APIError(400, "response_format cannot be combined with tools", param="response_format")
+        raise APIError(
+            400, "response_format cannot be combined with tools", param="response_format"
+        )
     if active(body):
         offered(body)
 
@@ -82,11 +91,14 @@ def grammar(engine, body) -> str | None:
     forced = body.tool_choice not in (None, "auto")
     if not engine.supports_grammar:
         if forced:
-            raise APIError(400, f"tool_choice {_shown(body.tool_choice)} needs the llama.cpp engine "
-                                f"(grammar-constrained calls); {engine.model_name} runs on {engine.name}: "
-                                "use tool_choice auto", param="tool_choice")
+            raise APIError(
+                400,
+                f"tool_choice {_shown(body.tool_choice)} needs the llama.cpp engine "
+                f"(grammar-constrained calls); {engine.model_name} runs on {engine.name}: "
+                "use tool_choice auto",
+                param="tool_choice",
+            )
         return None
-    from ..errors import TllmError
 
     try:
         return tool_call_grammar(offered(body), allow_text=not forced)
@@ -100,23 +112,30 @@ def _shown(choice) -> str:
 
 # --- the conversation in words ------------------------------------------------------------
 
+
 def render_messages(body, messages: list[dict]) -> list[dict]:
     """`messages` with tool calls, tool results and (when active) the offered tools put in
     words, so every chat template can render them (see the module's docstring)."""
-    names = {call["id"]: call["function"]["name"]
-             for m in messages for call in m.get("tool_calls") or []}
+    names = {
+        call["id"]: call["function"]["name"] for m in messages for call in m.get("tool_calls") or []
+    }
     out: list[dict] = []
     for message in messages:
         if message["role"] == "tool":
-            result = json.dumps({"name": names.get(message.get("tool_call_id"), ""),
-                                 "content": message["content"]}, ensure_ascii=False)
+            result = json.dumps(
+                {"name": names.get(message.get("tool_call_id"), ""), "content": message["content"]},
+                ensure_ascii=False,
+            )
             block = f"<tool_response>\n{result}\n</tool_response>"
             if out and out[-1].get("_results"):  # consecutive results: one user turn
                 out[-1]["content"] += "\n" + block
             else:
                 out.append({"role": "user", "content": block, "_results": True})
         elif message.get("tool_calls"):
-            calls = [call_text(c["function"]["name"], c["function"]["arguments"]) for c in message["tool_calls"]]
+            calls = [
+                call_text(c["function"]["name"], c["function"]["arguments"])
+                for c in message["tool_calls"]
+            ]
             text = "\n".join(([message["content"]] if message["content"] else []) + calls)
             out.append({"role": "assistant", "content": text})
         else:
@@ -143,13 +162,14 @@ def call_text(name: str, arguments: str) -> str:
 
 # --- reading calls out of the answer --------------------------------------------------------
 
+
 class CallScanner:
     """Reads an answer piece by piece and tells text from a tool call as early as it can:
     events are ("text", piece), ("call", name) once the call's name is known, and
     ("arguments", piece) for the arguments' JSON as it is written (it ends where its braces
     balance). `complete` is True once a call's arguments closed."""
 
-    def __init__(self, names):
+    def __init__(self, names: Iterable[str]) -> None:
         self.names = set(names)
         self.mode: str | None = None  # None (undecided), "text" or "call"
         self.buffer = ""
@@ -168,7 +188,7 @@ class CallScanner:
         match = _HEADER.match(self.buffer)
         if match and match["name"] in self.names:
             self.mode, self.name = "call", match["name"]
-            return [("call", self.name)] + self._scan(self.buffer[match.end():])
+            return [("call", self.name)] + self._scan(self.buffer[match.end() :])
         opening = head.startswith("<tool_call>") or "<tool_call>".startswith(head)
         if match or (head and not opening) or len(self.buffer) > 200:
             self.mode = "text"  # not a call (or one to a tool that was not offered)
@@ -209,13 +229,14 @@ class CallScanner:
         return [("arguments", "".join(taken))] if taken else []
 
 
-def parse(text: str, names) -> tuple[str | None, dict | None]:
+def parse(text: str, names: Iterable[str]) -> tuple[str | None, dict | None]:
     """(content, tool call) of a whole answer: a call when it is complete and its
     arguments parse, else the text as content."""
     scanner = CallScanner(names)
     scanner.feed(text)
     scanner.finish()
     if scanner.mode == "call" and scanner.complete and scanner.arguments:
+        assert scanner.name is not None  # known once the mode is "call"
         try:
             json.loads(scanner.arguments)
             return None, new_call(scanner.name, scanner.arguments)
@@ -225,8 +246,11 @@ def parse(text: str, names) -> tuple[str | None, dict | None]:
 
 
 def new_call(name: str, arguments: str) -> dict:
-    return {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-            "function": {"name": name, "arguments": arguments}}
+    return {
+        "id": f"call_{uuid.uuid4().hex[:24]}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 def rewrite(body, response: dict) -> dict:
@@ -245,6 +269,7 @@ def rewrite(body, response: dict) -> dict:
 
 # --- streaming --------------------------------------------------------------------------
 
+
 def stream(request, body, generations, head: dict):
     """Server-sent chunks as OpenAI streams tool calls: the first chunk of a call carries
     its index, id, type and name with empty arguments, later ones pieces of the arguments;
@@ -254,8 +279,14 @@ def stream(request, body, generations, head: dict):
     names = [f["name"] for f in offered(body)]
 
     def chunk(index: int, delta: dict, finish: str | None = None) -> str:
-        return sse({**head, "choices": [{"index": index, "delta": delta, "logprobs": None,
-                                         "finish_reason": finish}]})
+        return sse(
+            {
+                **head,
+                "choices": [
+                    {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+        )
 
     def deltas(index: int, events: list[tuple]):
         for kind, value in events:
@@ -283,6 +314,8 @@ def stream(request, body, generations, head: dict):
             called = scanner.mode == "call" and scanner.complete and finish == "stop"
             yield chunk(index, {}, "tool_calls" if called else finish)
         if include_usage:
-            yield sse({**head, "choices": [], "usage": usage_of([g.completion for g in generations])})
+            yield sse(
+                {**head, "choices": [], "usage": usage_of([g.completion for g in generations])}
+            )
 
     return event_stream(chunks(), metrics)

@@ -43,8 +43,12 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         index = like.index[0] if isinstance(like.index, (list, tuple)) else like.index
         if is_note(history[index]):  # the sources or the agent's steps, not an answer
             return
-        feedback.rate(prompt_of(history, system, index), text_of(history[index]["content"]),
-                      like.liked is True or like.liked == "Like", model_label(model))
+        feedback.rate(
+            prompt_of(history, system, index),
+            text_of(history[index]["content"]),
+            like.liked is True or like.liked == "Like",
+            model_label(model),
+        )
 
     def last_question(history, before: int | None = None) -> int | None:
         """Index of the last user message (before `before`), or None."""
@@ -59,9 +63,10 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             yield history, gr.update(visible=False), None
             return
         first, shown = text_of(history[asked + answers(history[asked:])[-1]]["content"]), history
-        for updated in answer(history[:asked + 1], model, system, knowledge, agent,
-                              attempt=next(attempts)):
-            shown = history + updated[asked + 1:]
+        for updated in answer(
+            history[: asked + 1], model, system, knowledge, agent, attempt=next(attempts)
+        ):
+            shown = history + updated[asked + 1 :]
             yield shown, gr.update(visible=False), len(history)
         yield shown, gr.update(visible=bool(first) and shown is not history), len(history)
 
@@ -70,31 +75,47 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         asked = None if second_at is None else last_question(history, second_at)
         if asked is None:
             return history, gr.update(visible=False), None
-        blocks = history[asked + 1:second_at], history[second_at:]
-        first, second = (text_of(b[answers(b)[-1]]["content"]) if answers(b) else "" for b in blocks)
+        blocks = history[asked + 1 : second_at], history[second_at:]
+        first, second = (
+            text_of(b[answers(b)[-1]]["content"]) if answers(b) else "" for b in blocks
+        )
         chosen, rejected = (first, second) if better == 1 else (second, first)
         feedback.choose(prompt_of(history, system, asked + 1), chosen, rejected, model_label(model))
-        return history[:asked + 1] + blocks[better - 1], gr.update(visible=False), None
+        return history[: asked + 1] + blocks[better - 1], gr.update(visible=False), None
 
     with gr.Blocks(title=f"{config.name} · Together-LLM") as ui:
         gr.Markdown(f"### {config.name}")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat-tab"):
                 with gr.Row():
-                    model = gr.Dropdown(choices=[ASSISTANT] + pool.names(), value=ASSISTANT,
-                                        label="Model or adapter")
+                    model = gr.Dropdown(
+                        choices=[ASSISTANT] + pool.names(),
+                        value=ASSISTANT,
+                        label="Model or adapter",
+                    )
                     system = gr.Textbox(value=config.system_prompt, label="System prompt", scale=3)
                 with gr.Row():
-                    use_knowledge = gr.Checkbox(label="Answer from my documents", elem_id="use-knowledge",
-                                                **knowledge_box(app))
+                    use_knowledge = gr.Checkbox(
+                        label="Answer from my documents",
+                        elem_id="use-knowledge",
+                        **knowledge_box(app),
+                    )
                     use_agent = gr.Checkbox(
-                        value=False, label="Agent with tools", elem_id="use-agent",
+                        value=False,
+                        label="Agent with tools",
+                        elem_id="use-agent",
                         info="calculator, knowledge_search, now and your home's tools.py; "
-                             "its steps are shown as it works")
-                chat = gr.Chatbot(label="Conversation", height=420, elem_id="chat",
-                                  group_consecutive_messages=False)  # two answers side by side to compare
-                box = gr.Textbox(placeholder="Ask something and press Enter", show_label=False,
-                                 elem_id="message")
+                        "its steps are shown as it works",
+                    )
+                chat = gr.Chatbot(
+                    label="Conversation",
+                    height=420,
+                    elem_id="chat",
+                    group_consecutive_messages=False,
+                )  # two answers side by side to compare
+                box = gr.Textbox(
+                    placeholder="Ask something and press Enter", show_label=False, elem_id="message"
+                )
                 with gr.Row():
                     regen = gr.Button("Regenerate", elem_id="regenerate")
                     clear = gr.Button("New conversation")
@@ -110,15 +131,22 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         chat.like(rate, [chat, model, system], None)
         regen.click(regenerate, asking, [chat, compare, second_at])
         for button, better in ((first_better, 1), (second_better, 2)):
-            button.click(lambda h, m, s, at, b=better: pick(h, m, s, at, b),
-                         [chat, model, system, second_at], [chat, compare, second_at])
+            button.click(
+                lambda h, m, s, at, b=better: pick(h, m, s, at, b),
+                [chat, model, system, second_at],
+                [chat, compare, second_at],
+            )
         clear.click(lambda: ([], gr.update(visible=False), None), None, [chat, compare, second_at])
         # documents added while the server runs enable the box at the next page load
         ui.load(lambda: gr.update(**knowledge_box(app)), None, use_knowledge)
 
     key = app.state.settings.api_key
     # With an API key set, the web chat asks for it too (any user name, the key as password).
-    auth = (lambda user, password: hmac.compare_digest(password.encode(), key.encode())) if key else None
-    return gr.mount_gradio_app(app, ui, path="/", auth=auth,
-                               auth_message="Sign in with any name and the server's API key.")
-
+    auth = (
+        (lambda user, password: hmac.compare_digest(password.encode(), key.encode()))
+        if key
+        else None
+    )
+    return gr.mount_gradio_app(
+        app, ui, path="/", auth=auth, auth_message="Sign in with any name and the server's API key."
+    )

@@ -42,22 +42,36 @@ def cast_vote(arena: ServedArena, battle_id: int | None, verdict: str) -> str:
 
 def leaderboard_rows(arena: ServedArena) -> list[list]:
     """The leaderboard as table rows, best first."""
-    return [[rank, r["name"], round(r["rating"]), f"{r['ci_low']:.0f}-{r['ci_high']:.0f}",
-             r["battles"], f"{r['wins']}/{r['ties']}/{r['losses']}"]
-            for rank, r in enumerate(arena.ratings(), start=1)]
+    return [
+        [
+            rank,
+            r["name"],
+            round(r["rating"]),
+            f"{r['ci_low']:.0f}-{r['ci_high']:.0f}",
+            r["battles"],
+            f"{r['wins']}/{r['ties']}/{r['losses']}",
+        ]
+        for rank, r in enumerate(arena.ratings(), start=1)
+    ]
 
 
 def arena_tab(app: FastAPI) -> None:
     """Build the Arena tab inside the gr.Blocks (or gr.Tabs) being built."""
     arena = arena_of(app)
     with gr.Tab("Arena", id="arena"):
-        gr.Markdown("Two assistants answer your prompt. You see the answers without their "
-                    "names; say which is better and you will be told who wrote each.")
+        gr.Markdown(
+            "Two assistants answer your prompt. You see the answers without their "
+            "names; say which is better and you will be told who wrote each."
+        )
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", lines=2, scale=3, elem_id="arena-prompt")
             contestants = gr.Dropdown(
-                choices=arena.choices(), multiselect=True, max_choices=2, label="Contestants",
-                info="pick two, or none for the base model against an adapter")
+                choices=arena.choices(),
+                multiselect=True,
+                max_choices=2,
+                label="Contestants",
+                info="pick two, or none for the base model against an adapter",
+            )
         fight = gr.Button("Battle", variant="primary", elem_id="arena-battle")
         with gr.Row():
             answer_a = gr.Textbox(label="Answer A", lines=8, interactive=False, elem_id="arena-a")
@@ -80,6 +94,7 @@ def arena_tab(app: FastAPI) -> None:
         def voted(battle_id):
             said = cast_vote(arena, battle_id, verdict)
             return None, said, gr.update(visible=False), leaderboard_rows(arena)
+
         return voted
 
     fight.click(fight_clicked, [prompt, contestants], [battle, answer_a, answer_b, votes, reveal])

@@ -1,10 +1,9 @@
 """The answers behind the web chat's Chat tab: plain, "Answer from my documents" and "Agent
 with tools", as generators that yield the conversation as it grows (what Gradio streams).
 
-Knowledge goes through the API's own path: the app's one retriever (knowledge_api.py),
-`augment_messages` to put the retrieved chunks in the last user turn and the API's
-`Knowledge.cited` to find the sources the answer cites. The agent is the one `tllm ask
---agent` runs (agent/session.py), its steps passed here as they happen.
+Every answer comes from the assistant's core (assistant/answer.py), as the API's and the
+terminal's do: the same system prompt, sampling, grounding in the documents, citations and
+agent; this module only turns its events into what the page shows.
 
 What the model said and what the page adds to it are kept apart: the sources and the agent's
 steps are *notes*, Chatbot messages with a `metadata` title (Gradio draws them as collapsible
@@ -16,17 +15,25 @@ Nothing here builds the page, so tests drive these functions without a browser.
 
 from __future__ import annotations
 
-import queue
 import re
-import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from fastapi import FastAPI
 
+from ..agent.presets import step_line
+from ..assistant.answer import (
+    AgentStep,
+    AnswerOptions,
+    CitedSources,
+    Event,
+    Finished,
+    TextPiece,
+)
 from ..errors import TllmError
-from ..knowledge.prompt import augment_messages
-from .knowledge_api import Knowledge, shared_retriever
+from ..knowledge.index import KnowledgeIndex, index_path
+from ..knowledge.prompt import Source
 
 ASSISTANT = "(assistant)"  # the assistant as configured: its model with its active adapters
 SOURCES_TITLE = "Sources"
@@ -38,7 +45,9 @@ def text_of(content) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+        return "".join(
+            part.get("text", "") if isinstance(part, dict) else str(part) for part in content
+        )
     return str(content or "")
 
 
@@ -50,8 +59,11 @@ def is_note(message: dict) -> bool:
 def prompt_of(history: list[dict], system: str, upto: int) -> list[dict]:
     """The conversation an answer at `upto` replied to, with the system prompt, without notes."""
     head = [{"role": "system", "content": system}] if system.strip() else []
-    return head + [{"role": m["role"], "content": text_of(m["content"])}
-                   for m in history[:upto] if not is_note(m)]
+    return head + [
+        {"role": m["role"], "content": text_of(m["content"])}
+        for m in history[:upto]
+        if not is_note(m)
+    ]
 
 
 def answers(history: list[dict]) -> list[int]:
@@ -61,6 +73,7 @@ def answers(history: list[dict]) -> list[int]:
 
 # --- the "Answer from my documents" box --------------------------------------------------
 
+
 def knowledge_default(app: FastAPI) -> bool:
     """The server's setting: `tllm serve --knowledge/--no-knowledge`, else assistant.yaml."""
     served = app.state.settings.knowledge
@@ -69,7 +82,6 @@ def knowledge_default(app: FastAPI) -> bool:
 
 def document_count(home) -> int:
     """How many documents the home's knowledge index holds (0 without an index)."""
-    from ..knowledge.index import KnowledgeIndex, index_path
 
     if not index_path(home).exists():
         return 0
@@ -85,19 +97,25 @@ def knowledge_box(app: FastAPI) -> dict:
     except TllmError as exc:  # e.g. an index written by a newer version: say so, keep the chat
         return {"value": False, "interactive": False, "info": str(exc)}
     if not count:
-        return {"value": False, "interactive": False,
-                "info": "No documents yet: add some with `tllm knowledge add PATH`, then reload."}
-    return {"value": knowledge_default(app), "interactive": True,
-            "info": f"{count} document{'s' if count != 1 else ''} indexed; the cited ones are listed "
-                    "under the answer."}
+        return {
+            "value": False,
+            "interactive": False,
+            "info": "No documents yet: add some with `tllm knowledge add PATH`, then reload.",
+        }
+    return {
+        "value": knowledge_default(app),
+        "interactive": True,
+        "info": f"{count} document{'s' if count != 1 else ''} indexed; the cited ones are listed "
+        "under the answer.",
+    }
 
 
-def sources_note(cited: list[dict]) -> dict | None:
+def sources_note(sources: list[Source]) -> dict | None:
     """The note listing the cited sources (as `sources` in the API), or None when none was."""
-    if not cited:
+    if not sources:
         return None
     lines = []
-    for source in cited:
+    for source in (s.to_dict() for s in sources):
         page = f", page {source['page']}" if source.get("page") else ""
         how = "" if source["cited_by"] == "marker" else " (quoted; the model gave no number)"
         path = source["source"].replace("`", "'")
@@ -107,9 +125,9 @@ def sources_note(cited: list[dict]) -> dict | None:
 
 # --- the agent's steps -------------------------------------------------------------------
 
+
 def step_markdown(step) -> str:
     """One ReAct step as a line of the steps note."""
-    from ..agent.session import step_line
 
     return step_line(step, bold=True, escape=_plain)
 
@@ -125,81 +143,64 @@ def _plain(text: str) -> str:
 
 # --- answering ---------------------------------------------------------------------------
 
+
 class ChatAnswers:
     """`ChatAnswers(app).answer(history, model, system, knowledge, agent)` yields `history`
     with the assistant's reply (and its notes) growing, until it is whole."""
 
     def __init__(self, app: FastAPI):
-        self.app = app
-        self.pool, self.config, self.home = app.state.engines, app.state.config, app.state.home
+        self.pool, self.assistant = app.state.engines, app.state.assistant
 
-    def answer(self, history: list[dict], model: str, system: str, knowledge: bool = False,
-               agent: bool = False, attempt: int = 0) -> Iterator[list[dict]]:
+    def answer(
+        self,
+        history: list[dict],
+        model: str,
+        system: str,
+        knowledge: bool = False,
+        agent: bool = False,
+        attempt: int = 0,
+    ) -> Iterator[list[dict]]:
         """Reply to the last user message of `history`; `attempt` > 0 (regenerate) moves a
         configured seed on, so a sampled answer can differ. With `agent`, the agent searches
-        the documents itself (its knowledge_search tool), as `tllm chat --agent` does."""
+        the documents itself (its knowledge_search tool), as `tllm chat --agent` does, and
+        its steps fill a note while it works."""
         engine = self.pool.get(None if model == ASSISTANT else model)
+        options = AnswerOptions(system=system, knowledge=knowledge, agent=agent, attempt=attempt)
+        conversation = prompt_of(history, "", len(history))
+        events = self.assistant.answer(engine, conversation, options)
         if agent:
-            yield from self._agent(engine, history, system)
+            yield from self._agent(history, events)
             return
-        from ..engine.sampling import SamplingParams
-
-        defaults = self.config.generation
-        seed = None if defaults.seed is None else (defaults.seed + attempt) % (2**32 - 1)
-        params = SamplingParams.with_defaults(defaults, seed=seed)
-        messages = prompt_of(history, system, len(history))
-        found = None
-        if knowledge:
-            messages, found = self._retrieve(messages)
         history = history + [{"role": "assistant", "content": ""}]
         yield history  # the answer's bubble appears at once, even if it stays empty
-        for piece in engine.chat(messages, params):
-            history[-1]["content"] += piece
-            yield history
-        note = sources_note(found.cited([history[-1]["content"]])) if found else None
-        if note:
-            yield history + [note]
+        for event in events:
+            if isinstance(event, TextPiece):
+                history[-1]["content"] += event.text
+                yield history
+            elif isinstance(event, CitedSources) and (note := sources_note(event.sources)):
+                yield history + [note]
 
-    def _retrieve(self, messages: list[dict]) -> tuple[list[dict], Knowledge]:
-        """The chunks for the last question in its turn, exactly as the API puts them."""
-        question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-        hits = shared_retriever(self.app).hits(question, self.config.knowledge_top_k) if question.strip() else []
-        messages, sources = augment_messages(messages, hits)
-        return messages, Knowledge(sources, question)
-
-    def _agent(self, engine, history: list[dict], system: str) -> Iterator[list[dict]]:
-        """The ReAct agent's answer; its steps fill a note while it works (it runs in a
-        thread and hands each step over as it happens)."""
-        from ..agent.session import AgentChat, agent_sampling, make_agent
-
-        conversation = prompt_of(history, "", len(history))
-        question, earlier = conversation[-1]["content"], conversation[:-1]
-        agent = make_agent(self.home, engine, agent_sampling(self.config, {}), system,
-                           show_steps=False)
-        steps: queue.Queue = queue.Queue()
-        agent.on_step = steps.put
-        talk = AgentChat(agent)  # it forgets the oldest turns when the context fills
-        talk.turns = earlier
-        outcome: dict = {}
-
-        def work():
-            try:
-                outcome["result"] = talk.ask(engine, question, None).result
-            except BaseException as exc:  # shown to the user by the caller, below
-                outcome["error"] = exc
-            finally:
-                steps.put(None)
-
+    def _agent(self, history: list[dict], events: Iterator[Event]) -> Iterator[list[dict]]:
+        """The agent's steps in a note as they happen, then its answer."""
         started = time.monotonic()
-        threading.Thread(target=work, name="web-agent", daemon=True).start()
-        note = {"role": "assistant", "content": "", "metadata": {"title": STEPS_TITLE, "status": "pending"}}
+        note: dict[str, Any] = {
+            "role": "assistant",
+            "content": "",
+            "metadata": {"title": STEPS_TITLE, "status": "pending"},
+        }
         history = history + [note]
         yield history
-        while (step := steps.get()) is not None:
-            if step.kind != "answer":  # the answer gets its own message below
-                note["content"] += ("\n\n" if note["content"] else "") + step_markdown(step)
-                yield history
-        note["metadata"] = {"title": STEPS_TITLE, "duration": round(time.monotonic() - started, 1)}
-        if "error" in outcome:
-            raise outcome["error"]
-        yield history + [{"role": "assistant", "content": outcome["result"].answer}]
+        answer = ""  # the agent always finishes with an answer (or raises)
+        try:
+            for event in events:
+                if isinstance(event, AgentStep) and event.step.kind != "answer":
+                    note["content"] += ("\n\n" if note["content"] else "") + step_markdown(
+                        event.step
+                    )
+                    yield history
+                elif isinstance(event, Finished):
+                    answer = event.completion.text
+        finally:  # done, or failed (the page shows the error): the note stops spinning
+            duration = round(time.monotonic() - started, 1)
+            note["metadata"] = {"title": STEPS_TITLE, "duration": duration}
+        yield history + [{"role": "assistant", "content": answer}]

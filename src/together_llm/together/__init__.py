@@ -13,7 +13,7 @@ home.
     partition.py    iid and Dirichlet partitions of a dataset
     peers.py        peer homes for a simulation
     metrics.py      metrics.jsonl, the curves PNG, `tllm together status`
-Evolution (`tllm together evolve`): evolve.py, evolve_score.py, evolve_store.py, lineage.py.
+Evolution (`tllm together evolve`): evolve/ (run.py, score.py, store.py, pool.py, adopt.py), lineage.py.
 
 Heavy imports (flwr, torch) stay inside functions, or in apps.py, which only a running
 federation imports.

@@ -39,11 +39,17 @@ def exact_mean(states: list[dict], weights: list[float]) -> dict:
         raise ValueError("nothing to aggregate: no adapters, or weights summing to zero")
     shares = [w / total for w in weights]
     pairs, others = lora_pairs(states[0])
-    merged = {name: sum(s * state[name].astype(np.float64) for s, state in zip(shares, states))
-              for name in others}
+    merged = {
+        name: sum(s * state[name].astype(np.float64) for s, state in zip(shares, states))
+        for name in others
+    }
     for a_name, b_name in pairs:
-        a, b = refactor([state[b_name] for state in states], [state[a_name] for state in states],
-                        shares, rank=states[0][a_name].shape[0])
+        a, b = refactor(
+            [state[b_name] for state in states],
+            [state[a_name] for state in states],
+            shares,
+            rank=states[0][a_name].shape[0],
+        )
         merged[a_name], merged[b_name] = a, b
     return {name: merged[name].astype(np.float32) for name in states[0]}
 
@@ -69,5 +75,7 @@ def refactor(bs: list, as_: list, shares: list[float], rank: int):
 def naive_mean(states: list[dict], weights: list[float]) -> dict:
     """Every tensor averaged on its own (what FedAvg does): for comparison."""
     total = float(sum(weights))
-    return {name: sum(w / total * state[name] for w, state in zip(weights, states))
-            for name in states[0]}
+    return {
+        name: sum(w / total * state[name] for w, state in zip(weights, states))
+        for name in states[0]
+    }

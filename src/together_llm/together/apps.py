@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import time
 from pathlib import Path
+from typing import Any
 
 from flwr.app import ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -29,9 +31,14 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM  # what client
 
 from ..errors import TllmError
 from ..home import Home
-from . import local
+from ..methods import LORA
+from ..models.fingerprint import fingerprint
+from ..train.model import resolve_base
+from . import local, metrics
 from .arrays import to_record, to_tensors
+from .recorder import make_recorder
 from .settings import Federation
+from .strategies import build_strategy
 
 # ----------------------------------------------------------------------------- server
 
@@ -51,18 +58,18 @@ def make_server_app(fed: Federation | None = None, report=print) -> ServerApp:
 def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
     """Run all rounds; write metrics.jsonl and the final adapter into the server home.
     Returns the final adapter's card."""
-    from ..models.fingerprint import fingerprint
-    from ..train.model import resolve_base
-    from . import metrics
-    from .recorder import make_recorder
-    from .strategies import build_strategy
 
     random.seed(fed.seed)  # which peers Flower samples each round
     home = Home.open(fed.server_home)
     _, hf_dir = resolve_base(home, fed.base or None, report=lambda message: None)
-    peer_config = {**fed.peer_config(), "base-fingerprint": fingerprint(hf_dir),
-                   "strategy": fed.strategy, "aggregate": fed.aggregate,
-                   "dp-noise": fed.dp_noise, "dp-clip": fed.dp_clip}
+    peer_config = {
+        **fed.peer_config(),
+        "base-fingerprint": fingerprint(hf_dir),
+        "strategy": fed.strategy,
+        "aggregate": fed.aggregate,
+        "dp-noise": fed.dp_noise,
+        "dp-clip": fed.dp_clip,
+    }
     recipe = local.recipe_for(peer_config, fed.eval_data or fed.data)
     model, _, _ = local.load_model(hf_dir, recipe, fed.freeze_a)
     initial = to_record(local.adapter_state(model))
@@ -92,33 +99,53 @@ def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
 
 def wait_for_peers(grid: Grid, count: int) -> None:
     """Block until `count` peers are connected (at once in simulation, where all are)."""
-    import time
 
     while len(list(grid.get_node_ids())) < count:
         time.sleep(1)
 
 
 def recorder_start(recorder, grid, initial, fed: Federation, peer_config: dict):
-    return recorder.start(grid=grid, initial_arrays=initial, num_rounds=fed.rounds,
-                          timeout=fed.timeout, train_config=ConfigRecord(peer_config),
-                          evaluate_config=ConfigRecord(peer_config),
-                          evaluate_fn=recorder.evaluate_fn)
+    return recorder.start(
+        grid=grid,
+        initial_arrays=initial,
+        num_rounds=fed.rounds,
+        timeout=fed.timeout,
+        train_config=ConfigRecord(peer_config),
+        evaluate_config=ConfigRecord(peer_config),
+        evaluate_fn=recorder.evaluate_fn,
+    )
 
 
 def _card(config: dict, fed: Federation, recorder, base_fingerprint: str) -> dict:
-    return {"base": fed.base, "base_fingerprint": base_fingerprint, "stage": fed.stage,
-            "method": "lora", "rank": fed.rank, "data": fed.data,
-            "steps": fed.rounds * fed.local_steps, "provenance": "federated",
-            "federated": _provenance(config, sorted(set(recorder.names.values())))}
+    return {
+        "base": fed.base,
+        "base_fingerprint": base_fingerprint,
+        "stage": fed.stage,
+        "method": LORA.name,
+        "rank": fed.rank,
+        "data": fed.data,
+        "steps": fed.rounds * fed.local_steps,
+        "provenance": "federated",
+        "federated": _provenance(config, sorted(set(recorder.names.values()))),
+    }
 
 
 def _provenance(config, peers: list[str]) -> dict:
-    return {"run_id": str(config["run-id"]), "rounds": int(config["rounds"]), "peers": peers,
-            "strategy": str(config["strategy"]), "aggregate": str(config["aggregate"]),
-            "local_steps": int(config["local-steps"]), "freeze_a": local.frozen_a(config),
-            "transport": str(config.get("transport", "fp32")),
-            "dp": ({"noise": float(config["dp-noise"]), "clip": float(config["dp-clip"])}
-                   if float(config["dp-noise"]) > 0 else None)}
+    return {
+        "run_id": str(config["run-id"]),
+        "rounds": int(config["rounds"]),
+        "peers": peers,
+        "strategy": str(config["strategy"]),
+        "aggregate": str(config["aggregate"]),
+        "local_steps": int(config["local-steps"]),
+        "freeze_a": local.frozen_a(config),
+        "transport": str(config.get("transport", "fp32")),
+        "dp": (
+            {"noise": float(config["dp-noise"]), "clip": float(config["dp-clip"])}
+            if float(config["dp-noise"]) > 0
+            else None
+        ),
+    }
 
 
 # ----------------------------------------------------------------------------- client
@@ -132,34 +159,50 @@ def make_client_app(peers: list[tuple[str, str]] | None = None, mods=()) -> Clie
     @app.train()
     def train(message: Message, context: Context) -> Message:
         home, data = _peer(context, peers)
-        config = dict(message.content["config"])
+        config: dict[str, Any] = dict(message.content["config"])  # int, float, str, bool values
         _check_base(home, config)
         global_state = to_tensors(message.content["arrays"])
         new_state, found = local.train_round(
-            home, data, config, global_state, int(config["server-round"]),
-            mu=float(config.get("proximal-mu", 0.0)))
+            home,
+            data,
+            config,
+            global_state,
+            int(config["server-round"]),
+            mu=float(config.get("proximal-mu", 0.0)),
+        )
         arrays = to_record(new_state, str(config.get("transport", "fp32")), global_state)
-        return Message(RecordDict({"arrays": arrays, "metrics": MetricRecord(found),
-                                   "peer": _name(home)}), reply_to=message)
+        return Message(
+            RecordDict({"arrays": arrays, "metrics": MetricRecord(found), "peer": _name(home)}),
+            reply_to=message,
+        )
 
     @app.evaluate()
     def evaluate(message: Message, context: Context) -> Message:
         home, data = _peer(context, peers)
-        config = dict(message.content["config"])
+        config: dict[str, Any] = dict(message.content["config"])  # int, float, str, bool values
         _check_base(home, config)
         state = to_tensors(message.content["arrays"])
         found = local.evaluate(home, data, config, state)
         if config.get("final"):
             _, _, base_fingerprint = local.peer_base(home)
-            card = {"base": home.load_config().model, "base_fingerprint": base_fingerprint,
-                    "stage": config["stage"], "method": "lora", "rank": int(config["rank"]),
-                    "data": data, "steps": int(config["rounds"]) * int(config["local-steps"]),
-                    "metrics": {k: v for k, v in found.items() if k == "eval_loss"},
-                    "provenance": "federated",
-                    "federated": _provenance(config, [p for p in str(config.get("peers", "")).split(",") if p])}
+            card = {
+                "base": home.load_config().model,
+                "base_fingerprint": base_fingerprint,
+                "stage": config["stage"],
+                "method": LORA.name,
+                "rank": int(config["rank"]),
+                "data": data,
+                "steps": int(config["rounds"]) * int(config["local-steps"]),
+                "metrics": {k: v for k, v in found.items() if k == "eval_loss"},
+                "provenance": "federated",
+                "federated": _provenance(
+                    config, [p for p in str(config.get("peers", "")).split(",") if p]
+                ),
+            }
             local.save(home, config, state, card)
-        return Message(RecordDict({"metrics": MetricRecord(found), "peer": _name(home)}),
-                       reply_to=message)
+        return Message(
+            RecordDict({"metrics": MetricRecord(found), "peer": _name(home)}), reply_to=message
+        )
 
     return app
 
@@ -170,8 +213,10 @@ def _peer(context: Context, peers) -> tuple[Home, str]:
         return Home.open(path), data
     config = context.node_config
     if "home" not in config or "data" not in config:
-        raise TllmError("this SuperNode has no home and data in its node config: start it with "
-                        "--node-config \"home='/path/to/home' data='dataset'\"")
+        raise TllmError(
+            "this SuperNode has no home and data in its node config: start it with "
+            "--node-config \"home='/path/to/home' data='dataset'\""
+        )
     return Home.open(str(config["home"])), str(config["data"])
 
 
@@ -184,15 +229,18 @@ def _check_base(home: Home, config: dict) -> None:
     _, _, own = local.peer_base(home)
     wanted = str(config.get("base-fingerprint", ""))
     if wanted and wanted != own:
-        raise TllmError(f"this home's base model (fingerprint {own}) is not the federation's "
-                        f"({wanted}); set assistant.yaml's model to the same base")
+        raise TllmError(
+            f"this home's base model (fingerprint {own}) is not the federation's "
+            f"({wanted}); set assistant.yaml's model to the same base"
+        )
 
 
 def _clip_when_asked(message: Message, context: Context, call_next) -> Message:
     """Flower's fixedclipping_mod on train messages whose config asks for client-side
     clipping (DP with --dp-side client); every other message passes untouched."""
     if message.metadata.message_type == MessageType.TRAIN and any(
-            KEY_CLIPPING_NORM in record for record in message.content.config_records.values()):
+        KEY_CLIPPING_NORM in record for record in message.content.config_records.values()
+    ):
         return fixedclipping_mod(message, context, call_next)
     return call_next(message, context)
 

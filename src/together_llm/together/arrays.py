@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from ..errors import TllmError
 
-
 SCALE = "@scale"  # suffix of an int8 tensor's scales in a record
 
 
@@ -33,8 +32,12 @@ def to_record(state: dict, transport: str = "fp32", reference: dict | None = Non
             record[name], record[name + SCALE] = Array(levels), Array(scale)
         return ArrayRecord(record)
     dtype = {"fp32": np.float32, "fp16": np.float16}[transport]
-    return ArrayRecord({name: Array(np.ascontiguousarray(t.detach().cpu().float().numpy().astype(dtype)))
-                        for name, t in state.items()})
+    return ArrayRecord(
+        {
+            name: Array(np.ascontiguousarray(t.detach().cpu().float().numpy().astype(dtype)))
+            for name, t in state.items()
+        }
+    )
 
 
 def _quantize(update):
@@ -69,12 +72,16 @@ def decode(record, reference):
                 raise TllmError(f"scales {name} without their tensor")
             continue
         if name + SCALE not in keys or name not in reference:
-            raise TllmError(f"int8 tensor {name} without its scales or unknown to the global adapter")
+            raise TllmError(
+                f"int8 tensor {name} without its scales or unknown to the global adapter"
+            )
         levels, scale = record[name].numpy(), record[name + SCALE].numpy()
         base = reference[name].numpy().astype(np.float32)
         if levels.dtype != np.int8 or levels.shape != base.shape or scale.ndim != levels.ndim:
-            raise TllmError(f"int8 tensor {name} is malformed (dtype {levels.dtype}, shape "
-                            f"{levels.shape}, scales {scale.shape})")
+            raise TllmError(
+                f"int8 tensor {name} is malformed (dtype {levels.dtype}, shape "
+                f"{levels.shape}, scales {scale.shape})"
+            )
         try:
             out[name] = Array(np.ascontiguousarray(base + levels.astype(np.float32) * scale))
         except ValueError as exc:
@@ -88,15 +95,18 @@ def float32_record(record):
     import numpy as np
     from flwr.app import Array, ArrayRecord
 
-    return ArrayRecord({k: Array(np.ascontiguousarray(a.numpy(), dtype=np.float32))
-                        for k, a in record.items()})
+    return ArrayRecord(
+        {k: Array(np.ascontiguousarray(a.numpy(), dtype=np.float32)) for k, a in record.items()}
+    )
 
 
 def to_tensors(record) -> dict:
     """name -> torch tensor (float32) of an ArrayRecord."""
     import torch
 
-    return {name: torch.from_numpy(array.numpy().astype("float32")) for name, array in record.items()}
+    return {
+        name: torch.from_numpy(array.numpy().astype("float32")) for name, array in record.items()
+    }
 
 
 def payload_bytes(record) -> int:
@@ -112,12 +122,15 @@ def check_fits(record, reference) -> None:
     if set(record.keys()) != set(reference.keys()):
         extra = sorted(set(record.keys()) - set(reference.keys()))[:3]
         missing = sorted(set(reference.keys()) - set(record.keys()))[:3]
-        raise TllmError(f"tensor names differ from the global adapter (extra {extra}, "
-                        f"missing {missing})")
+        raise TllmError(
+            f"tensor names differ from the global adapter (extra {extra}, missing {missing})"
+        )
     for name, array in record.items():
         value = array.numpy()
         if tuple(value.shape) != tuple(reference[name].shape):
-            raise TllmError(f"tensor {name} has shape {tuple(value.shape)}, the global "
-                            f"adapter's is {tuple(reference[name].shape)}")
+            raise TllmError(
+                f"tensor {name} has shape {tuple(value.shape)}, the global "
+                f"adapter's is {tuple(reference[name].shape)}"
+            )
         if not np.all(np.isfinite(value)):
             raise TllmError(f"tensor {name} holds NaN or infinite values")

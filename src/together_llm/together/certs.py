@@ -17,7 +17,9 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import TllmError, check_name
 
@@ -25,8 +27,9 @@ LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 DAYS = 825  # the longest validity common TLS clients accept for a server certificate
 
 
-def make_certs(folder: Path, hosts: list[str], nodes: list[str] = (),
-               overwrite: bool = False) -> dict:
+def make_certs(
+    folder: Path, hosts: Sequence[str], nodes: Sequence[str] = (), overwrite: bool = False
+) -> dict[str, Any]:
     """Write a CA, a server certificate for `hosts` (plus the local names) and one key pair
     per node name into `folder`; returns the paths written."""
     folder = Path(folder).expanduser().resolve()
@@ -37,8 +40,10 @@ def make_certs(folder: Path, hosts: list[str], nodes: list[str] = (),
     targets += [folder / "nodes" / f"{n}.{ext}" for n in nodes for ext in ("key", "pub")]
     existing = [str(p) for p in targets if p.exists()]
     if existing and not overwrite:
-        raise TllmError(f"{existing[0]} exists; choose another folder or add --overwrite "
-                        "(peers holding the old ca.pem would then need the new one)")
+        raise TllmError(
+            f"{existing[0]} exists; choose another folder or add --overwrite "
+            "(peers holding the old ca.pem would then need the new one)"
+        )
     ca_key, ca_cert = _ca()
     server_key, server_cert = _server(ca_key, ca_cert, names)
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,8 +51,13 @@ def make_certs(folder: Path, hosts: list[str], nodes: list[str] = (),
     _write(folder / "ca.key", _pem_key(ca_key), private=True)
     _write(folder / "server.pem", _pem_cert(server_cert))
     _write(folder / "server.key", _pem_key(server_key), private=True)
-    written = {"ca": str(folder / "ca.pem"), "server_cert": str(folder / "server.pem"),
-               "server_key": str(folder / "server.key"), "hosts": names, "nodes": {}}
+    written: dict[str, Any] = {
+        "ca": str(folder / "ca.pem"),
+        "server_cert": str(folder / "server.pem"),
+        "server_key": str(folder / "server.key"),
+        "hosts": names,
+        "nodes": {},
+    }
     for name in nodes:
         private, public = node_key_pair(folder / "nodes" / f"{name}.key")
         written["nodes"][name] = {"key": str(private), "pub": str(public)}
@@ -67,11 +77,22 @@ def node_key_pair(private_path: Path) -> tuple[Path, Path]:
         return private_path, public_path
     key = ec.generate_private_key(ec.SECP384R1())
     private_path.parent.mkdir(parents=True, exist_ok=True)
-    _write(private_path, key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()), private=True)
-    _write(public_path, key.public_key().public_bytes(serialization.Encoding.OpenSSH,
-                                                      serialization.PublicFormat.OpenSSH) + b"\n")
+    _write(
+        private_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ),
+        private=True,
+    )
+    _write(
+        public_path,
+        key.public_key().public_bytes(
+            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+        )
+        + b"\n",
+    )
     return private_path, public_path
 
 
@@ -86,11 +107,15 @@ def read_public_key(path: Path):
     try:
         key = serialization.load_ssh_public_key(path.read_bytes().strip())
     except (ValueError, TypeError) as exc:
-        raise TllmError(f"{path} is not an OpenSSH public key ({exc}); peers send the .pub "
-                        "file `tllm together join` printed") from None
+        raise TllmError(
+            f"{path} is not an OpenSSH public key ({exc}); peers send the .pub "
+            "file `tllm together join` printed"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise TllmError(f"{path} is not an elliptic-curve (P-384) key: Flower authenticates "
-                        "SuperNodes with NIST EC keys only")
+        raise TllmError(
+            f"{path} is not an elliptic-curve (P-384) key: Flower authenticates "
+            "SuperNodes with NIST EC keys only"
+        )
     return key
 
 
@@ -102,18 +127,33 @@ def _ca():
 
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Together-LLM federation CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=DAYS))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False,
-                                         data_encipherment=False, key_agreement=False,
-                                         encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
     return key, cert
 
 
@@ -124,25 +164,29 @@ def _server(ca_key, ca_cert, names: list[str]):
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP384R1())
-    alt = []
+    alt: list[x509.GeneralName] = []
     for host in names:
         try:
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=DAYS))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     return key, cert
 
 
@@ -155,8 +199,9 @@ def _pem_cert(cert) -> bytes:
 def _pem_key(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:

@@ -18,7 +18,9 @@ def describe_node(card: dict) -> str:
         data = card.get("data")
         data = data.get("name") if isinstance(data, dict) else data
         if data:
-            parts.append(f"trained on {data}" + (f", {card['steps']} steps" if card.get("steps") else ""))
+            parts.append(
+                f"trained on {data}" + (f", {card['steps']} steps" if card.get("steps") else "")
+            )
         elif card.get("provenance"):
             parts.append(str(card["provenance"]))
     evolve = card.get("evolve")
@@ -45,7 +47,9 @@ def _children(card: dict, indent: str, lines: list[str]) -> None:
     parents = [p for p in card.get("parents") or [] if isinstance(p, dict)]
     for i, parent in enumerate(parents):
         last = i == len(parents) - 1
-        lines.append(f"{indent}{'└── ' if last else '├── '}{_label(str(parent.get('name')), parent)}")
+        lines.append(
+            f"{indent}{'└── ' if last else '├── '}{_label(str(parent.get('name')), parent)}"
+        )
         _children(parent, indent + ("    " if last else "│   "), lines)
 
 
@@ -55,7 +59,8 @@ def ancestors(card: dict) -> list[str]:
     queue = [p for p in card.get("parents") or [] if isinstance(p, dict)]
     while queue:
         parent = queue.pop(0)
-        if parent.get("name") not in found:
-            found.append(parent.get("name"))
+        name = parent.get("name")
+        if isinstance(name, str) and name not in found:  # not None among the names
+            found.append(name)
         queue.extend(p for p in parent.get("parents") or [] if isinstance(p, dict))
     return found

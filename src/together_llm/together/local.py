@@ -15,17 +15,28 @@ on every machine, and frozen; only the trainable tensors (the B's) are ever in a
 from __future__ import annotations
 
 import tempfile
+import time
+import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
+from ..adapters.save import save_result
+from ..data.store import open_dataset
 from ..errors import TllmError
+from ..methods import LORA
+from ..models.fingerprint import fingerprint
+from ..train.batches import MicroBatches
+from ..train.inputs.encode import Stats
+from ..train.loop import Loop
+from ..train.model import check_base, load_for_training, mixed_precision, resolve_base
+from ..train.recipe import Recipe
+from ..train.stages import check_kind, get_stage
 
 _CACHE: dict = {}  # one loaded model per process: (key, (model, tokenizer, config))
 
 
 def peer_base(home) -> tuple[str, Path, str]:
     """(model name, HF directory, fingerprint) of the base this home's assistant uses."""
-    from ..models.fingerprint import fingerprint
-    from ..train.model import resolve_base
 
     name, hf_dir = resolve_base(home, None, report=lambda message: None)
     return name, hf_dir, fingerprint(hf_dir)
@@ -33,17 +44,28 @@ def peer_base(home) -> tuple[str, Path, str]:
 
 def recipe_for(config: dict, data: str):
     """The Recipe of a round's peer config (settings.Federation.peer_config keys)."""
-    from ..train.recipe import Recipe
 
     targets = [t for t in str(config.get("target-modules", "")).split(",") if t.strip()]
     steps = int(config["local-steps"])
-    return Recipe(data=data, stage=str(config["stage"]), method="lora", name=str(config["name"]),
-                  max_steps=steps, lr=float(config["lr"]), batch_size=int(config["batch-size"]),
-                  max_length=int(config["max-length"]), rank=int(config["rank"]),
-                  alpha=float(config["alpha"]), dropout=float(config["dropout"]),
-                  target_modules=targets, seed=int(config["seed"]), scheduler="constant",
-                  optimizer=str(config.get("optimizer", "adamw")),
-                  save_every=0, logging_every=steps)
+    return Recipe(
+        data=data,
+        stage=str(config["stage"]),
+        method=LORA.name,  # what the federation aggregates: LoRA's A and B
+        name=str(config["name"]),
+        max_steps=steps,
+        lr=float(config["lr"]),
+        batch_size=int(config["batch-size"]),
+        max_length=int(config["max-length"]),
+        rank=int(config["rank"]),
+        alpha=float(config["alpha"]),
+        dropout=float(config["dropout"]),
+        target_modules=targets,
+        seed=int(config["seed"]),
+        scheduler="constant",
+        optimizer=str(config.get("optimizer", "adamw")),
+        save_every=0,
+        logging_every=steps,
+    )
 
 
 def frozen_a(config: dict) -> bool:
@@ -59,15 +81,21 @@ def state_name(parameter: str) -> str:
 def load_model(hf_dir: Path, recipe, freeze_a: bool = False):
     """(PEFT model, tokenizer, base config) for `recipe`, loaded once per process and reused:
     every round overwrites the adapter tensors anyway."""
-    from ..train.model import check_base, load_for_training
-    from ..train.stages import get_stage
 
     task = get_stage(recipe.stage).task
-    key = (str(hf_dir), recipe.rank, recipe.alpha, recipe.dropout,
-           tuple(recipe.target_modules), task, freeze_a, recipe.seed if freeze_a else None)
+    key = (
+        str(hf_dir),
+        recipe.rank,
+        recipe.alpha,
+        recipe.dropout,
+        tuple(recipe.target_modules),
+        task,
+        freeze_a,
+        recipe.seed if freeze_a else None,
+    )
     if _CACHE.get("key") != key:
         _CACHE.clear()
-        config = check_base(hf_dir, "lora", task)
+        config = check_base(hf_dir, recipe.method, task)
         model, tokenizer = load_for_training(hf_dir, config, recipe, task)
         if freeze_a:
             freeze_seeded_a(model, recipe.seed)
@@ -80,7 +108,6 @@ def freeze_seeded_a(model, seed: int) -> None:
     kaiming_uniform with a=√5 draws) from a generator seeded by `seed` and the tensor's
     name, then freeze it: every peer and the server build the same A's without sending
     them."""
-    import zlib
 
     import torch
 
@@ -104,7 +131,9 @@ def adapter_state(model) -> dict:
     # save_embedding_layers=False: with lm_head among the targets PEFT would otherwise add
     # the base's whole output matrix, and base weights never travel
     state = get_peft_model_state_dict(model, save_embedding_layers=False)
-    frozen = {state_name(full) for full, param in model.named_parameters() if not param.requires_grad}
+    frozen = {
+        state_name(full) for full, param in model.named_parameters() if not param.requires_grad
+    }
     return {k: v.detach().clone() for k, v in state.items() if k not in frozen}
 
 
@@ -114,20 +143,21 @@ def load_state(model, state: dict) -> None:
 
     own = adapter_state(model)
     if set(own) != set(state):
-        raise TllmError("the global adapter's tensors do not fit this peer's model (another "
-                        "rank, target modules or base)")
+        raise TllmError(
+            "the global adapter's tensors do not fit this peer's model (another "
+            "rank, target modules or base)"
+        )
     result = set_peft_model_state_dict(model, state)
-    if getattr(result, "unexpected_keys", None):
-        raise TllmError(f"unexpected adapter tensors: {result.unexpected_keys[:3]}")
+    unexpected = getattr(result, "unexpected_keys", None)
+    if unexpected:
+        raise TllmError(f"unexpected adapter tensors: {unexpected[:3]}")
 
 
 def examples(home, recipe, split: str | None, tokenizer) -> list[dict]:
     """Token examples of the home's dataset `recipe.data` (split: "train", "eval" or None)."""
-    from ..data.preprocess import Stats
-    from ..data.store import open_dataset
-    from ..train.stages import check_kind, get_stage
 
     stage = get_stage(recipe.stage)
+    assert stage.encode is not None  # a peer trains an own-loop stage (settings.STAGES)
     dataset = open_dataset(home, recipe.data)
     check_kind(stage, dataset.name, dataset.kind)
     if split is not None and not dataset.has_splits:
@@ -137,25 +167,47 @@ def examples(home, recipe, split: str | None, tokenizer) -> list[dict]:
     return stage.encode(dataset.rows(split), tokenizer, recipe.max_length, Stats(), None)
 
 
-def _loop(model, recipe, tokenizer, train_examples, eval_examples, steps, regularizer=None,
-          round_seed: int = 0):
-    from ..train.batches import MicroBatches
-    from ..train.loop import Loop
-    from ..train.model import mixed_precision
-    from ..train.stages import get_stage
-
+def _loop(
+    model,
+    recipe,
+    tokenizer,
+    train_examples,
+    eval_examples,
+    steps,
+    regularizer=None,
+    round_seed: int = 0,
+):
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    make = lambda rows, shuffle: (MicroBatches(rows, recipe.batch_size, recipe.seed + round_seed,  # noqa: E731
-                                               recipe.packing, pad or 0, recipe.max_length, shuffle)
-                                  if rows else None)
-    return Loop(model, recipe, make(train_examples, True) or make(eval_examples, False),
-                make(eval_examples, False), steps, Path(tempfile.gettempdir()) / "tllm-together",
-                task=get_stage(recipe.stage).task,
-                bf16=mixed_precision(recipe, model.config.model_type), regularizer=regularizer)
+
+    def make(rows: list[dict], shuffle: bool) -> MicroBatches:
+        return MicroBatches(
+            rows,
+            recipe.batch_size,
+            recipe.seed + round_seed,
+            recipe.packing,
+            pad or 0,
+            recipe.max_length,
+            shuffle,
+        )
+
+    # an evaluation-only loop (no training rows) still needs training batches: the held-out ones
+    train = make(train_examples, True) if train_examples else make(eval_examples, False)
+    return Loop(
+        model,
+        recipe,
+        train,
+        make(eval_examples, False) if eval_examples else None,
+        steps,
+        Path(tempfile.gettempdir()) / "tllm-together",
+        task=get_stage(recipe.stage).task,
+        bf16=mixed_precision(recipe, model.config.model_type),
+        regularizer=regularizer,
+    )
 
 
 def proximal(global_state: dict, mu: float):
     """FedProx's term mu/2·Σ‖w − w_global‖² over the adapter tensors, as a regularizer."""
+
     def term(model):
         import torch
 
@@ -163,6 +215,7 @@ def proximal(global_state: dict, mu: float):
         for name, param in _adapter_params(model, global_state):
             total = total + (param - global_state[name].to(param.device)).pow(2).sum()
         return mu / 2 * total
+
     return term
 
 
@@ -177,11 +230,11 @@ def _adapter_params(model, names) -> list:
     return found
 
 
-def train_round(home, data: str, config: dict, global_state: dict, server_round: int,
-                mu: float = 0.0) -> tuple[dict, dict]:
+def train_round(
+    home, data: str, config: dict, global_state: dict, server_round: int, mu: float = 0.0
+) -> tuple[dict, dict]:
     """Train the global adapter `config["local-steps"]` steps on this home's rows; return
     (new adapter tensors, metrics: train_loss, examples, steps, seconds, proximal)."""
-    import time
 
     recipe = recipe_for(config, data)
     _, hf_dir, _ = peer_base(home)
@@ -198,9 +251,13 @@ def train_round(home, data: str, config: dict, global_state: dict, server_round:
     progress = loop.run()
     new_state = adapter_state(model)
     drift = sum(float((new_state[k] - frozen[k]).pow(2).sum()) for k in frozen)
-    return new_state, {"train_loss": float(progress.train_loss), "num-examples": len(rows),
-                       "steps": progress.step, "seconds": time.perf_counter() - start,
-                       "drift": drift ** 0.5}
+    return new_state, {
+        "train_loss": float(progress.train_loss),
+        "num-examples": len(rows),
+        "steps": progress.step,
+        "seconds": time.perf_counter() - start,
+        "drift": drift**0.5,
+    }
 
 
 def evaluate(home, data: str, config: dict, state: dict, split: str | None = "eval") -> dict:
@@ -219,13 +276,10 @@ def evaluate(home, data: str, config: dict, state: dict, split: str | None = "ev
 
 def save(home, config: dict, state: dict, card: dict) -> Path:
     """Write adapter `state` as adapters/<config name> of `home`, with `card`."""
-    from types import SimpleNamespace
-
-    from ..train.save import save_result
 
     recipe = recipe_for(config, card.get("data") or "none")
     _, hf_dir, _ = peer_base(home)
     model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
     load_state(model, state)
-    target = SimpleNamespace(name=recipe.name, method="lora", overwrite=True)
+    target = SimpleNamespace(name=recipe.name, method=recipe.method, overwrite=True)
     return save_result(home, target, model, tokenizer, card)

@@ -13,8 +13,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from pathlib import Path
+
+import yaml
 
 from ..errors import TllmError
 
@@ -25,9 +29,6 @@ def runs_dir(home) -> Path:
 
 def save_config(run_dir: Path, fed, **extra) -> None:
     """config.yaml: the federation's settings (a settings.Federation) and `extra`."""
-    import dataclasses
-
-    import yaml
 
     data = {**dataclasses.asdict(fed), **extra}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
@@ -35,10 +36,11 @@ def save_config(run_dir: Path, fed, **extra) -> None:
 
 def finish(run_dir: Path, **finished) -> dict:
     """Close the run: its last line {"finished": {time, **finished}}, the plot; its summary."""
-    import time
 
-    append(run_dir / "metrics.jsonl",
-           {"finished": {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **finished}})
+    append(
+        run_dir / "metrics.jsonl",
+        {"finished": {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **finished}},
+    )
     plot(run_dir)
     return summary(run_dir)
 
@@ -62,21 +64,26 @@ def read(path: Path) -> list[dict]:
 
 def summary(run_dir: Path) -> dict:
     """What `status` shows of one run."""
-    import yaml
 
     records = read(run_dir / "metrics.jsonl")
     rounds = [r for r in records if "round" in r]
     finished = next((r["finished"] for r in records if "finished" in r), None)
     config_path = run_dir / "config.yaml"
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    config = (
+        yaml.safe_load(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    )
     peers = sorted({name for r in rounds for name in r.get("peers", {})})
     last = rounds[-1] if rounds else {}
     return {
-        "run_id": run_dir.name, "state": "finished" if finished else "unfinished",
-        "strategy": config.get("strategy"), "aggregate": config.get("aggregate"),
-        "data": config.get("data"), "adapter": config.get("name"),
+        "run_id": run_dir.name,
+        "state": "finished" if finished else "unfinished",
+        "strategy": config.get("strategy"),
+        "aggregate": config.get("aggregate"),
+        "data": config.get("data"),
+        "adapter": config.get("name"),
         "rounds_done": max((r["round"] for r in rounds), default=0),
-        "rounds": config.get("rounds"), "peers": peers,
+        "rounds": config.get("rounds"),
+        "peers": peers,
         "failures": sum(len(r.get("failures", [])) for r in rounds),
         "global_eval_loss": last.get("global_eval_loss"),
         "first_global_eval_loss": rounds[0].get("global_eval_loss") if rounds else None,
@@ -119,12 +126,16 @@ def plot(run_dir: Path) -> Path:
     figure, (train_axes, eval_axes) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for name in peers:
         for axes, key in ((train_axes, "train_loss"), (eval_axes, "eval_loss")):
-            points = [(r["round"], r["peers"][name][key]) for r in rounds
-                      if r.get("peers", {}).get(name, {}).get(key) is not None]
+            points = [
+                (r["round"], r["peers"][name][key])
+                for r in rounds
+                if r.get("peers", {}).get(name, {}).get(key) is not None
+            ]
             if points:
                 axes.plot(*zip(*points), "o-", alpha=0.7, label=name)
-    points = [(r["round"], r["global_eval_loss"]) for r in rounds
-              if r.get("global_eval_loss") is not None]
+    points = [
+        (r["round"], r["global_eval_loss"]) for r in rounds if r.get("global_eval_loss") is not None
+    ]
     if points:
         eval_axes.plot(*zip(*points), "s-", color="black", linewidth=2, label="global held-out")
     train_axes.set_title("training loss per peer")

@@ -12,6 +12,8 @@ largest peers to any smaller one. All draws follow `seed`.
 
 from __future__ import annotations
 
+import random
+
 from ..errors import TllmError
 
 MIN_ROWS = 2
@@ -19,7 +21,6 @@ MIN_ROWS = 2
 
 def hold_out(rows: list, fraction: float, seed: int) -> tuple[list, list]:
     """(rest, held out): a seeded `fraction` of the rows set aside (at least one row)."""
-    import random
 
     if not 0 < fraction < 1:
         raise TllmError(f"--global-eval must be a fraction between 0 and 1, not {fraction}")
@@ -27,20 +28,30 @@ def hold_out(rows: list, fraction: float, seed: int) -> tuple[list, list]:
     random.Random(seed).shuffle(order)
     count = max(1, round(len(rows) * fraction))
     held = set(order[:count])
-    return ([r for i, r in enumerate(rows) if i not in held],
-            [r for i, r in enumerate(rows) if i in held])
+    return (
+        [r for i, r in enumerate(rows) if i not in held],
+        [r for i, r in enumerate(rows) if i in held],
+    )
 
 
-def partition(rows: list, peers: int, how: str = "iid", alpha: float = 0.5,
-              by: str | None = None, seed: int = 0) -> list[list]:
+def partition(
+    rows: list,
+    peers: int,
+    how: str = "iid",
+    alpha: float = 0.5,
+    by: str | None = None,
+    seed: int = 0,
+) -> list[list]:
     """`rows` divided among `peers` peers (see the module's docstring)."""
     import numpy as np
 
     if peers < 1:
         raise TllmError("--peers must be at least 1")
     if len(rows) < MIN_ROWS * peers:
-        raise TllmError(f"{len(rows)} rows cannot give {peers} peers {MIN_ROWS} rows each "
-                        "(one to train, one held out); use fewer peers or more data")
+        raise TllmError(
+            f"{len(rows)} rows cannot give {peers} peers {MIN_ROWS} rows each "
+            "(one to train, one held out); use fewer peers or more data"
+        )
     rng = np.random.default_rng(seed)
     if how == "iid":
         order = rng.permutation(len(rows))
@@ -48,7 +59,9 @@ def partition(rows: list, peers: int, how: str = "iid", alpha: float = 0.5,
     elif how == "dirichlet":
         if not alpha > 0:
             raise TllmError(f"--alpha must be greater than 0, not {alpha}")
-        parts = _by_field(rows, peers, alpha, by, rng) if by else _by_quantity(rows, peers, alpha, rng)
+        parts = (
+            _by_field(rows, peers, alpha, by, rng) if by else _by_quantity(rows, peers, alpha, rng)
+        )
     else:
         raise TllmError(f"unknown split {how!r}: choose iid or dirichlet")
     return _fill(parts)

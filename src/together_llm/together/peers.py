@@ -13,14 +13,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..data.split import split_dataset
+from ..data.store import DatasetWriter, open_dataset
 from ..errors import TllmError
 from ..home import Home
+from ..models.fingerprint import fingerprint
+from ..models.registry import add_model
+from ..train.model import resolve_base
+from .local import peer_base
+from .partition import hold_out, partition
 
 
 def coordinator_base(home: Home, name: str | None) -> tuple[str, Path, str]:
     """(name, HF directory, fingerprint) of the base the federation trains on."""
-    from ..models.fingerprint import fingerprint
-    from ..train.model import resolve_base
 
     name, hf_dir = resolve_base(home, name, report=print)
     return name, hf_dir, fingerprint(hf_dir)
@@ -29,7 +34,6 @@ def coordinator_base(home: Home, name: str | None) -> tuple[str, Path, str]:
 def link_base(peer: Home, name: str, hf_dir: Path) -> None:
     """Register base `name` (at `hf_dir`) in `peer` without copying it, and make it the
     peer's assistant model."""
-    from ..models.registry import add_model
 
     if name == "default":  # the bundled model's HF twin lives in models/default: link it
         target = peer.models_dir / "default"
@@ -42,13 +46,20 @@ def link_base(peer: Home, name: str, hf_dir: Path) -> None:
     peer.save_config(config)
 
 
-def make_peers(home: Home, run_dir: Path, data: str, peers: int, base: tuple[str, Path],
-               how: str = "iid", alpha: float = 0.5, by: str | None = None, seed: int = 0,
-               global_fraction: float = 0.1, eval_fraction: float = 0.2) -> tuple[list[Path], Path]:
+def make_peers(
+    home: Home,
+    run_dir: Path,
+    data: str,
+    peers: int,
+    base: tuple[str, Path],
+    how: str = "iid",
+    alpha: float = 0.5,
+    by: str | None = None,
+    seed: int = 0,
+    global_fraction: float = 0.1,
+    eval_fraction: float = 0.2,
+) -> tuple[list[Path], Path]:
     """(peer home paths, server home path) for a simulation on `home`'s dataset `data`."""
-    from ..data.split import split_dataset
-    from ..data.store import open_dataset
-    from .partition import hold_out, partition
 
     dataset = open_dataset(home, data)
     if dataset.has_splits:  # its own held-out rows are the global held-out set
@@ -73,14 +84,18 @@ def copy_held_out(server: Home, dataset) -> str:
     """Dataset `dataset`'s held-out rows (all of them if it has no split) as the global
     held-out set of the run's server home, under its own name; that name."""
     rows = list(dataset.rows("eval")) if dataset.has_splits else list(dataset.rows())
-    write_rows(server, dataset.name, dataset.kind, rows,
-               f"{dataset.name}: the federation's global held-out rows")
+    write_rows(
+        server,
+        dataset.name,
+        dataset.kind,
+        rows,
+        f"{dataset.name}: the federation's global held-out rows",
+    )
     return dataset.name
 
 
 def write_rows(home: Home, name: str, kind: str, rows: list, source: str) -> None:
     """Write `rows` as a new dataset `name` of `home`."""
-    from ..data.store import DatasetWriter
 
     with DatasetWriter(home, name, kind, source=source, format=kind) as out:
         for row in rows:
@@ -88,13 +103,12 @@ def write_rows(home: Home, name: str, kind: str, rows: list, source: str) -> Non
         out.commit()
 
 
-def check_homes(paths: list[str], data: str, fingerprint: str, adapter: str,
-                overwrite: bool) -> list[Path]:
+def check_homes(
+    paths: list[str], data: str, fingerprint: str, adapter: str, overwrite: bool
+) -> list[Path]:
     """The homes of `--homes`, each checked before anything runs: it exists, holds dataset
     `data` with a held-out split, uses the federation's base, has no adapter named
     `adapter` (unless overwriting), and its folder name (its peer name) is unique."""
-    from ..data.store import open_dataset
-    from .local import peer_base
 
     homes, names = [], set()
     for raw in paths:
@@ -102,20 +116,28 @@ def check_homes(paths: list[str], data: str, fingerprint: str, adapter: str,
         if not (path / "assistant.yaml").is_file():
             raise TllmError(f"{path} is not a home (no assistant.yaml)")
         if path.name in names:
-            raise TllmError(f"two homes are named {path.name!r}: peers are told apart by their "
-                            "folder names; rename one")
+            raise TllmError(
+                f"two homes are named {path.name!r}: peers are told apart by their "
+                "folder names; rename one"
+            )
         names.add(path.name)
         home = Home.open(path)
         dataset = open_dataset(home, data)
         if not dataset.has_splits:
-            raise TllmError(f"dataset {data!r} of {path} has no held-out split: run `tllm data "
-                            f"split {data} --home {path}` first")
+            raise TllmError(
+                f"dataset {data!r} of {path} has no held-out split: run `tllm data "
+                f"split {data} --home {path}` first"
+            )
         _, _, own = peer_base(home)
         if own != fingerprint:
-            raise TllmError(f"{path} uses another base model (fingerprint {own}, the "
-                            f"federation's is {fingerprint})")
+            raise TllmError(
+                f"{path} uses another base model (fingerprint {own}, the "
+                f"federation's is {fingerprint})"
+            )
         if (home.adapters_dir / adapter).exists() and not overwrite:
-            raise TllmError(f"{path} already has an adapter named {adapter!r}; choose another "
-                            "--name or add --overwrite")
+            raise TllmError(
+                f"{path} already has an adapter named {adapter!r}; choose another "
+                "--name or add --overwrite"
+            )
         homes.append(path)
     return homes

@@ -17,19 +17,14 @@ import time
 from .arrays import check_fits, decode, float32_record, payload_bytes
 
 
-def _strategy_base():
-    from flwr.serverapp.strategy import Strategy
-
-    return Strategy
-
-
 def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int = 1):
     """A Recorder around strategy `inner`; `write(record)` stores and shows a round's record;
     `global_eval(arrays)` -> {"eval_loss", ...} or None. Held-out losses (the peers' and the
     global one) are measured before round 1, every `eval_every` rounds and after the last."""
+    from flwr.serverapp.strategy import Strategy
 
-    class Recorder(_strategy_base()):
-        def __init__(self):
+    class Recorder(Strategy):
+        def __init__(self) -> None:
             self.inner, self.rounds, self.write = inner, rounds, write
             self.global_eval = global_eval
             self.measured = lambda r: r == 0 or r % eval_every == 0 or r == rounds
@@ -43,8 +38,14 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
         # ------------------------------------------------------------ training
         def configure_train(self, server_round, arrays, config, grid):
             self.current = arrays
-            self.record = {"round": server_round, "start": time.time(), "peers": {},
-                           "failures": [], "bytes_down": 0, "bytes_up": 0}
+            self.record = {
+                "round": server_round,
+                "start": time.time(),
+                "peers": {},
+                "failures": [],
+                "bytes_down": 0,
+                "bytes_up": 0,
+            }
             messages = list(self.inner.configure_train(server_round, arrays, config, grid))
             self.record["sampled"] = len(messages)
             self.record["bytes_down"] += payload_bytes(arrays) * len(messages)
@@ -56,8 +57,13 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
                 node = message.metadata.src_node_id
                 arrays, reason = self._check(message)
                 if reason:
-                    self.record["failures"].append({"peer": self.names.get(node, f"node {node}"),
-                                                    "stage": "train", "reason": reason})
+                    self.record["failures"].append(
+                        {
+                            "peer": self.names.get(node, f"node {node}"),
+                            "stage": "train",
+                            "reason": reason,
+                        }
+                    )
                     continue
                 content = message.content
                 name = self._name(node, content)
@@ -66,9 +72,12 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
                 content["arrays"] = arrays  # what the strategy averages: float32 adapters
                 self.record["bytes_up"] += sent
                 self.record["peers"][name] = {
-                    "train_loss": metrics.get("train_loss"), "examples": metrics.get("num-examples"),
+                    "train_loss": metrics.get("train_loss"),
+                    "examples": metrics.get("num-examples"),
                     "seconds": round(float(metrics.get("seconds", 0.0)), 3),
-                    "drift": metrics.get("drift"), "bytes_up": sent}
+                    "drift": metrics.get("drift"),
+                    "bytes_up": sent,
+                }
                 good.append(message)
             if not good:  # nothing usable arrived: the global adapter stays as it was
                 return None, None
@@ -83,7 +92,7 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
                 arrays = decode(message.content["arrays"], self.current)  # int8: an update
                 check_fits(arrays, self.current)
                 float(message.content["metrics"]["num-examples"])
-            except Exception as exc:  # noqa: BLE001 - a malformed reply, whatever is wrong
+            except Exception as exc:
                 return None, f"unusable reply: {exc}"
             return arrays, None
 
@@ -109,14 +118,20 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
             for message in replies:
                 node = message.metadata.src_node_id
                 if message.has_error():
-                    self.record["failures"].append({
-                        "peer": self.names.get(node, f"node {node}"), "stage": "evaluate",
-                        "reason": str(message.error.reason).strip().splitlines()[-1][:300]})
+                    self.record["failures"].append(
+                        {
+                            "peer": self.names.get(node, f"node {node}"),
+                            "stage": "evaluate",
+                            "reason": str(message.error.reason).strip().splitlines()[-1][:300],
+                        }
+                    )
                     continue
                 name = self._name(node, message.content)
                 metrics = dict(message.content["metrics"])
                 if metrics.get("num-examples"):
-                    self.record["peers"].setdefault(name, {})["eval_loss"] = metrics.get("eval_loss")
+                    self.record["peers"].setdefault(name, {})["eval_loss"] = metrics.get(
+                        "eval_loss"
+                    )
                     good.append(message)
             return self.inner.aggregate_evaluate(server_round, good) if good else None
 
@@ -125,12 +140,18 @@ def make_recorder(inner, rounds: int, write, global_eval=None, eval_every: int =
             """Strategy.start calls this last in every round (and once before round 1)."""
             if server_round == 0:
                 self.record = {"round": 0, "start": time.time(), "peers": {}, "failures": []}
-            found = (self.global_eval(arrays) if self.global_eval and self.measured(server_round)
-                     else None)
+            found = (
+                self.global_eval(arrays)
+                if self.global_eval and self.measured(server_round)
+                else None
+            )
             start = self.record.pop("start", time.time())
-            record = {**self.record, "global_eval_loss": (found or {}).get("eval_loss"),
-                      "seconds": round(time.time() - start, 3),
-                      "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            record = {
+                **self.record,
+                "global_eval_loss": (found or {}).get("eval_loss"),
+                "seconds": round(time.time() - start, 3),
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
             self.write(record)
             return None  # Flower keeps its own history; ours is metrics.jsonl
 

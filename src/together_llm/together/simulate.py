@@ -10,13 +10,17 @@ copy), metrics.jsonl has every round, plots/curves.png the curves.
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import os
 import shutil
 from pathlib import Path
 
+from ..data.store import list_datasets, open_dataset
 from ..errors import TllmError, check_name
 from ..home import Home, new_run_id, replace_dir
 from . import metrics
+from .peers import check_homes, coordinator_base, copy_held_out, link_base, make_peers
 from .settings import Federation
 
 
@@ -26,20 +30,35 @@ def backend_config(verbose: bool = False) -> dict:
     workers' own output (library warnings, progress bars) reaches the terminal only when
     `verbose`; a failing peer is reported either way, by the server."""
     cores = os.cpu_count() or 1
-    return {"client_resources": {"num_cpus": 1, "num_gpus": 0},
-            "init_args": {"num_cpus": cores, "num_gpus": 0, "include_dashboard": False,
-                          "object_store_memory": 256 * 1024 * 1024,
-                          "logging_level": "ERROR", "log_to_driver": verbose}}
+    return {
+        "client_resources": {"num_cpus": 1, "num_gpus": 0},
+        "init_args": {
+            "num_cpus": cores,
+            "num_gpus": 0,
+            "include_dashboard": False,
+            "object_store_memory": 256 * 1024 * 1024,
+            "logging_level": "ERROR",
+            "log_to_driver": verbose,
+        },
+    }
 
 
-def simulate(home: Home, fed: Federation, peers: int | None = None, homes: list[str] | None = None,
-             split: str = "iid", alpha: float = 0.5, by: str | None = None,
-             global_fraction: float = 0.1, overwrite: bool = False, report=print,
-             mods=(), verbose: bool = False) -> dict:
+def simulate(
+    home: Home,
+    fed: Federation,
+    peers: int | None = None,
+    homes: list[str] | None = None,
+    split: str = "iid",
+    alpha: float = 0.5,
+    by: str | None = None,
+    global_fraction: float = 0.1,
+    overwrite: bool = False,
+    report=print,
+    mods=(),
+    verbose: bool = False,
+) -> dict:
     """Run federation `fed` over `peers` new peer homes (or existing `homes`); return the
     run's summary (metrics.summary). `mods` (tests): extra Flower mods for every ClientApp."""
-    from ..data.store import open_dataset
-    from .peers import check_homes, coordinator_base, link_base, make_peers
 
     fed.check()
     check_name(fed.name, "adapter name")
@@ -58,24 +77,44 @@ def simulate(home: Home, fed: Federation, peers: int | None = None, homes: list[
         eval_data = _global_held_out(home, server, fed.data)
         server_path = server.path
     else:
+        assert peers is not None  # either peers or homes (checked above)
         open_dataset(home, fed.data)  # refuse an unknown dataset before making anything
         run_dir.mkdir(parents=True)
-        paths, server_path = make_peers(home, run_dir, fed.data, peers, (base_name, hf_dir),
-                                        split, alpha, by, fed.seed, global_fraction)
+        paths, server_path = make_peers(
+            home,
+            run_dir,
+            fed.data,
+            peers,
+            (base_name, hf_dir),
+            split,
+            alpha,
+            by,
+            fed.seed,
+            global_fraction,
+        )
         eval_data = fed.data
-    fed = dataclasses.replace(fed, run_dir=str(run_dir), run_id=run_id, server_home=str(server_path),
-                              base=base_name, eval_data=eval_data, min_peers=len(paths))
-    metrics.save_config(run_dir, fed, split=split, alpha=alpha, by=by, homes=[str(p) for p in paths])
+    fed = dataclasses.replace(
+        fed,
+        run_dir=str(run_dir),
+        run_id=run_id,
+        server_home=str(server_path),
+        base=base_name,
+        eval_data=eval_data,
+        min_peers=len(paths),
+    )
+    metrics.save_config(
+        run_dir, fed, split=split, alpha=alpha, by=by, homes=[str(p) for p in paths]
+    )
     report({"started": run_id, "peers": [p.name for p in paths], "run_dir": str(run_dir)})
     run(fed, [(str(p), fed.data) for p in paths], report, mods, verbose)
     received = _deliver(fed, paths, Path(server_path))
     return metrics.finish(run_dir, homes=[str(p) for p in received])
 
 
-def run(fed: Federation, peers: list[tuple[str, str]], report=print, mods=(),
-        verbose: bool = False) -> None:
+def run(
+    fed: Federation, peers: list[tuple[str, str]], report=print, mods=(), verbose: bool = False
+) -> None:
     """Run the apps on Flower's simulation engine, one virtual SuperNode per peer."""
-    import logging
 
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -88,9 +127,12 @@ def run(fed: Federation, peers: list[tuple[str, str]], report=print, mods=(),
     if not verbose:
         flower.setLevel(logging.WARNING)  # our own line per round instead of Flower's INFO
     try:
-        run_simulation(server_app=make_server_app(fed, report),
-                       client_app=make_client_app(peers, mods),
-                       num_supernodes=len(peers), backend_config=backend_config(verbose))
+        run_simulation(
+            server_app=make_server_app(fed, report),
+            client_app=make_client_app(peers, mods),
+            num_supernodes=len(peers),
+            backend_config=backend_config(verbose),
+        )
     finally:
         flower.setLevel(level)
 
@@ -98,11 +140,12 @@ def run(fed: Federation, peers: list[tuple[str, str]], report=print, mods=(),
 def _deliver(fed: Federation, paths: list[Path], server: Path) -> list[Path]:
     """Every home that holds this run's adapter, after giving the server's copy to any peer
     that missed the last round (it failed or timed out)."""
-    import json
 
     source = server / "adapters" / fed.name
     if not (source / "adapter_model.safetensors").is_file():
-        raise TllmError(f"the federation ended without a final adapter (see {fed.run_dir}/metrics.jsonl)")
+        raise TllmError(
+            f"the federation ended without a final adapter (see {fed.run_dir}/metrics.jsonl)"
+        )
     received = []
     for path in paths:
         target = path / "adapters" / fed.name
@@ -120,8 +163,6 @@ def _deliver(fed: Federation, paths: list[Path], server: Path) -> list[Path]:
 def _global_held_out(home: Home, server: Home, data: str) -> str:
     """With --homes: the coordinator's own dataset `data`, if it has a held-out split, is the
     global held-out set (copied to the server home); else there is none ("")."""
-    from ..data.store import list_datasets
-    from .peers import copy_held_out
 
     source = next((d for d in list_datasets(home) if d.name == data), None)
     if source is None or not source.has_splits:

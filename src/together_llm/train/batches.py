@@ -8,7 +8,7 @@ most `row_length` padded tokens and one forward pass; the step's loss is still o
 all its learned tokens, so what a step learns does not change, only what it costs.
 
 Why groups and not packed rows (several examples in one row, positions restarting,
-data/packing.py): measured on this CPU with transformers 5 and SmolLM2, a packed row makes
+inputs/packing.py): measured on this CPU with transformers 5 and SmolLM2, a packed row makes
 attention take an explicit block mask, which runs the masked (math) attention kernel, and a
 1,200-token packed row trained 5x slower than the same examples apart; short groups padded
 by a few tokens keep the fast kernels and work for every architecture and PEFT method.
@@ -26,14 +26,22 @@ from __future__ import annotations
 import math
 import random
 
-from ..data.packing import IGNORE
+from .inputs.packing import IGNORE
 
 WASTE = 0.125  # the most padding a group may add, as a fraction of its real tokens
 
 
 class MicroBatches:
-    def __init__(self, examples: list[dict], batch_size: int, seed: int, packing: bool,
-                 pad_token_id: int, row_length: int, shuffle: bool = True):
+    def __init__(
+        self,
+        examples: list[dict],
+        batch_size: int,
+        seed: int,
+        packing: bool,
+        pad_token_id: int,
+        row_length: int,
+        shuffle: bool = True,
+    ):
         self.examples = examples
         self.row_length = row_length
         self.batch_size = batch_size
@@ -58,7 +66,7 @@ class MicroBatches:
     def members(self, m: int) -> list[dict]:
         """The examples of micro-batch `m` of the endless stream."""
         epoch, at = divmod(m, len(self))
-        indices = self.order(epoch)[at * self.batch_size:(at + 1) * self.batch_size]
+        indices = self.order(epoch)[at * self.batch_size : (at + 1) * self.batch_size]
         return [self.examples[i] for i in indices]
 
     def batch(self, m: int) -> list[dict]:
@@ -108,5 +116,8 @@ def pad(examples: list[dict], pad_token_id: int) -> dict:
     else:
         longest = max(len(e["labels"]) for e in examples)
         labels = [list(e["labels"]) + [IGNORE] * (longest - len(e["labels"])) for e in examples]
-    return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-            "attention_mask": torch.tensor(mask)}
+    return {
+        "input_ids": torch.tensor(ids),
+        "labels": torch.tensor(labels),
+        "attention_mask": torch.tensor(mask),
+    }

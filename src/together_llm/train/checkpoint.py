@@ -17,16 +17,30 @@ import random
 import shutil
 from pathlib import Path
 
+from ..errors import TllmError
+from .sharding import copy_into, split_optimizer_state
+
 KEEP = 2
 
 
 def trainable_state(model) -> dict:
-    return {name: p.detach().contiguous().clone() for name, p in model.named_parameters()
-            if p.requires_grad}
+    return {
+        name: p.detach().contiguous().clone()
+        for name, p in model.named_parameters()
+        if p.requires_grad
+    }
 
 
-def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, extra: dict,
-                    weights: dict | None = None, optimizer_state: dict | None = None) -> Path:
+def save_checkpoint(
+    folder: Path,
+    step: int,
+    model,
+    optimizer,
+    scheduler,
+    extra: dict,
+    weights: dict | None = None,
+    optimizer_state: dict | None = None,
+) -> Path:
     """`weights`, `optimizer_state`: gathered from a sharded model (sharding.py); None: read
     from `model` and `optimizer`."""
     import torch
@@ -37,8 +51,9 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, extra:
     tmp = folder / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(trainable_state(model) if weights is None else weights,
-              str(tmp / "trainable.safetensors"))
+    save_file(
+        trainable_state(model) if weights is None else weights, str(tmp / "trainable.safetensors")
+    )
     state = {
         "step": step,
         "optimizer": optimizer.state_dict() if optimizer_state is None else optimizer_state,
@@ -72,15 +87,14 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
     import torch
     from safetensors.torch import load_file
 
-    from ..errors import TllmError
-    from .sharding import copy_into, split_optimizer_state
-
     weights = load_file(str(path / "trainable.safetensors"))
     params = dict(model.named_parameters())
     missing = [name for name, p in params.items() if p.requires_grad and name not in weights]
     if missing or any(name not in params for name in weights):
-        raise TllmError(f"checkpoint {path} does not fit this model (different method or "
-                        "options?); start a new run without --resume")
+        raise TllmError(
+            f"checkpoint {path} does not fit this model (different method or "
+            "options?); start a new run without --resume"
+        )
     with torch.no_grad():
         for name, tensor in weights.items():
             copy_into(params[name], tensor)  # a sharded parameter keeps its own slice

@@ -12,7 +12,8 @@ things the issue asks for are simpler and more certain written out:
 - the data position of a step follows from the step number (batches.py), so a checkpoint is
   the weights being trained, the optimizer, the scheduler and the random states, and a
   resumed run continues bit for bit where it stopped;
-- Ctrl-C and SIGTERM finish the current step and save a checkpoint before exiting.
+- Ctrl-C and SIGTERM finish the current step and save a checkpoint before exiting
+  (stopping.py).
 Distributed: under torchrun the model is wrapped in DistributedDataParallel (or sharded with
 FSDP: --sharding fsdp, sharding.py), each process takes its share of a step's micro-batches,
 and the counts are all-reduced; only rank 0 writes files. The loop assumes nothing about the
@@ -21,24 +22,25 @@ number of processes.
 
 from __future__ import annotations
 
+import inspect
 import math
-import signal
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import TllmError
+from ..methods import get_method
 from .batches import MicroBatches
 from .checkpoint import checkpoints, load_checkpoint, save_checkpoint
-from .sharding import (forward_passes, gathered_optimizer_state, gathered_weights, gradient_sync,
-                       wrap)
-
-
-class Interrupted(TllmError):
-    """Training stopped on Ctrl-C or SIGTERM, after saving a checkpoint."""
-
-    exit_code = 130
+from .objectives import OBJECTIVES
+from .processes import current_world
+from .sharding import (
+    forward_passes,
+    gathered_optimizer_state,
+    gathered_weights,
+    gradient_sync,
+    wrap,
+)
+from .stopping import Interrupted, StopSignals
 
 
 @dataclass
@@ -58,38 +60,47 @@ class Progress:
 def can_keep_logits(model, method: str) -> bool:
     """Whether the model takes `logits_to_keep` (most transformers 5 decoders do) and its
     logits line up with its inputs (not so under prompt-learning methods)."""
-    import inspect
-
-    from ..models.families import PROMPT_METHODS
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return (method not in PROMPT_METHODS
-            and "logits_to_keep" in inspect.signature(base.forward).parameters)
+    return (
+        not get_method(method).prompt_learning
+        and "logits_to_keep" in inspect.signature(base.forward).parameters
+    )
 
 
 class Loop:
-    def __init__(self, model, recipe, train: MicroBatches, evaluate: MicroBatches | None,
-                 total_steps: int, checkpoint_dir: Path, log=lambda record: None,
-                 on_step=lambda progress: None, task: str = "causal-lm", bf16: bool = False,
-                 regularizer=None):
+    def __init__(
+        self,
+        model,
+        recipe,
+        train: MicroBatches,
+        evaluate: MicroBatches | None,
+        total_steps: int,
+        checkpoint_dir: Path,
+        log=lambda record: None,
+        on_step=lambda progress: None,
+        task: str = "causal-lm",
+        bf16: bool = False,
+        regularizer=None,
+    ):
         import torch
-
-        from .objectives import OBJECTIVES
 
         self.recipe = recipe
         self.train_batches, self.eval_batches = train, evaluate
         self.total_steps = total_steps
         self.checkpoint_dir = checkpoint_dir
         self.log, self.on_step = log, on_step
-        self.world, self.rank = _world()
+        self.world, self.rank = current_world()
         self.model = model  # the unwrapped model: what is saved
         # DDP around the model, or FSDP sharding it in place (sharding.py): before the
         # optimizer, which must hold the shards
         self.forward_model = wrap(model, recipe.sharding, self.world)
         params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = (torch.optim.SGD(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-                          if recipe.optimizer == "sgd" else
-                          torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay))
+        self.optimizer = (
+            torch.optim.SGD(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+            if recipe.optimizer == "sgd"
+            else torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        )
         self.scheduler = _scheduler(self.optimizer, recipe, total_steps)
         self.objective = OBJECTIVES[task]
         self.learned_only = task == "causal-lm" and can_keep_logits(model, recipe.method)
@@ -98,7 +109,7 @@ class Loop:
         # together/local.py); the logged loss stays the task's own
         self.regularizer = regularizer
         self.progress = Progress()
-        self._stop: str | None = None
+        self.stop_reason: str | None = None  # set by a signal (stopping.StopSignals)
 
     @property
     def micro_per_step(self) -> int:
@@ -117,7 +128,7 @@ class Loop:
 
     def run(self, stop_after: int | None = None) -> Progress:
         """Train to `total_steps`. `stop_after` (tests) acts like a Ctrl-C after that step."""
-        with _StopSignals(self):
+        with StopSignals(self):
             window = {"loss": 0.0, "labels": 0, "tokens": 0, "seconds": 0.0}
             while self.progress.step < self.total_steps:
                 lr = self.scheduler.get_last_lr()[0]  # the rate this step trains with
@@ -127,29 +138,40 @@ class Loop:
                 p.tokens += tokens
                 p.label_tokens += labels
                 p.seconds += seconds
-                for key, value in zip(("loss", "labels", "tokens", "seconds"), (loss, labels, tokens, seconds)):
+                for key, value in zip(
+                    ("loss", "labels", "tokens", "seconds"), (loss, labels, tokens, seconds)
+                ):
                     window[key] += value
                 last = p.step == self.total_steps
                 if p.step % self.recipe.logging_every == 0 or last:
                     p.train_loss = window["loss"] / max(window["labels"], 1)
-                    self._record({"step": p.step, "loss": p.train_loss,
-                                  "lr": lr,
-                                  "tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
-                                  "epoch": p.step * self.micro_per_step / len(self.train_batches)})
+                    self._record(
+                        {
+                            "step": p.step,
+                            "loss": p.train_loss,
+                            "lr": lr,
+                            "tokens_per_s": window["tokens"] / max(window["seconds"], 1e-9),
+                            "epoch": p.step * self.micro_per_step / len(self.train_batches),
+                        }
+                    )
                     window = dict.fromkeys(window, 0)
                     window["loss"] = 0.0
-                if self.eval_batches and (last or self.recipe.eval_every and p.step % self.recipe.eval_every == 0):
+                if self.eval_batches and (
+                    last or self.recipe.eval_every and p.step % self.recipe.eval_every == 0
+                ):
                     found = self.evaluate()
                     p.eval_loss, p.eval_accuracy = found["eval_loss"], found.get("eval_accuracy")
                     self._record({"step": p.step, **found})
                 self.on_step(p)
                 if stop_after is not None and p.step >= stop_after and not last:
-                    self._stop = "stopped by request"
+                    self.stop_reason = "stopped by request"
                 if self._agreed_stop() and not last:
                     path = self.save()
-                    raise Interrupted(f"{self._stop}: saved a checkpoint at step {p.step} of "
-                                      f"{self.total_steps} ({path}); run the same command with "
-                                      "--resume to continue")
+                    raise Interrupted(
+                        f"{self.stop_reason}: saved a checkpoint at step {p.step} of "
+                        f"{self.total_steps} ({path}); run the same command with "
+                        "--resume to continue"
+                    )
                 if self.recipe.save_every and p.step % self.recipe.save_every == 0 and not last:
                     self.save()
         return self.progress
@@ -160,10 +182,10 @@ class Loop:
         if self.world > 1:
             import torch
 
-            asked = _all_reduce(torch.tensor([1.0 if self._stop else 0.0]), self.world)
-            if asked[0] > 0 and not self._stop:
-                self._stop = "stopped with another process"
-        return self._stop
+            asked = _all_reduce(torch.tensor([1.0 if self.stop_reason else 0.0]), self.world)
+            if asked[0] > 0 and not self.stop_reason:
+                self.stop_reason = "stopped with another process"
+        return self.stop_reason
 
     def _step(self) -> tuple[float, int, int, float]:
         """One optimizer step: (summed loss, learned tokens, real tokens, seconds), all
@@ -175,8 +197,9 @@ class Loop:
         mine = range(first + self.rank, first + self.micro_per_step, self.world)
         batches = [self._to_device(b) for m in mine for b in self.train_batches.batch(m)]
         count, tokens = self.objective.count, self.objective.tokens
-        counts = torch.tensor([sum(count(b) for b in batches), sum(tokens(b) for b in batches)],
-                              dtype=torch.float64)
+        counts = torch.tensor(
+            [sum(count(b) for b in batches), sum(tokens(b) for b in batches)], dtype=torch.float64
+        )
         counts = _all_reduce(counts, self.world)
         labels = max(int(counts[0]), 1)
         total = torch.zeros((), dtype=torch.float64)
@@ -201,20 +224,23 @@ class Loop:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        total = float(_all_reduce(total, self.world))
-        return total, int(counts[0]), int(counts[1]), time.perf_counter() - start
+        summed = float(_all_reduce(total, self.world))
+        return summed, int(counts[0]), int(counts[1]), time.perf_counter() - start
 
     def evaluate(self) -> dict:
         """{"eval_loss": mean loss per learned unit} over the whole eval split, and
         "eval_accuracy" for a classifier (every process does its share)."""
         import torch
 
+        evaluated = self.eval_batches
+        assert evaluated is not None, "a loop without eval batches has nothing to evaluate"
         self.model.eval()
         sums = torch.zeros(3, dtype=torch.float64)  # loss, learned units, right answers
         with torch.no_grad(), self._autocast():
-            mine = [b for m in range(self.rank, len(self.eval_batches), self.world)
-                    for b in self.eval_batches.batch(m)]
-            spare = None if mine else self.eval_batches.batch(0)  # sharded: a pass of weight 0
+            mine = [
+                b for m in range(self.rank, len(evaluated), self.world) for b in evaluated.batch(m)
+            ]
+            spare = None if mine else evaluated.batch(0)  # sharded: a pass of weight 0
             for batch, weight in forward_passes(self.model, mine, spare):
                 batch = self._to_device(batch)
                 if self.objective.evaluate is not None:
@@ -244,7 +270,6 @@ class Loop:
 
     def save(self) -> Path | None:
         """Write a checkpoint (rank 0) and return its folder."""
-        from dataclasses import asdict
 
         # sharded: every process sends its shards to rank 0 (None when not sharded)
         weights = gathered_weights(self.model, self.rank)
@@ -252,11 +277,21 @@ class Loop:
         rng = _gather_rng_states(self.world)
         if self.rank != 0:
             return None
-        extra = {"progress": asdict(self.progress),
-                 "data_position": self.progress.step * self.micro_per_step,
-                 "torch_rng_by_rank": rng}
-        return save_checkpoint(self.checkpoint_dir, self.progress.step, self.model,
-                               self.optimizer, self.scheduler, extra, weights, optimizer_state)
+        extra = {
+            "progress": asdict(self.progress),
+            "data_position": self.progress.step * self.micro_per_step,
+            "torch_rng_by_rank": rng,
+        }
+        return save_checkpoint(
+            self.checkpoint_dir,
+            self.progress.step,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            extra,
+            weights,
+            optimizer_state,
+        )
 
     def _record(self, record: dict) -> None:
         self.progress.history.append(record)
@@ -279,16 +314,9 @@ def _scheduler(optimizer, recipe, total: int):
     from transformers import get_scheduler
 
     warmup = math.ceil(recipe.warmup_ratio * total)
-    return get_scheduler(recipe.scheduler, optimizer, num_warmup_steps=warmup,
-                         num_training_steps=total)
-
-
-def _world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size(), dist.get_rank()
-    return 1, 0
+    return get_scheduler(
+        recipe.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=total
+    )
 
 
 def _gather_rng_states(world: int) -> list:
@@ -315,26 +343,3 @@ def _all_reduce(tensor, world: int):
         dist.all_reduce(tensor)
         tensor = tensor.cpu()
     return tensor
-
-
-class _StopSignals:
-    """While training: the first Ctrl-C or SIGTERM asks the loop to stop after the current
-    step (which then saves a checkpoint); a second Ctrl-C stops at once."""
-
-    def __init__(self, loop: Loop):
-        self.loop = loop
-        self.previous: dict = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.loop._stop = "interrupted" if signum == signal.SIGINT else "terminated"
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C: stop now
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

@@ -1,34 +1,38 @@
-"""The model a recipe trains: the base resolved to a Hugging Face directory, loaded for the
-stage's task, with the method applied (a PEFT wrapper, or every weight for `full`).
+"""The model a recipe trains: the base resolved to a Hugging Face directory, its context,
+its precision, and the base loaded for the stage's task with the method applied (a PEFT
+wrapper, or every weight for `full`).
 
-`resolve_base` and `check_base` only read config.json, so the method x architecture pair is
-refused before torch is imported; `load_for_training` does the heavy part."""
+`resolve_base`, `check_base` and `fit_context` only read config.json, so the method x
+architecture pair is refused before torch is imported; `load_for_training` does the heavy
+part."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import TllmError
-from ..models.families import check_method
-from ..models.load_hf import read_config
+from ..methods import get_method
+from ..models.families import architecture, check_method, peft_config
+from ..models.load_hf import load_hf, read_config
 from ..models.peft_cache import fit_cache_name
+from ..models.registry import get_model
+from .recipe import Recipe
+
+# Where config.json keeps the positions a model can see at once, first key present wins.
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
 
 
 def resolve_base(home, name: str | None, report=print) -> tuple[str, Path]:
     """(model name, HF directory) of base `name` (default: assistant.yaml's model). A GGUF
     model is converted to its HF twin once, as the transformers engine does."""
-    from ..models.registry import get_model
 
     name = name or home.load_config().model
     entry = get_model(home, name)
     if entry.kind == "remote":
         raise TllmError(f"model {name!r} is a remote endpoint; training needs local weights")
-    hf_dir = entry.hf_dir
-    if hf_dir is None:
-        from ..models.convert import convert_gguf
-
-        report(f"converting {name} to a transformers model once (tllm models convert)...")
-        hf_dir = convert_gguf(entry.gguf_path, entry.local_dir, report=report)
+    hf_dir = entry.transformers_dir(report)
     return name, Path(hf_dir)
 
 
@@ -39,18 +43,20 @@ def check_base(hf_dir: Path, method: str, task: str) -> dict:
     return config
 
 
-def peft_options(recipe) -> dict:
-    """The recipe's PEFT options, in PEFT's own names, for the recipe's method."""
-    if recipe.method in ("lora", "qlora"):
-        options = {"r": recipe.rank, "lora_alpha": recipe.alpha, "lora_dropout": recipe.dropout}
-        if recipe.target_modules:
-            options["target_modules"] = list(recipe.target_modules)
-        if recipe.dora:
-            options["use_dora"] = True
-        return options
-    if recipe.method in ("prefix", "ptuning", "prompt"):
-        return {"num_virtual_tokens": recipe.num_virtual_tokens}
-    return {}
+def fit_context(recipe: Recipe, config: dict[str, Any], report: Callable[[str], None]) -> None:
+    """Cap max_length at the positions the base has (less the virtual tokens of the prompt
+    methods): longer examples would index past its position table."""
+    limit = next((int(config[k]) for k in CONTEXT_KEYS if config.get(k)), None)
+    if limit is None:
+        return
+    if get_method(recipe.method).prompt_learning:
+        limit -= recipe.num_virtual_tokens
+    if recipe.max_length > limit:
+        report(
+            f"max_length {recipe.max_length} is more than {config['model_type']} "
+            f"can see at once: using {limit}"
+        )
+        recipe.max_length = limit
 
 
 def mixed_precision(recipe, model_type: str) -> bool:
@@ -59,7 +65,6 @@ def mixed_precision(recipe, model_type: str) -> bool:
     the bundled model 2.3x faster, with the same loss to the third digit. The trained weights
     stay fp32, so small LoRA updates are not rounded away. `auto` leaves out hardware
     without fast bf16 and the architectures the registry knows autocast breaks."""
-    from ..models.families import architecture
 
     broken = architecture(model_type).no_autocast
     if recipe.precision == "bf16" and broken:
@@ -73,20 +78,20 @@ def mixed_precision(recipe, model_type: str) -> bool:
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     cpu = torch.cpu
-    return any(getattr(cpu, probe, lambda: False)()
-               for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(
+        getattr(cpu, probe, lambda: False)()
+        for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
 
 
-def load_for_training(hf_dir: Path, config: dict, recipe, task: str,
-                      labels: list[str] | None = None):
+def load_for_training(
+    hf_dir: Path, config: dict, recipe, task: str, labels: list[str] | None = None
+):
     """(model in train mode, tokenizer): the base (or, with init=random, a fresh model of the
     base's config) with the recipe's method applied; `labels` name a classifier's classes
     (a new head, one output each). Seeded, so the adapter's initial weights are the same in
     every run of the same recipe."""
     import torch
-
-    from ..models.families import peft_config
-    from ..models.load_hf import load_hf
 
     torch.manual_seed(recipe.seed)
     # fp32 weights: bf16 weights would round the small LoRA updates away; the fast bf16
@@ -98,9 +103,10 @@ def load_for_training(hf_dir: Path, config: dict, recipe, task: str,
         torch.manual_seed(recipe.seed)
         model = transformers.AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
     # A cache in train mode is wasted memory, and with packing it would let examples see
-    # each other (data/packing.py): never build one.
+    # each other (inputs/packing.py): never build one.
     model.config.use_cache = False
-    adapter = peft_config(config, recipe.method, task, **peft_options(recipe))
+    options = get_method(recipe.method).options(recipe)
+    adapter = peft_config(config, recipe.method, task, **options)
     if adapter is not None:
         import peft
 
@@ -108,3 +114,10 @@ def load_for_training(hf_dir: Path, config: dict, recipe, task: str,
         model = fit_cache_name(peft.get_peft_model(model, adapter))
     model.train()
     return model, tokenizer
+
+
+def load_tokenizer(hf_dir: Path) -> Any:
+    """The base's own tokenizer (what encodes the training rows)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)

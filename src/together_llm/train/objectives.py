@@ -13,10 +13,10 @@ positions, and classifier logits are one row per example whatever the method.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
-from ..data.packing import IGNORE
+from .inputs.packing import IGNORE
 
 
 def causal_lm_loss(model, batch: dict, learned_only: bool = False):
@@ -35,9 +35,13 @@ def causal_lm_loss(model, batch: dict, learned_only: bool = False):
         logits = model(**inputs, logits_to_keep=keep).logits  # [learned, vocab]
         logits = logits.reshape(-1, logits.shape[-1])
         return F.cross_entropy(logits.float(), labels[:, 1:][keep[:, :-1]], reduction="sum")
-    logits = model(**inputs).logits[:, -labels.shape[1]:]  # [rows, length, vocab]
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                           ignore_index=IGNORE, reduction="sum")
+    logits = model(**inputs).logits[:, -labels.shape[1] :]  # [rows, length, vocab]
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(),
+        labels[:, 1:].flatten(),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
 
 
 def seq2seq_loss(model, batch: dict, learned_only: bool = False):
@@ -46,9 +50,10 @@ def seq2seq_loss(model, batch: dict, learned_only: bool = False):
     import torch.nn.functional as F
 
     labels = batch["labels"]
-    logits = model(**batch).logits[:, -labels.shape[1]:]
-    return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(),
-                           ignore_index=IGNORE, reduction="sum")
+    logits = model(**batch).logits[:, -labels.shape[1] :]
+    return F.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
 
 
 def classify_loss(model, batch: dict, learned_only: bool = False):
@@ -95,7 +100,7 @@ class Objective:
     count: Callable  # (batch) -> learned units in the batch
     tokens: Callable  # (batch) -> its real (not padding) tokens, for tokens/s
     # (model, batch) -> (summed loss, right answers): objectives with an accuracy to report
-    evaluate: Optional[Callable] = None
+    evaluate: Callable | None = None
 
 
 OBJECTIVES = {

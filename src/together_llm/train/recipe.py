@@ -14,12 +14,14 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ..errors import TllmError, check_name
 from ..home import coerce
-from ..models.families import METHODS
+from ..methods import LORA, METHODS, get_method
+from .sharding import check_sharding
+from .stages import STAGE_NAMES
 
-# Every stage the issue names; `stages.get_stage` says which are implemented.
-STAGE_NAMES = ("pt", "sft", "seq2seq", "classify", "dpo", "orpo", "kto", "rm", "rl")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 INITS = ("pretrained", "random")
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -28,8 +30,14 @@ SHARDINGS = ("none", "fsdp")
 OPTIMIZERS = ("adamw", "sgd")
 
 
-def _f(default, help: str, choices: tuple | None = None, low: float | None = None,
-       high: float | None = None, above: float | None = None):
+def _f(
+    default,
+    help: str,
+    choices: tuple | None = None,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+):
     """A recipe field that documents and bounds itself (`above`: strictly greater than)."""
     meta = {"help": help, "choices": choices, "low": low, "high": high, "above": above}
     if isinstance(default, (list, dict)):
@@ -42,51 +50,86 @@ class Recipe:
     """One training run. Fields left at None are resolved at run time (see their help)."""
 
     # what to train, on what
-    data: typing.Optional[str] = _f(None, "dataset to train on (a name from `tllm data list`)")
-    stage: str = _f("sft", "pt: continued pretraining on text; sft: chat fine-tuning (loss on "
-                    "the assistant's turns only); dpo, orpo: preference pairs; kto: thumbs "
-                    "up/down (feedback data); rm: a reward model on preference pairs; rl: "
-                    "online RL of a chat model against a reward model (--reward)",
-                    choices=STAGE_NAMES)
-    method: str = _f("lora", "full, lora, qlora (4-bit base), prefix, ptuning or prompt", choices=METHODS)
-    name: typing.Optional[str] = _f(None, "name of the adapter (or, for full, the model) to create")
-    base: typing.Optional[str] = _f(None, "base model (a name from `tllm models list`); "
-                                    "default: assistant.yaml's model")
-    init: str = _f("pretrained", "pt only: random starts from the base's config with random weights",
-                   choices=INITS)
+    data: str | None = _f(None, "dataset to train on (a name from `tllm data list`)")
+    stage: str = _f(
+        "sft",
+        "pt: continued pretraining on text; sft: chat fine-tuning (loss on "
+        "the assistant's turns only); dpo, orpo: preference pairs; kto: thumbs "
+        "up/down (feedback data); rm: a reward model on preference pairs; rl: "
+        "online RL of a chat model against a reward model (--reward)",
+        choices=STAGE_NAMES,
+    )
+    method: str = _f(
+        LORA.name,
+        "full, lora, qlora (4-bit base), prefix, ptuning or prompt",
+        choices=tuple(METHODS),
+    )
+    name: str | None = _f(None, "name of the adapter (or, for full, the model) to create")
+    base: str | None = _f(
+        None, "base model (a name from `tllm models list`); default: assistant.yaml's model"
+    )
+    init: str = _f(
+        "pretrained",
+        "pt only: random starts from the base's config with random weights",
+        choices=INITS,
+    )
     # how long
-    epochs: float = _f(3.0, "passes over the training data (ignored when max_steps is set)", above=0)
-    max_steps: typing.Optional[int] = _f(None, "stop after this many optimizer steps", low=1)
+    epochs: float = _f(
+        3.0, "passes over the training data (ignored when max_steps is set)", above=0
+    )
+    max_steps: int | None = _f(None, "stop after this many optimizer steps", low=1)
     # optimization
     lr: float = _f(2e-4, "peak learning rate", above=0)
-    optimizer: str = _f("adamw", "adamw; or sgd, plain gradient steps (what a federated peer "
-                        "takes when the server runs Adam: tllm together --strategy fedadam)",
-                        choices=OPTIMIZERS)
-    batch_size: int = _f(4, "examples per micro-batch (one step learns from batch_size x grad_accum)", low=1)
+    optimizer: str = _f(
+        "adamw",
+        "adamw; or sgd, plain gradient steps (what a federated peer "
+        "takes when the server runs Adam: tllm together --strategy fedadam)",
+        choices=OPTIMIZERS,
+    )
+    batch_size: int = _f(
+        4, "examples per micro-batch (one step learns from batch_size x grad_accum)", low=1
+    )
     grad_accum: int = _f(1, "micro-batches per optimizer step", low=1)
-    max_length: int = _f(1024, "longest example (pt: the block size), in tokens; longer ones are "
-                         "cut; also the most tokens one forward pass holds when packing",
-                         low=8)
-    packing: bool = _f(True, "group a micro-batch's examples by length so that padding stays "
-                       "under an eighth (off: pad all to the longest)")
+    max_length: int = _f(
+        1024,
+        "longest example (pt: the block size), in tokens; longer ones are "
+        "cut; also the most tokens one forward pass holds when packing",
+        low=8,
+    )
+    packing: bool = _f(
+        True,
+        "group a micro-batch's examples by length so that padding stays "
+        "under an eighth (off: pad all to the longest)",
+    )
     seed: int = _f(42, "random seed: data order, adapter initialisation, dropout")
-    warmup_ratio: float = _f(0.0, "fraction of the steps spent warming the learning rate up",
-                             low=0, high=1)
+    warmup_ratio: float = _f(
+        0.0, "fraction of the steps spent warming the learning rate up", low=0, high=1
+    )
     scheduler: str = _f("cosine", "learning-rate schedule after warm-up", choices=SCHEDULERS)
     weight_decay: float = _f(0.0, "AdamW weight decay", low=0)
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 = no clipping)", low=0)
-    precision: str = _f("auto", "matrix products in bf16 (mixed precision: weights, gradients "
-                        "and optimizer state stay fp32) or fp32; auto: bf16 where the hardware "
-                        "multiplies it fast (CPUs with AVX512-BF16 or AMX, GPUs with bf16)",
-                        choices=PRECISIONS)
+    precision: str = _f(
+        "auto",
+        "matrix products in bf16 (mixed precision: weights, gradients "
+        "and optimizer state stay fp32) or fp32; auto: bf16 where the hardware "
+        "multiplies it fast (CPUs with AVX512-BF16 or AMX, GPUs with bf16)",
+        choices=PRECISIONS,
+    )
     # several processes (torchrun, accelerate launch; docs/distributed.md)
-    sharding: str = _f("none", "with several processes: none = data-parallel, each process "
-                       "holds the whole model (DDP); fsdp = fully sharded data-parallel, "
-                       "weights, gradients and optimizer state split across processes (torch "
-                       "FSDP2, the ZeRO-3 idea; methods full and lora)", choices=SHARDINGS)
-    deepspeed: typing.Optional[str] = _f(None, "dpo, orpo, kto, rm, rl only: a DeepSpeed JSON "
-                                         "config (e.g. recipes/distributed/zero3.json) for the "
-                                         "TRL trainer; needs the deepspeed package")
+    sharding: str = _f(
+        "none",
+        "with several processes: none = data-parallel, each process "
+        "holds the whole model (DDP); fsdp = fully sharded data-parallel, "
+        "weights, gradients and optimizer state split across processes (torch "
+        "FSDP2, the ZeRO-3 idea; methods full and lora)",
+        choices=SHARDINGS,
+    )
+    deepspeed: str | None = _f(
+        None,
+        "dpo, orpo, kto, rm, rl only: a DeepSpeed JSON "
+        "config (e.g. recipes/distributed/zero3.json) for the "
+        "TRL trainer; needs the deepspeed package",
+    )
     # reporting and checkpoints
     eval_every: int = _f(0, "evaluate on the eval split every N steps (0 = at the end only)", low=0)
     save_every: int = _f(100, "write a checkpoint every N steps (0 = only on interruption)", low=0)
@@ -99,14 +142,25 @@ class Recipe:
     dora: bool = _f(False, "LoRA: weight-decomposed updates (DoRA)")
     num_virtual_tokens: int = _f(8, "prefix, ptuning, prompt: number of virtual tokens", low=1)
     # rl
-    reward: typing.Optional[str] = _f(None, "rl only: the reward model to train against: an rm "
-                                      "adapter of this home (tllm train --stage rm) on the same "
-                                      "base, or a registered model with a scalar head")
-    rl_method: str = _f("grpo", "rl only: grpo (each completion against its prompt's group "
-                        "mean and spread) or rloo (against the mean of the prompt's other "
-                        "completions, with a KL penalty to the base)", choices=RL_METHODS)
-    num_generations: int = _f(4, "rl only: completions sampled per prompt; batch_size (which "
-                              "counts completions) x grad_accum must be a multiple of it", low=2)
+    reward: str | None = _f(
+        None,
+        "rl only: the reward model to train against: an rm "
+        "adapter of this home (tllm train --stage rm) on the same "
+        "base, or a registered model with a scalar head",
+    )
+    rl_method: str = _f(
+        "grpo",
+        "rl only: grpo (each completion against its prompt's group "
+        "mean and spread) or rloo (against the mean of the prompt's other "
+        "completions, with a KL penalty to the base)",
+        choices=RL_METHODS,
+    )
+    num_generations: int = _f(
+        4,
+        "rl only: completions sampled per prompt; batch_size (which "
+        "counts completions) x grad_accum must be a multiple of it",
+        low=2,
+    )
     max_new_tokens: int = _f(32, "rl only: longest completion sampled, in tokens", low=1)
     # what to do with earlier results
     overwrite: bool = _f(False, "replace an existing adapter or model of the same name")
@@ -155,8 +209,6 @@ def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -
 
 
 def _read_yaml(path: Path) -> dict:
-    import yaml
-
     if not path.is_file():
         raise TllmError(f"no such recipe file: {path}")
     try:
@@ -180,28 +232,32 @@ def check_recipe(recipe: Recipe) -> None:
         check_name(recipe.base, "model name")
     if recipe.init == "random" and recipe.stage != "pt":
         raise TllmError(f"--init random only makes sense for --stage pt, not {recipe.stage}")
-    if recipe.init == "random" and recipe.method not in ("full", "lora"):
-        raise TllmError(f"--init random trains a model from scratch: use --method full (or lora), "
-                        f"not {recipe.method}")
+    if recipe.init == "random" and not get_method(recipe.method).from_scratch:
+        raise TllmError(
+            f"--init random trains a model from scratch: use --method full (or lora), "
+            f"not {recipe.method}"
+        )
     if recipe.stage == "rl":
         if not recipe.reward:
-            raise TllmError("--stage rl trains against a reward model: give --reward NAME (an rm "
-                            "adapter from `tllm train --stage rm`, or a model with a scalar head)")
+            raise TllmError(
+                "--stage rl trains against a reward model: give --reward NAME (an rm "
+                "adapter from `tllm train --stage rm`, or a model with a scalar head)"
+            )
         check_name(recipe.reward, "reward model name")
         if recipe.batch_size * recipe.grad_accum % recipe.num_generations:
-            raise TllmError(f"rl scores each prompt's {recipe.num_generations} completions "
-                            f"together: batch_size x grad_accum ({recipe.batch_size} x "
-                            f"{recipe.grad_accum}) must be a multiple of --num-generations")
+            raise TllmError(
+                f"rl scores each prompt's {recipe.num_generations} completions "
+                f"together: batch_size x grad_accum ({recipe.batch_size} x "
+                f"{recipe.grad_accum}) must be a multiple of --num-generations"
+            )
     elif recipe.reward is not None:
         raise TllmError(f"--reward is for --stage rl, not --stage {recipe.stage}")
-    from .sharding import check_sharding
 
     check_sharding(recipe)
 
 
 def save_recipe(recipe: Recipe, path: Path) -> None:
     """Write the resolved recipe as YAML: a recipe file `tllm train` reads back as it is."""
-    import yaml
 
     data = recipe.to_dict()
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

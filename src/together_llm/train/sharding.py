@@ -16,7 +16,7 @@ Sharding is invisible to the rest of the loop except in three places, all here:
   gathered to rank 0 (in the very format an unsharded run writes: a checkpoint does not
   depend on how it was trained) and split again on loading.
 
-The DeepSpeed path for the TRL stages is the Trainer's own (trl_run.py); only its
+The DeepSpeed path for the TRL stages is the Trainer's own (trl_trainer.py); only its
 recipe checks live here. Heavy imports stay inside the functions.
 """
 
@@ -27,34 +27,40 @@ import importlib.util
 from pathlib import Path
 
 from ..errors import RefusedError, TllmError
+from ..methods import METHODS, get_method
+from .stages import get_stage
 
-# Methods FSDP shards here: prompt methods save their prompt through PEFT's own accessors
-# (not a state dict), qlora's 4-bit weights need a quantized storage FSDP does not split.
-FSDP_METHODS = ("full", "lora")
+# The methods FSDP shards here (methods/registry.py says why the others do not).
+FSDP_METHODS = tuple(m.name for m in METHODS.values() if m.shardable)
 
 
 def check_sharding(recipe) -> None:
     """Refuse, before anything loads, sharding options that cannot work together."""
-    from .stages import get_stage
-
     trl = get_stage(recipe.stage).uses_trl
-    if recipe.sharding == "fsdp" and not trl and recipe.method not in FSDP_METHODS:
-        raise RefusedError(f"--sharding fsdp trains methods {' and '.join(FSDP_METHODS)}, "
-                           f"not {recipe.method}")
+    if recipe.sharding == "fsdp" and not trl and not get_method(recipe.method).shardable:
+        raise RefusedError(
+            f"--sharding fsdp trains methods {' and '.join(FSDP_METHODS)}, not {recipe.method}"
+        )
     if recipe.deepspeed is None:
         return
     if not trl:
-        raise RefusedError(f"--deepspeed configures the TRL trainers (dpo, orpo, kto, rm, rl); "
-                           f"stage {recipe.stage} trains in our own loop: use --sharding fsdp, "
-                           "which shards as ZeRO-3 does, with torch alone")
+        raise RefusedError(
+            f"--deepspeed configures the TRL trainers (dpo, orpo, kto, rm, rl); "
+            f"stage {recipe.stage} trains in our own loop: use --sharding fsdp, "
+            "which shards as ZeRO-3 does, with torch alone"
+        )
     if recipe.sharding == "fsdp":
         raise RefusedError("--deepspeed and --sharding fsdp both shard the model: choose one")
     if not Path(recipe.deepspeed).is_file():
-        raise TllmError(f"no such DeepSpeed config: {recipe.deepspeed} (see recipes/distributed/ "
-                        "for zero2.json and zero3.json)")
+        raise TllmError(
+            f"no such DeepSpeed config: {recipe.deepspeed} (see recipes/distributed/ "
+            "for zero2.json and zero3.json)"
+        )
     if importlib.util.find_spec("deepspeed") is None:
-        raise RefusedError("--deepspeed needs the deepspeed package, which is not installed "
-                           "(pip install deepspeed), or use --sharding fsdp")
+        raise RefusedError(
+            "--deepspeed needs the deepspeed package, which is not installed "
+            "(pip install deepspeed), or use --sharding fsdp"
+        )
 
 
 def wrap(model, sharding: str, world: int):
@@ -114,7 +120,7 @@ def forward_passes(model, batches: list, spare: list | None = None) -> list[tupl
     if dist.get_backend() == "nccl":
         most = most.cuda()
     dist.all_reduce(most, op=dist.ReduceOp.MAX)
-    filler = (batches or spare)[-1]
+    filler = (batches or spare or [])[-1]
     return passes + [(filler, 0.0)] * (int(most) - len(passes))
 
 
@@ -130,8 +136,9 @@ def gathered_weights(model, rank: int, trainable_only: bool = True) -> dict | No
     if not trainable_only:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
-                                                                        cpu_offload=True))
+        state = get_model_state_dict(
+            model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
         return state if rank == 0 else None
     weights = {}
     for name, param in model.named_parameters():
@@ -160,8 +167,12 @@ def copy_into(param, tensor) -> None:
 
     if isinstance(param, DTensor):
         # every process holds the full tensor: each keeps its own slice, no communication
-        tensor = distribute_tensor(tensor.to(param.device, param.dtype), param.device_mesh,
-                                   param.placements, src_data_rank=None)
+        tensor = distribute_tensor(
+            tensor.to(param.device, param.dtype),
+            param.device_mesh,
+            param.placements,
+            src_data_rank=None,
+        )
     param.copy_(tensor)
 
 
@@ -175,8 +186,9 @@ def split_optimizer_state(optimizer) -> None:
             continue
         for key, value in entry.items():
             if not isinstance(value, DTensor) and getattr(value, "shape", None) == param.shape:
-                entry[key] = distribute_tensor(value.to(param.device), param.device_mesh,
-                                               param.placements, src_data_rank=None)
+                entry[key] = distribute_tensor(
+                    value.to(param.device), param.device_mesh, param.placements, src_data_rank=None
+                )
 
 
 def _full(tensor):
@@ -201,14 +213,22 @@ def trainer_arguments(recipe, world: int) -> dict:
 
     if not torch.cuda.is_available():
         what = "--deepspeed" if recipe.deepspeed else "--sharding fsdp"
-        raise RefusedError(f"{what} for stage {recipe.stage} needs GPUs: accelerate shards the "
-                           "TRL trainers only on accelerators (on CPUs, --sharding fsdp "
-                           "works for pt, sft, seq2seq and classify)")
+        raise RefusedError(
+            f"{what} for stage {recipe.stage} needs GPUs: accelerate shards the "
+            "TRL trainers only on accelerators (on CPUs, --sharding fsdp "
+            "works for pt, sft, seq2seq and classify)"
+        )
     if recipe.deepspeed:  # UNTESTED here (no GPU, no deepspeed)
         return {"deepspeed": str(Path(recipe.deepspeed).resolve())}
-    return {"fsdp": True, "fsdp_config": {"version": 2, "reshard_after_forward": True,  # UNTESTED
-                                          "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-                                          "state_dict_type": "FULL_STATE_DICT"}}
+    return {
+        "fsdp": True,
+        "fsdp_config": {
+            "version": 2,
+            "reshard_after_forward": True,  # UNTESTED
+            "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "state_dict_type": "FULL_STATE_DICT",
+        },
+    }
 
 
 def trainer_weights(trainer) -> dict | None:

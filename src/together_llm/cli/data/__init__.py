@@ -6,16 +6,26 @@ from ..main import lazy_group
 
 SUBCOMMANDS = {
     "import": ("together_llm.cli.data.importing:import_", "Import a file or folder as a dataset."),
-    "validate": ("together_llm.cli.data.importing:validate", "Check a file row by row without importing it."),
+    "validate": (
+        "together_llm.cli.data.importing:validate",
+        "Check a file row by row without importing it.",
+    ),
     "list": ("together_llm.cli.data.browse:list_", "List the datasets in the home."),
     "show": ("together_llm.cli.data.browse:show", "Show a dataset's card and first rows."),
     "clean": ("together_llm.cli.data.clean:clean", "Repair, filter and deduplicate a dataset."),
     "split": ("together_llm.cli.data.clean:split", "Make train/eval splits."),
-    "flan": ("together_llm.cli.data.flan:flan", "Turn labelled rows into instructions (FLAN templates)."),
-    "self-instruct": ("together_llm.cli.data.self_instruct:self_instruct",
-                      "Grow instructions with a teacher model (Self-Instruct)."),
-    "from-feedback": ("together_llm.cli.data.feedback:from_feedback",
-                      "Turn ratings and A/B choices into KTO and DPO datasets."),
+    "flan": (
+        "together_llm.cli.data.flan:flan",
+        "Turn labelled rows into instructions (FLAN templates).",
+    ),
+    "self-instruct": (
+        "together_llm.cli.data.self_instruct:self_instruct",
+        "Grow instructions with a teacher model (Self-Instruct).",
+    ),
+    "from-feedback": (
+        "together_llm.cli.data.feedback:from_feedback",
+        "Turn ratings and A/B choices into KTO and DPO datasets.",
+    ),
 }
 
 

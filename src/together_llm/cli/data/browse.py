@@ -7,6 +7,7 @@ from itertools import islice
 
 import click
 
+from ...data.store import list_datasets, open_dataset
 from ..common import home_options, open_home
 
 RAW_SHOWN = 500  # characters of a rejected row's source text that `show --rejected` prints
@@ -23,29 +24,40 @@ def list_(as_json, home_dir):
       tllm data list
       tllm data list --json
     """
-    from ...data.store import list_datasets
 
     datasets = list_datasets(open_home(home_dir))
     if as_json:
         click.echo(json.dumps([d.card for d in datasets], indent=2, ensure_ascii=False))
         return
     if not datasets:
-        click.echo("no datasets yet: import one with `tllm data import FILE --kind KIND --name NAME`")
+        click.echo(
+            "no datasets yet: import one with `tllm data import FILE --kind KIND --name NAME`"
+        )
         return
     width = max(4, *(len(d.name) for d in datasets))
     click.echo(f"{'NAME':<{width}}  {'KIND':<14} {'ROWS':>9} {'REJECTED':>9}  SOURCE")
     for d in datasets:
         card = d.card
         split = "  (split)" if d.has_splits else ""
-        click.echo(f"{d.name:<{width}}  {d.kind:<14} {card.get('rows', 0):>9} "
-                   f"{card.get('rejected', 0):>9}  {card.get('source', '')}{split}")
+        click.echo(
+            f"{d.name:<{width}}  {d.kind:<14} {card.get('rows', 0):>9} "
+            f"{card.get('rejected', 0):>9}  {card.get('source', '')}{split}"
+        )
 
 
 @click.command()
 @click.argument("name")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=5, show_default=True,
-              help="How many rows to show.")
-@click.option("--rejected", is_flag=True, help="Show the rejected rows (line, reason, source text) instead.")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="How many rows to show.",
+)
+@click.option(
+    "--rejected", is_flag=True, help="Show the rejected rows (line, reason, source text) instead."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the card and the rows as JSON.")
 @home_options
 def show(name, limit, rejected, as_json, home_dir):
@@ -58,13 +70,17 @@ def show(name, limit, rejected, as_json, home_dir):
       tllm data show mine --rejected
       tllm data show mine --limit 1 --json
     """
-    from ...data.store import open_dataset
 
     dataset = open_dataset(open_home(home_dir), name)
     rows = list(islice(dataset.rejected() if rejected else dataset.rows(), limit))
     if as_json:
-        click.echo(json.dumps({"card": dataset.card, "rejected" if rejected else "rows": rows},
-                              indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"card": dataset.card, "rejected" if rejected else "rows": rows},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     for key, value in dataset.card.items():
         click.echo(f"{key + ':':<20} {_card_value(value)}")
@@ -92,8 +108,11 @@ def _indented(text, prefix: str) -> str:
 
 
 def _is_messages(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and "role" in m for m in value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(m, dict) and "role" in m for m in value)
+    )
 
 
 def _row_text(row: dict) -> str:

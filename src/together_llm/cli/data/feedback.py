@@ -6,13 +6,17 @@ import json
 
 import click
 
+from ...data.from_feedback import from_feedback as run
 from ..common import home_options, open_home
 
 
 @click.command()
-@click.option("--name", required=True,
-              help="Base name: ratings become NAME-kto (kind feedback), A/B choices NAME-dpo "
-                   "(kind preference).")
+@click.option(
+    "--name",
+    required=True,
+    help="Base name: ratings become NAME-kto (kind feedback), A/B choices NAME-dpo "
+    "(kind preference).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace NAME-kto / NAME-dpo if they exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new datasets' cards as JSON.")
 @home_options
@@ -31,7 +35,6 @@ def from_feedback(name, overwrite, as_json, home_dir):
       tllm data from-feedback --name mine --overwrite --json
       tllm train --data mine-kto --stage kto --method lora --name liked
     """
-    from ...data.from_feedback import from_feedback as run
 
     home = open_home(home_dir)
     cards = run(home, name, overwrite=overwrite, say=lambda m: click.echo(m, err=True))
@@ -39,9 +42,16 @@ def from_feedback(name, overwrite, as_json, home_dir):
         click.echo(json.dumps(cards, indent=2, ensure_ascii=False))
         return
     for card in cards:
-        counts = f" ({card['liked']} liked, {card['disliked']} disliked)" if card["kind"] == "feedback" else ""
+        counts = (
+            f" ({card['liked']} liked, {card['disliked']} disliked)"
+            if card["kind"] == "feedback"
+            else ""
+        )
         click.echo(f"wrote {card['name']}: {card['rows']} {card['kind']} rows{counts}")
         if card["rejected"]:
             reasons = ", ".join(f"{r}: {n}" for r, n in card["rejected_by_reason"].items())
-            click.echo(f"rejected {card['rejected']} lines of {card['source']} ({reasons}); see "
-                       f"{home.path / 'datasets' / card['name'] / 'rejected.jsonl'}", err=True)
+            click.echo(
+                f"rejected {card['rejected']} lines of {card['source']} ({reasons}); see "
+                f"{home.path / 'datasets' / card['name'] / 'rejected.jsonl'}",
+                err=True,
+            )

@@ -7,8 +7,10 @@ import shlex
 
 import click
 
-from ...data.formats import FORMATS
+from ...data.importing.formats import FORMATS
+from ...data.importing.importer import check_file, import_file, plan
 from ...data.kinds import KINDS
+from ...data.store import rejected_line
 from ...errors import TllmError
 from ..common import home_options, open_home
 from .progress import progress as progress_bar
@@ -26,12 +28,26 @@ class StoppedEarly(TllmError):
 def source_options(func):
     """The flags import and validate share: what the file holds and how to read it."""
     options = [
-        click.option("--column", "columns", multiple=True, metavar="FIELD=COLUMN",
-                     help="Take the row's FIELD from this column or key (repeatable), "
-                          "e.g. --column text=review --column label=stars."),
-        click.option("--format", "fmt", type=click.Choice(list(FORMATS)),
-                     help="The file's format (default: told from its extension and first record)."),
-        click.option("--kind", required=True, type=click.Choice(KINDS), help="The dataset kind the rows are for."),
+        click.option(
+            "--column",
+            "columns",
+            multiple=True,
+            metavar="FIELD=COLUMN",
+            help="Take the row's FIELD from this column or key (repeatable), "
+            "e.g. --column text=review --column label=stars.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(list(FORMATS)),
+            help="The file's format (default: told from its extension and first record).",
+        ),
+        click.option(
+            "--kind",
+            required=True,
+            type=click.Choice(KINDS),
+            help="The dataset kind the rows are for.",
+        ),
     ]
     for option in options:
         func = option(func)
@@ -42,8 +58,11 @@ def source_options(func):
 @click.argument("source", metavar="FILE_OR_DIR")
 @source_options
 @click.option("--name", required=True, help="Name of the new dataset.")
-@click.option("--strict", is_flag=True,
-              help="All or nothing: if any row is rejected, write no dataset and exit 1.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="All or nothing: if any row is rejected, write no dataset and exit 1.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the dataset NAME if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @home_options
@@ -74,13 +93,14 @@ def import_(source, kind, fmt, columns, name, strict, overwrite, as_json, home_d
       tllm data import pairs.jsonl --kind preference --name dpo --strict
       tllm data import notes/ --kind text --name notes
     """
-    from ...data.importer import import_file, plan
 
     home = open_home(home_dir)
     how = plan(source, kind, fmt, columns)
     _say_detected(how)
     with _progress(how.path) as progress:
-        summary = import_file(home, how, name, strict=strict, overwrite=overwrite, progress=progress)
+        summary = import_file(
+            home, how, name, strict=strict, overwrite=overwrite, progress=progress
+        )
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -90,24 +110,34 @@ def import_(source, kind, fmt, columns, name, strict, overwrite, as_json, home_d
     if not summary.rows:
         raise TllmError(f"no valid row in {source}: nothing imported{_stop_clause(summary)}{every}")
     if not summary.written:
-        why = (f"{summary.total_rejected} rejected row(s)" if summary.total_rejected else "")
+        why = f"{summary.total_rejected} rejected row(s)" if summary.total_rejected else ""
         if summary.stopped:
             why += (" and " if why else "") + f"reading stopped at {summary.stopped.split(':')[0]}"
-        raise TllmError(f"--strict: {why}, so no dataset was written (import without --strict "
-                        f"to keep the {summary.rows} valid rows){every}")
+        raise TllmError(
+            f"--strict: {why}, so no dataset was written (import without --strict "
+            f"to keep the {summary.rows} valid rows){every}"
+        )
     if summary.stopped:
-        raise StoppedEarly(f"reading stopped at {summary.stopped}; dataset {name!r} holds the "
-                           f"{summary.rows} rows before it: fix the file and import again with --overwrite")
+        raise StoppedEarly(
+            f"reading stopped at {summary.stopped}; dataset {name!r} holds the "
+            f"{summary.rows} rows before it: fix the file and import again with --overwrite"
+        )
 
 
 @click.command()
 @click.argument("source", metavar="FILE_OR_DIR")
 @source_options
 @click.option("--strict", is_flag=True, help="Exit 1 if any row is rejected.")
-@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write every rejected row to this JSON Lines file: line, reason, detail and "
-                   "row (the record's source text), as an import's rejected.jsonl.")
-@click.option("--json", "as_json", is_flag=True, help="Print the counts and first bad rows as JSON.")
+@click.option(
+    "--rejected",
+    "rejected_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write every rejected row to this JSON Lines file: line, reason, detail and "
+    "row (the record's source text), as an import's rejected.jsonl.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the counts and first bad rows as JSON."
+)
 @home_options
 def validate(source, kind, fmt, columns, strict, rejected_path, as_json, home_dir):
     """Check FILE_OR_DIR row by row as `tllm data import` would, writing no dataset.
@@ -124,8 +154,6 @@ def validate(source, kind, fmt, columns, strict, rejected_path, as_json, home_di
       tllm data validate reviews.csv --kind classification --column text=review --column label=stars
       tllm data validate pairs.jsonl --kind preference --strict --json
     """
-    from ...data.importer import check_file, plan
-    from ...data.store import rejected_line
 
     how = plan(source, kind, fmt, columns)
     _say_detected(how)
@@ -143,8 +171,10 @@ def validate(source, kind, fmt, columns, strict, rejected_path, as_json, home_di
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, ensure_ascii=False))
     else:
-        click.echo(f"{source}: {summary.rows} valid {kind} rows, {summary.total_rejected} rejected "
-                   f"({_read(summary)}){_stop_clause(summary)}")
+        click.echo(
+            f"{source}: {summary.rows} valid {kind} rows, {summary.total_rejected} rejected "
+            f"({_read(summary)}){_stop_clause(summary)}"
+        )
         _print_reasons(summary)
         _print_first(summary)
         if rejected_path:
@@ -186,15 +216,21 @@ def _every_rejection(source, how, summary) -> str:
 
 def _print_summary(summary, name: str) -> None:
     if summary.written:
-        click.echo(f"imported {summary.rows} {summary.kind} rows into dataset {name!r} "
-                   f"(format {summary.format}, {_read(summary)}), {summary.total_rejected} rejected"
-                   f"{_stop_clause(summary)}")
+        click.echo(
+            f"imported {summary.rows} {summary.kind} rows into dataset {name!r} "
+            f"(format {summary.format}, {_read(summary)}), {summary.total_rejected} rejected"
+            f"{_stop_clause(summary)}"
+        )
     else:
-        click.echo(f"{summary.rows} valid {summary.kind} rows, {summary.total_rejected} rejected "
-                   f"({_read(summary)}){_stop_clause(summary)}: nothing written")
+        click.echo(
+            f"{summary.rows} valid {summary.kind} rows, {summary.total_rejected} rejected "
+            f"({_read(summary)}){_stop_clause(summary)}: nothing written"
+        )
     _print_reasons(summary)
     if summary.written and summary.total_rejected:
-        click.echo(f"rejected rows, each with its line and reason: {summary.dataset / 'rejected.jsonl'}")
+        click.echo(
+            f"rejected rows, each with its line and reason: {summary.dataset / 'rejected.jsonl'}"
+        )
     elif not summary.written:
         _print_first(summary)
 
@@ -218,11 +254,16 @@ def where(line) -> str:
 
 def _notes(summary, as_json: bool) -> None:
     if summary.stopped and as_json:  # otherwise the summary line says it
-        click.echo(f"warning: reading stopped at {summary.stopped}: the rest of the file was not read",
-                   err=True)
+        click.echo(
+            f"warning: reading stopped at {summary.stopped}: the rest of the file was not read",
+            err=True,
+        )
     if summary.skipped_files:
-        click.echo(f"note: left out {summary.skipped_files} file(s) or folder(s) that are hidden or "
-                   "not .txt/.md", err=True)
+        click.echo(
+            f"note: left out {summary.skipped_files} file(s) or folder(s) that are hidden or "
+            "not .txt/.md",
+            err=True,
+        )
 
 
 def _progress(path):

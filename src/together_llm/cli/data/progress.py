@@ -10,7 +10,13 @@ the first update, so an error found before any work is not drawn under an empty 
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 class Update(Protocol):
@@ -29,37 +35,56 @@ class progress:
     gets a bar. transient: remove the bar when done (keep it for slow work the user watched).
     """
 
-    def __init__(self, label: str, total: int | None, *, unit: str = "rows", at_least: int = 5000,
-                 transient: bool = True):
+    def __init__(
+        self,
+        label: str,
+        total: int | None,
+        *,
+        unit: str = "rows",
+        at_least: int = 5000,
+        transient: bool = True,
+    ):
         if unit not in ("rows", "bytes", "tasks"):
             raise ValueError(f"unknown progress unit {unit!r}")
         self.label, self.total, self.unit = label, total, unit
         self.at_least, self.transient = at_least, transient
-        self.bar = None
+        self.bar: Progress | None = None
 
     def __enter__(self) -> Update | Callable[..., None]:
-        import sys
-
-        if not self.total or self.total < self.at_least or not sys.stderr.isatty():
+        total = self.total
+        if not total or total < self.at_least or not sys.stderr.isatty():
             return _nothing
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress,
-                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         count = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
         clock = TimeElapsedColumn() if self.unit == "tasks" else TimeRemainingColumn()
-        self.bar = Progress(TextColumn(self.label), BarColumn(), count, clock,
-                            TextColumn("{task.description}"),
-                            console=Console(stderr=True), transient=self.transient)
-        task = self.bar.add_task("", total=self.total)
+        bar = self.bar = Progress(
+            TextColumn(self.label),
+            BarColumn(),
+            count,
+            clock,
+            TextColumn("{task.description}"),
+            console=Console(stderr=True),
+            transient=self.transient,
+        )
+        task = bar.add_task("", total=total)
 
         def update(done: int, note: str | None = None) -> None:
-            if not self.bar.live.is_started:  # first report: checks that fail come before any bar
-                self.bar.start()
+            if not bar.live.is_started:  # first report: checks that fail come before any bar
+                bar.start()
             if note is None:
-                self.bar.update(task, completed=min(done, self.total))
+                bar.update(task, completed=min(done, total))
             else:
-                self.bar.update(task, completed=min(done, self.total), description=note)
+                bar.update(task, completed=min(done, total), description=note)
 
         return update
 
@@ -75,11 +100,9 @@ class tasks_progress:
     the bar (unit "tasks") is drawn at the first report, never under an early refusal."""
 
     def __init__(self, label: str):
-        import contextlib
-
         self.label = label
         self.stack = contextlib.ExitStack()
-        self.update_bar = None
+        self.update_bar: Update | Callable[..., None] | None = None
 
     def __enter__(self):
         return self
@@ -87,7 +110,8 @@ class tasks_progress:
     def update(self, done: int, total: int) -> None:
         if self.update_bar is None:
             self.update_bar = self.stack.enter_context(
-                progress(self.label, total, unit="tasks", at_least=1, transient=True))
+                progress(self.label, total, unit="tasks", at_least=1, transient=True)
+            )
         self.update_bar(done)
 
     def __exit__(self, *exc):

@@ -1,7 +1,7 @@
 """classify: a classification head on an encoder (BERT, RoBERTa, DeBERTa...) or on a decoder
 (which reads its last real token), trained on `classification` datasets.
 
-The classes are the dataset's labels, sorted (data/preprocess.label_names), so the same
+The classes are the dataset's labels, sorted (inputs/encode.label_names), so the same
 data always gives the same class ids; they are written into the model's config (id2label)
 and into the adapter's card. With a PEFT method the new head is trained whole and saved with
 the adapter (PEFT's modules_to_save), so `PeftModel.from_pretrained` on
@@ -9,7 +9,7 @@ the adapter (PEFT's modules_to_save), so `PeftModel.from_pretrained` on
 
 from __future__ import annotations
 
-from ...data.preprocess import encode_rows
+from ..inputs.encode import encode_rows
 from .base import Stage
 
 
@@ -17,5 +17,4 @@ def encode(rows, tokenizer, max_length: int, stats, labels=None) -> list[dict]:
     return encode_rows("classification", rows, tokenizer, max_length, stats, labels=labels)
 
 
-STAGE = Stage("classify", ("classification",), "classify", "a classification head",
-              encode=encode)
+STAGE = Stage("classify", ("classification",), "classify", "a classification head", encode=encode)

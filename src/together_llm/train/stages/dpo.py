@@ -16,10 +16,18 @@ def assistant(text: str) -> list[dict]:
 
 def preference_example(row: dict) -> dict:
     """A canonical preference row in TRL's conversational preference format."""
-    return {"prompt": row["prompt"], "chosen": assistant(row["chosen"]),
-            "rejected": assistant(row["rejected"])}
+    return {
+        "prompt": row["prompt"],
+        "chosen": assistant(row["chosen"]),
+        "rejected": assistant(row["rejected"]),
+    }
 
 
-STAGE = Stage("dpo", ("preference",), "causal-lm", "direct preference optimization",
-              convert=preference_example,
-              trainer=trl_trainer("trl", "DPOTrainer", "DPOConfig"))
+STAGE = Stage(
+    "dpo",
+    ("preference",),
+    "causal-lm",
+    "direct preference optimization",
+    convert=preference_example,
+    trainer=trl_trainer("trl", "DPOTrainer", "DPOConfig"),
+)

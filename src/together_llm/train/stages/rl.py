@@ -13,6 +13,8 @@ The run's log carries TRL's `reward` (the mean score of the sampled completions)
 from __future__ import annotations
 
 from ...errors import TllmError
+from ..processes import to_accelerator
+from ..reward import load_reward
 from .base import Stage
 
 # --rl-method -> TRL's trainer and config classes
@@ -29,51 +31,85 @@ def prompt_example(row: dict) -> dict:
 def check(recipe, dataset_name: str, examples: list[dict]) -> None:
     """Refuse, before loading, the one LoRA target TRL cannot train here."""
     if "lm_head" in recipe.target_modules:
-        raise TllmError("rl cannot train LoRA on lm_head: TRL computes the policy's "
-                        "log-probabilities from lm_head's weight directly, so that adapter would "
-                        "never learn; leave lm_head out of --target-modules")
+        raise TllmError(
+            "rl cannot train LoRA on lm_head: TRL computes the policy's "
+            "log-probabilities from lm_head's weight directly, so that adapter would "
+            "never learn; leave lm_head out of --target-modules"
+        )
 
 
 def prepare(home, recipe, hf_dir) -> dict:
     """The reward model and its tokenizer (refused unless it fits: reward.check_reward)."""
-    from ..reward import load_reward
-    from ..run import _to_accelerator
-
     reward, reward_tokenizer = load_reward(home, recipe.reward, hf_dir)
-    _to_accelerator(reward)
+    to_accelerator(reward)
     return {"reward": reward, "reward_tokenizer": reward_tokenizer, "recipe": recipe}
 
 
-def build(model, tokenizer, args: dict, train, eval_set, peft_config, callbacks,
-          reward, reward_tokenizer, recipe):
+def build(
+    model,
+    tokenizer,
+    args: dict,
+    train,
+    eval_set,
+    peft_config,
+    callbacks,
+    reward,
+    reward_tokenizer,
+    recipe,
+):
     """TRL's trainer for `recipe.rl_method`, with the recipe's sampling settings."""
     import trl
 
     args = dict(args)
     room = args.pop("max_length") - recipe.max_new_tokens  # for the prompt, with a whole completion
     train, eval_set = (_fitting(data, tokenizer, room) for data in (train, eval_set))
-    args.update(num_generations=recipe.num_generations, max_completion_length=recipe.max_new_tokens,
-                per_device_eval_batch_size=recipe.num_generations,  # evaluation samples whole groups
-                # training turned the model's cache off; sampling token by token wants it
-                generation_kwargs={"use_cache": True})
+    args.update(
+        num_generations=recipe.num_generations,
+        max_completion_length=recipe.max_new_tokens,
+        per_device_eval_batch_size=recipe.num_generations,  # evaluation samples whole groups
+        # training turned the model's cache off; sampling token by token wants it
+        generation_kwargs={"use_cache": True},
+    )
     trainer_name, config_name = _TRAINERS[recipe.rl_method]
     config = getattr(trl, config_name)(**args)
     return getattr(trl, trainer_name)(
-        model=model, reward_funcs=reward, args=config, train_dataset=train, eval_dataset=eval_set,
-        processing_class=tokenizer, reward_processing_classes=reward_tokenizer,
-        peft_config=peft_config, callbacks=callbacks)
+        model=model,
+        reward_funcs=reward,
+        args=config,
+        train_dataset=train,
+        eval_dataset=eval_set,
+        processing_class=tokenizer,
+        reward_processing_classes=reward_tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
 
 
 def _fitting(data, tokenizer, room: int):
-    """The rows of `data` whose rendered prompt leaves room for a whole completion (trl_run
+    """The rows of `data` whose rendered prompt leaves room for a whole completion (trl_trainer
     reports the rows dropped)."""
     if data is None:
         return None
-    fits = [i for i, example in enumerate(data)
-            if len(tokenizer.apply_chat_template(example["prompt"], add_generation_prompt=True,
-                                                 tokenize=True, return_dict=True)["input_ids"]) <= room]
+    fits = [
+        i
+        for i, example in enumerate(data)
+        if len(
+            tokenizer.apply_chat_template(
+                example["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+        )
+        <= room
+    ]
     return data.select(fits)
 
 
-STAGE = Stage("rl", ("chat",), "causal-lm", "online RL against a reward model",
-              convert=prompt_example, trainer=build, check=check, prepare=prepare)
+STAGE = Stage(
+    "rl",
+    ("chat",),
+    "causal-lm",
+    "online RL against a reward model",
+    convert=prompt_example,
+    trainer=build,
+    check=check,
+    prepare=prepare,
+)

@@ -11,8 +11,12 @@ from __future__ import annotations
 from .base import Stage, trl_trainer
 from .dpo import preference_example
 
-
-# The task is "classify": a scalar head, on an encoder or on a decoder (trl_run loads it).
-STAGE = Stage("rm", ("preference",), "classify", "a reward model with a scalar head",
-              convert=preference_example,
-              trainer=trl_trainer("trl", "RewardTrainer", "RewardConfig"))
+# The task is "classify": a scalar head, on an encoder or on a decoder (trl_trainer loads it).
+STAGE = Stage(
+    "rm",
+    ("preference",),
+    "classify",
+    "a reward model with a scalar head",
+    convert=preference_example,
+    trainer=trl_trainer("trl", "RewardTrainer", "RewardConfig"),
+)

@@ -2,14 +2,14 @@
 on `chat` datasets as FLAN tunes T5 on instructions.
 
 The encoder reads the source (for extractive QA, the passage then the question); the decoder
-learns the target, every token of it (data/preprocess.encode_seq2seq). A chat row becomes a
+learns the target, every token of it (inputs/encode.encode_seq2seq). A chat row becomes a
 source and a target: the target is its last assistant turn, the source everything before it,
 one line per earlier turn ("User: ...", "Assistant: ...") after any system prompt, so a
 single-turn chat is just the question."""
 
 from __future__ import annotations
 
-from ...data.preprocess import encode_rows
+from ..inputs.encode import encode_rows
 from .base import Stage
 
 SPEAKERS = {"user": "User", "assistant": "Assistant"}
@@ -34,5 +34,6 @@ def encode(rows, tokenizer, max_length: int, stats, labels=None) -> list[dict]:
     return encode_rows("seq2seq", rows, tokenizer, max_length, stats)
 
 
-STAGE = Stage("seq2seq", ("seq2seq", "chat"), "seq2seq", "encoder-decoder instruction tuning",
-              encode=encode)
+STAGE = Stage(
+    "seq2seq", ("seq2seq", "chat"), "seq2seq", "encoder-decoder instruction tuning", encode=encode
+)

@@ -1,0 +1,2 @@
+"""User journeys run as users run them, shared by the benchmarks and tests/e2e: the
+personal facts a person teaches their assistant, and the co-evolution of four peers."""
