@@ -256,6 +256,41 @@ class Home:
     def adapters_dir(self) -> Path:
         return self.path / "adapters"
 
+    @property
+    def datasets_dir(self) -> Path:
+        return self.path / "datasets"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.path / "knowledge"
+
+    @property
+    def feedback_dir(self) -> Path:
+        return self.path / "feedback"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / "runs"
+
+    @property
+    def exports_dir(self) -> Path:
+        return self.path / "exports"
+
+    @property
+    def arena_dir(self) -> Path:
+        """The arena's battles and leaderboard (made on first use)."""
+        return self.path / "arena"
+
+    @property
+    def together_dir(self) -> Path:
+        """The federation's runs, this peer's node state and evolve's work (first use)."""
+        return self.path / "together"
+
+    @property
+    def tools_file(self) -> Path:
+        """The person's own agent tools (optional)."""
+        return self.path / "tools.py"
+
     # --- assistant.yaml ------------------------------------------------------------------
     def load_config(self) -> AssistantConfig:
         try:

@@ -58,6 +58,6 @@ def default_tools(home=None, user_tools: bool = True) -> ToolRegistry:
     if home is not None:
         registry.add(knowledge_tool(home))
         if user_tools:
-            for tool in load_user_tools(home.path / "tools.py"):
+            for tool in load_user_tools(home.tools_file):
                 registry.add(tool)
     return registry

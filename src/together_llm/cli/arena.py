@@ -136,7 +136,7 @@ def arena(
             quiet=as_json,
         )
     ratings = leaderboard(store, bootstrap, seed)
-    plot = plot_leaderboard(ratings, home.path / "arena" / "leaderboard.png")
+    plot = plot_leaderboard(ratings, home.arena_dir / "leaderboard.png")
     if as_json:
         click.echo(
             json.dumps(

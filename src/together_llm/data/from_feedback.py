@@ -64,7 +64,7 @@ def from_feedback(
     """Write NAME-kto (feedback kind) and NAME-dpo (preference kind) from the home's feedback;
     returns the cards written. `say` receives notes: skipped datasets, one-sided KTO data."""
     check_dataset_name(name)
-    folder = home.path / "feedback"
+    folder = home.feedback_dir
     present = {
         out.file: next(numbered_lines(folder / out.file), None) is not None for out in OUTPUTS
     }

@@ -29,7 +29,7 @@ SPLITS = ("train", "eval")
 
 
 def datasets_dir(home) -> Path:
-    return home.path / "datasets"
+    return home.datasets_dir
 
 
 def list_datasets(home) -> list[Dataset]:

@@ -87,7 +87,7 @@ class BattleStore:
 
     @classmethod
     def of(cls, home: Home) -> BattleStore:
-        return cls(home.path / "arena" / "battles.sqlite")
+        return cls(home.arena_dir / "battles.sqlite")
 
     @contextmanager
     def _db(self):

@@ -63,7 +63,7 @@ def export(
         )
     if gguf_adapter and not adapter:
         raise TllmError("--gguf-adapter needs --adapter NAME")
-    target = home.path / "exports" / name
+    target = home.exports_dir / name
     if target.exists() and not overwrite:
         raise TllmError(
             f"an export named {name!r} already exists in {target.parent}; choose "

@@ -108,7 +108,7 @@ class StoredDocument:
 
 
 def index_path(home) -> Path:
-    return home.path / "knowledge" / "index.sqlite"
+    return home.knowledge_dir / "index.sqlite"
 
 
 class KnowledgeIndex:

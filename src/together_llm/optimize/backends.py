@@ -56,7 +56,7 @@ def exported_from(home: Home, entry) -> dict | None:
     merged adapter), or None for any other model."""
     if entry.kind != "gguf":
         return None
-    exports = (home.path / "exports").resolve()
+    exports = (home.exports_dir).resolve()
     folder = Path(entry.source).resolve().parent
     record = folder / "export.json"
     if folder.parent != exports or not record.is_file():
@@ -155,7 +155,7 @@ def gguf_files(home: Home, subject: Subject, kinds: list[str], report) -> dict[s
     exports/ and exporting only the kinds none holds."""
 
     found: dict[str, Path] = {}
-    for record_file in sorted((home.path / "exports").glob("*/export.json")):
+    for record_file in sorted((home.exports_dir).glob("*/export.json")):
         if not _current(record_file, subject):
             continue
         gguf = json.loads(record_file.read_text(encoding="utf-8")).get("gguf") or {}
@@ -165,7 +165,7 @@ def gguf_files(home: Home, subject: Subject, kinds: list[str], report) -> dict[s
     missing = [kind for kind in kinds if kind not in found]
     if missing:
         name, n = f"optimize-{subject.label}", 1
-        while (home.path / "exports" / name).exists():
+        while (home.exports_dir / name).exists():
             n += 1
             name = f"optimize-{subject.label}-{n}"
         report(f"exporting {subject.label} as GGUF ({', '.join(missing)}) into exports/{name} ...")

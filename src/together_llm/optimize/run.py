@@ -122,7 +122,7 @@ def apply_choice(home: Home, row: dict, subject: Subject) -> dict:
 
 
 def _run_dir(home: Home, subject: Subject) -> Path:
-    root = home.path / "runs"
+    root = home.runs_dir
     run_dir = root / new_run_id(root, f"optimize-{subject.label}")
     run_dir.mkdir(parents=True)
     return run_dir

@@ -41,7 +41,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.metrics = ServerMetrics()
     app.state.metrics.batch_size.set_function(app.state.engines.busy_slots)
     app.state.metrics.queue_depth.set_function(app.state.engines.queue_depth)
-    app.state.feedback = FeedbackStore(home.path / "feedback")
+    app.state.feedback = FeedbackStore(home.feedback_dir)
     errors.install(app)
     app.include_router(arena_router)  # before the OpenAI router, whose /v1 catch-all 404s the rest
     app.include_router(openai_router)

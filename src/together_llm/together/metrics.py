@@ -24,7 +24,7 @@ from ..errors import TllmError
 
 
 def runs_dir(home) -> Path:
-    return home.path / "together"
+    return home.together_dir
 
 
 def save_config(run_dir: Path, fed, **extra) -> None:

@@ -32,7 +32,7 @@ FindCheckpoint = Callable[[Path], Path | None]
 
 
 def runs_dir(home: Home) -> Path:
-    return home.path / "runs"
+    return home.runs_dir
 
 
 class RunLog:

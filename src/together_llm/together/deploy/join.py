@@ -58,7 +58,7 @@ LINGER = 12.0
 
 
 def node_folder(home: Home) -> Path:
-    return home.path / "together" / "node"
+    return home.together_dir / "node"
 
 
 def join(

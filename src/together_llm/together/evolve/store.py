@@ -25,7 +25,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 def evolve_root(home) -> Path:
-    return home.path / "together" / "evolve"
+    return home.together_dir / "evolve"
 
 
 def new_run_id(home) -> str:
