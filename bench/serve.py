@@ -25,12 +25,9 @@ the installed llama.cpp has a GPU backend, all three put every layer on it (ours
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
-from ask_cold import PEER_VENV, ensure_peer, ours_bin  # noqa: E402  (bench/ is sys.path[0])
+from ask_cold import ours_bin  # noqa: E402  (bench/ is sys.path[0])
+from serve_processes import ensure_server_peer, free_port, server  # noqa: E402
 from together_llm.engine.llamacpp.engine import auto_threads  # noqa: E402
 from together_llm.models.gguf_file import bundled_gguf  # noqa: E402
 
@@ -192,76 +190,8 @@ def summary(runs: list[dict]) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def server(cmd: list[str], env: dict, port: int):
-    """Start a server in its own process group, wait until it answers, kill the group after."""
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        cmd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                raise RuntimeError(
-                    f"{cmd[0]} exited: {log.read()[-2000:].decode(errors='replace')}"
-                )
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            with contextlib.suppress(OSError), contextlib.closing(conn):
-                conn.request("GET", "/v1/models")
-                if conn.getresponse().status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{cmd[0]} did not answer on :{port} within 120 s")
-            time.sleep(0.3)
-        stream(port, prompts("warm-up", 1)[0], 8)  # loads the model
-        yield port
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(15)
-        log.close()
-
-
-def ensure_server_peer() -> Path:
-    python = PEER_VENV / "bin" / "python"
-    ensure_peer()
-    if (
-        subprocess.run(
-            [str(python), "-c", "import llama_cpp.server.app"], capture_output=True
-        ).returncode
-        != 0
-    ):
-        print("installing llama-cpp-python[server] into bench/.venv-llm ...", file=sys.stderr)
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "llama-cpp-python[server]",
-            ],
-            check=True,
-        )
-    return python
+def warm_up(port: int) -> None:
+    stream(port, prompts("warm-up", 1)[0], 8)  # the first request loads the model
 
 
 MEASURES = {
@@ -336,7 +266,10 @@ def run_all(args, n_threads: int, n_threads_batch: int) -> tuple[dict, list[bool
             verbose=False,
         )  # as LlamaCppEngine does
         try:
-            with server(ours_cmd, env, ours_port), server(peer_cmd, env, peer_port):
+            with (
+                server(ours_cmd, env, ours_port, warm_up),
+                server(peer_cmd, env, peer_port, warm_up),
+            ):
                 ours = lambda m: stream(ours_port, m, args.max_tokens)  # noqa: E731
                 peer = lambda m: stream(peer_port, m, args.max_tokens)  # noqa: E731
                 in_process(llm, prompts("warm-up", 1)[0], 8)

@@ -3,21 +3,18 @@ to end with the bundled model as the teacher (a small dataset, and resuming afte
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import http.server
 import itertools
 import os
 import signal
 import subprocess
 import sys
-import threading
 
 import orjson
 import pytest
 
 from tests.conftest import ROOT, run_tllm
-from together_llm.data.generate import filters, prompts
+from tests.data.scripted_teacher import ScriptedTeacher
+from together_llm.data.generate import filters
 from together_llm.data.generate import self_instruct as si
 from together_llm.data.generate.similarity import InstructionPool, rouge_l
 from together_llm.data.generate.teacher import public_url, teacher_identity
@@ -138,52 +135,6 @@ def test_instance_filters():
 
 
 # --- parsing what the teacher writes -----------------------------------------------------
-def test_parse_instructions_from_a_continued_list():
-    text = " Write a limerick.\nTask 10: Name two rivers in Asia.\nTask 11 : List the"
-    assert prompts.parse_instructions(text, truncated=True) == [
-        "Write a limerick.",
-        "Name two rivers in Asia.",
-    ]
-    assert prompts.parse_instructions(text, truncated=False)[-1] == "List the"
-    # a blank line ends the list, so what follows is ignored and nothing was cut
-    assert prompts.parse_instructions("Name a fruit.\n\nSome chatter", truncated=True) == [
-        "Name a fruit."
-    ]
-    assert prompts.instruction_prompt(["A b c.", "D e f."]).endswith(
-        "Task 1: A b c.\nTask 2: D e f.\nTask 3:"
-    )
-
-
-def test_parse_instances_input_first_and_output_first():
-    assert prompts.parse_input_first("Input: 3 and 4\nOutput: 7") == [
-        {"input": "3 and 4", "output": "7"}
-    ]
-    assert prompts.parse_input_first("Input: None\nOutput: Hi!") == [{"input": "", "output": "Hi!"}]
-    assert prompts.parse_input_first("Output: A tip.") == [{"input": "", "output": "A tip."}]
-    assert prompts.parse_input_first("Just an answer.") == [
-        {"input": "", "output": "Just an answer."}
-    ]
-    # a second "Input:" line starts a second example; a stray second output is cut off
-    assert prompts.parse_input_first("Input: 2+2\nOutput: 4\nInput: 3+3\nOutput: 6\nOutput: 7") == [
-        {"input": "2+2", "output": "4"},
-        {"input": "3+3", "output": "6"},
-    ]
-    text = " Positive\nInput: I loved it.\nClass label: Negative.\nInput: Dull and long."
-    assert prompts.parse_output_first(text) == [
-        {"input": "I loved it.", "output": "Positive"},
-        {"input": "Dull and long.", "output": "Negative"},
-    ]
-    assert prompts.parse_is_classification(" label") and not prompts.parse_is_classification(
-        " text"
-    )
-    row = prompts.chat_row({"instruction": "Add the numbers."}, {"input": "3 and 4", "output": "7"})
-    assert row["messages"] == [
-        {"role": "user", "content": "Add the numbers.\n\n3 and 4"},
-        {"role": "assistant", "content": "7"},
-    ]
-
-
-# --- the work folder ---------------------------------------------------------------------
 def test_work_folder_recovers_from_an_interruption_at_any_point(tmp_path):
     settings = {"teacher": {"model": "default", "gguf": "/m.gguf", "gguf_bytes": 1}, "seed": 0}
     folder = tmp_path / ".self-instruct-x"
@@ -358,65 +309,6 @@ def test_self_instruct_end_to_end(grown):
         assert filters.instruction_problem(task["instruction"], *_pool(*seeds, *kept)) is None
         kept.append(task["instruction"])
     assert not (home.path / "datasets" / ".self-instruct-grown").exists()
-
-
-class ScriptedTeacher:
-    """An OpenAI-compatible teacher on loopback whose answers are a pure function of the
-    prompt (so two runs asking the same questions get the same answers), and which holds the
-    instances request for `hold` until `release` is set: a run interrupted there cannot have
-    finished, whatever the speed of the machine."""
-
-    INSTRUCTIONS = [
-        "Name three rivers that flow through Africa.",
-        "Explain why the sky looks blue during the day.",
-        "Suggest a short name for a bakery that sells only bread.",
-    ]
-
-    def __init__(self, hold: str | None = None):
-        self.hold, self.held, self.release = hold, threading.Event(), threading.Event()
-        self.asked: list[str] = []  # the instructions whose instances were asked for, in order
-        teacher = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # /v1/completions, streamed as the remote engine reads it
-                prompt = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))[
-                    "prompt"
-                ]
-                text = teacher.answer(prompt)
-                event = orjson.dumps(
-                    {"choices": [{"index": 0, "text": text, "finish_reason": "stop"}]}
-                )
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # interrupted
-                    self.wfile.write(b"data: " + event + b"\n\ndata: [DONE]\n\n")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def answer(self, prompt: str) -> str:
-        if prompt.startswith("Come up with a series"):
-            return " " + "\nTask 9: ".join(self.INSTRUCTIONS) + "\n\n"
-        if prompt.startswith("Sort tasks"):
-            return " text"
-        instruction = prompt.rstrip("\n").rpartition("Task: ")[2]
-        self.asked.append(instruction)
-        if instruction == self.hold:
-            self.held.set()
-            self.release.wait(60)
-        # The examples shown (seeded per step and candidate) are in the prompt: a resumed run
-        # that drew other examples than one run would get other outputs.
-        digest = hashlib.sha256(prompt.encode()).hexdigest()[:12]
-        return f"Output: an answer to '{instruction}' ({digest})"
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
 
 
 def test_interrupted_run_resumes_without_losing_or_repeating(tmp_path):

@@ -48,8 +48,9 @@ class Grounding:
         self._retriever: Retriever | None = None
         self._opening = threading.Lock()
 
-    @property
-    def retriever(self) -> Retriever:
+    def open(self) -> Retriever:
+        """The retriever, opened now if it is not yet (a command opens it before loading a
+        model, so a knowledge problem is told first)."""
         with self._opening:
             if self._retriever is None:
                 self._retriever = Retriever(
@@ -62,7 +63,7 @@ class Grounding:
         question = last_question(messages)
         if not question.strip():
             return list(messages), Knowledge([], question)
-        hits = self.retriever.hits(question, self.config.knowledge_top_k)
+        hits = self.open().hits(question, self.config.knowledge_top_k)
         grounded, sources = augment_messages(messages, hits)
         return grounded, Knowledge(sources, question)
 

@@ -56,7 +56,7 @@ def open_assistant(
     config = home.load_config()
     assistant = Assistant(home, config)
     if assistant.knowledge_on(options):
-        assistant.grounding.retriever  # noqa: B018 (opening it is the point)
+        assistant.grounding.open()
     return assistant, open_engine(home, config, model=model, adapter=adapter, engine=engine)
 
 

@@ -57,10 +57,10 @@ class VoteRequest(BaseModel):
 class ServedArena:
     """Battles between the answers of a running server's contestants, and people's votes."""
 
-    def __init__(self, home, config, pool, rng: random.Random | None = None):
-        self.home, self.config, self.pool = home, config, pool
-        self.assistant = Assistant(home, config)  # the served contestants answer through it
-        self.store = BattleStore.of(home)
+    def __init__(self, assistant: Assistant, pool, rng: random.Random | None = None):
+        self.assistant, self.pool = assistant, pool  # the served contestants answer through it
+        self.home, self.config = assistant.home, assistant.config
+        self.store = BattleStore.of(self.home)
         self.rng = rng or random.Random()
         self._others: dict = {}  # home:PATH contestants' engines, opened once
         self._lock = threading.Lock()
@@ -175,7 +175,7 @@ def arena_of(app: FastAPI) -> ServedArena:
     """The app's arena, made on first use from its home, config and engine pool."""
     with _creating:
         if getattr(app.state, "arena", None) is None:
-            app.state.arena = ServedArena(app.state.home, app.state.config, app.state.engines)
+            app.state.arena = ServedArena(app.state.assistant, app.state.engines)
         return app.state.arena
 
 

@@ -74,12 +74,6 @@ def answers(history: list[dict]) -> list[int]:
 # --- the "Answer from my documents" box --------------------------------------------------
 
 
-def knowledge_default(app: FastAPI) -> bool:
-    """The server's setting: `tllm serve --knowledge/--no-knowledge`, else assistant.yaml."""
-    served = app.state.settings.knowledge
-    return app.state.config.knowledge if served is None else served
-
-
 def document_count(home) -> int:
     """How many documents the home's knowledge index holds (0 without an index)."""
 
@@ -103,7 +97,7 @@ def knowledge_box(app: FastAPI) -> dict:
             "info": "No documents yet: add some with `tllm knowledge add PATH`, then reload.",
         }
     return {
-        "value": knowledge_default(app),
+        "value": app.state.assistant.knowledge_on(AnswerOptions()),  # the server's switch
         "interactive": True,
         "info": f"{count} document{'s' if count != 1 else ''} indexed; the cited ones are listed "
         "under the answer.",
