@@ -12,11 +12,9 @@ values against the fields' types and choices.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import time
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,23 +23,10 @@ import yaml
 
 from .errors import TllmError
 from .sampling import SamplingParams
+from .settings_kit import coerce, setting
 
 ENGINES = ("auto", "llama.cpp", "transformers")
 SUBDIRS = ("models", "datasets", "adapters", "knowledge", "feedback", "runs", "exports")
-
-
-def _f(
-    default,
-    help: str,
-    choices: tuple | None = None,
-    low: float | None = None,
-    high: float | None = None,
-):
-    """A dataclass field that documents itself and bounds its values."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -50,52 +35,56 @@ class GenerationDefaults:
 
     Their bounds are `SamplingParams`'s, checked whenever one is set."""
 
-    temperature: float = _f(0.7, "randomness; 0 picks the most likely token every time")
-    top_p: float = _f(
+    temperature: float = setting(0.7, "randomness; 0 picks the most likely token every time")
+    top_p: float = setting(
         0.95, "nucleus sampling: keep the smallest token set with this much probability"
     )
-    top_k: int = _f(40, "keep only the k most likely tokens; 0 keeps all")
-    max_tokens: int = _f(512, "longest answer, in tokens")
-    repetition_penalty: float = _f(1.1, "above 1 discourages repeating tokens already in the text")
-    seed: int | None = _f(None, "random seed; set it for reproducible sampling")
+    top_k: int = setting(40, "keep only the k most likely tokens; 0 keeps all")
+    max_tokens: int = setting(512, "longest answer, in tokens")
+    repetition_penalty: float = setting(
+        1.1, "above 1 discourages repeating tokens already in the text"
+    )
+    seed: int | None = setting(None, "random seed; set it for reproducible sampling")
 
 
 @dataclass
 class AssistantConfig:
     """The assistant this home holds (`assistant.yaml`)."""
 
-    name: str = _f("assistant", "what the assistant is called")
-    model: str = _f("default", "base model: a name from `tllm models list`")
-    system_prompt: str = _f(
+    name: str = setting("assistant", "what the assistant is called")
+    model: str = setting("default", "base model: a name from `tllm models list`")
+    system_prompt: str = setting(
         "You are a helpful assistant.",
         "system message put before every conversation; empty uses the model's own",
     )
-    adapters: list = _f([], "active adapter(s), applied on the transformers engine")
-    engine: str = _f(
+    adapters: list = setting([], "active adapter(s), applied on the transformers engine")
+    engine: str = setting(
         "auto",
         "auto: llama.cpp for GGUF models (with an adapter when it has a GGUF LoRA), else transformers",
         choices=ENGINES,
     )
-    context_length: int = _f(2048, "context window in tokens (prompt + answer)", low=64)
-    threads: int = _f(0, "CPU threads for llama.cpp; 0 picks by free cores", low=0)
-    gpu_layers: int = _f(
+    context_length: int = setting(2048, "context window in tokens (prompt + answer)", low=64)
+    threads: int = setting(0, "CPU threads for llama.cpp; 0 picks by free cores", low=0)
+    gpu_layers: int = setting(
         -1,
         "layers llama.cpp puts on a GPU when its build has one (CUDA, Metal, "
         "Vulkan): -1 all, 0 none",
         low=-1,
     )
-    knowledge: bool = _f(
+    knowledge: bool = setting(
         False,
         "answer from the documents of `tllm knowledge add`, citing them "
         "(ask, chat, serve; `--knowledge` / `--no-knowledge` override)",
     )
-    knowledge_top_k: int = _f(3, "how many retrieved chunks go into the prompt", low=1, high=20)
-    knowledge_embed_model: str = _f(
+    knowledge_top_k: int = setting(
+        3, "how many retrieved chunks go into the prompt", low=1, high=20
+    )
+    knowledge_embed_model: str = setting(
         "",
         "encoder directory or model name for dense vectors; set, "
         "`knowledge add` embeds and search is hybrid (BM25 + dense)",
     )
-    precision: str = _f(
+    precision: str = setting(
         "fp32",
         "weights on the transformers engine: fp32, bf16, or int8 (dynamic "
         "quantization of Linear layers, CPU); `tllm optimize` sets it",
@@ -156,67 +145,6 @@ def set_value(config: AssistantConfig, key: str, raw) -> None:
         except TllmError as exc:
             raise TllmError(f"invalid value {raw!r} for {key}: {exc}") from None
     setattr(owner, f.name, value)
-
-
-def coerce(key: str, raw, kind, meta):
-    optional = False
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        optional, kind = True, args[0]
-    if optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("", "none", "null"))):
-        return None
-    value: bool | int | float | list[str] | str
-    try:
-        if kind is bool:
-            value = raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
-            if not isinstance(raw, bool) and str(raw).lower() not in (
-                "1",
-                "0",
-                "true",
-                "false",
-                "yes",
-                "no",
-                "on",
-                "off",
-            ):
-                raise ValueError
-        elif kind is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError
-            value = int(raw)
-        elif kind is float:
-            if isinstance(raw, bool):
-                raise ValueError
-            value = float(raw)
-            if not math.isfinite(value):
-                raise ValueError
-        elif kind is list:
-            if isinstance(raw, str):
-                value = [part.strip() for part in raw.split(",") if part.strip()]
-            elif isinstance(raw, list) and all(isinstance(x, str) for x in raw):
-                value = list(raw)
-            else:
-                raise ValueError
-        else:
-            if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
-                raise ValueError
-            value = str(raw)
-    except (TypeError, ValueError):
-        expected = {
-            int: "an integer",
-            float: "a finite number",
-            bool: "true or false",
-            list: "a comma-separated list",
-            str: "text",
-        }[kind]
-        raise TllmError(f"invalid value {raw!r} for {key}: expected {expected}") from None
-    choices, low, high = meta.get("choices"), meta.get("low"), meta.get("high")
-    if choices and value not in choices:
-        raise TllmError(f"invalid value {raw!r} for {key}: choose one of {', '.join(choices)}")
-    if low is not None and value < low or high is not None and value > high:
-        bounds = f"at least {low}" if high is None else f"between {low} and {high}"
-        raise TllmError(f"invalid value {raw!r} for {key}: must be {bounds}")
-    return value
 
 
 class Home:

@@ -82,7 +82,7 @@ def test_round_trip_gives_the_same_model(sender, tiny_home, tiny_llama):
     home, exported = sender
     with tarfile.open(exported["path"]) as tar:
         assert sorted(tar.getnames()) == sorted(archive_checks.MEMBERS)
-    card = import_adapter(tiny_home, exported["path"], sha256=exported["sha256"])
+    card = import_adapter(tiny_home, exported["path"], sha256=exported["sha256"]).to_dict()
 
     folder = tiny_home.adapters_dir / "facts"
     assert sorted(p.name for p in folder.iterdir()) == [CONFIG, WEIGHTS, CARD]
@@ -101,7 +101,7 @@ def test_round_trip_gives_the_same_model(sender, tiny_home, tiny_llama):
     # A second import under the same name is refused; another name works.
     with pytest.raises(TllmError, match="adapter named 'facts' already exists; import with --name"):
         import_adapter(tiny_home, exported["path"])
-    assert import_adapter(tiny_home, exported["path"], name="facts-2")["name"] == "facts-2"
+    assert import_adapter(tiny_home, exported["path"], name="facts-2").name == "facts-2"
 
 
 def test_cli_export_import(sender, tiny_home, tmp_path):

@@ -80,7 +80,7 @@ def answer_loss(tiny_llama, adapter_dir, facts) -> float:
 def test_merged_adapter_knows_both_fact_sets(parents, tiny_llama, method):
     home = parents
     with one_torch_thread():
-        card = merge_adapters(home, ["first", "second"], method, f"both-{method}")
+        card = merge_adapters(home, ["first", "second"], method, f"both-{method}").to_dict()
 
         def losses(adapter):
             folder = home.adapters_dir / adapter if adapter else None

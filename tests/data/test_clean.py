@@ -235,8 +235,9 @@ def test_a_bad_regex_is_named(home):
     "settings,message",
     [
         ({"min_chars": 50, "max_chars": 10}, "--min-chars 50 is larger than --max-chars 10"),
-        ({"max_tokens": -1}, "--max-tokens must be 0 or more"),
-        ({"dedup": True, "near_dup_threshold": 0}, "--near-dup-threshold must be above 0"),
+        ({"max_tokens": -1}, "for --max-tokens: must be at least 0"),
+        ({"dedup": True, "near_dup_threshold": 0}, "for --near-dup-threshold: must be above 0"),
+        ({"num_perm": 8}, "for --num-perm: must be at least 16"),
     ],
 )
 def test_impossible_settings_are_refused(home, settings, message):

@@ -37,6 +37,47 @@ def test_bad_chat_requests(server, body, status, fragment):
     assert_openai_error(got_status, got, status, fragment)
 
 
+TOOL = {"type": "function", "function": {"name": "get_time"}}
+UNGRAMMATICAL = {  # a schema the grammar converter cannot follow
+    "type": "function",
+    "function": {
+        "name": "bad",
+        "parameters": {"type": "object", "properties": {"x": {"$ref": "#/nowhere"}}},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "extra, param, message",
+    [
+        ({"tool_choice": "required"}, "tool_choice", "tool_choice needs tools"),
+        ({"tools": [TOOL, TOOL]}, "tools", "two tools have the same name"),
+        (
+            {"tools": [TOOL], "response_format": {"type": "json_object"}},
+            "response_format",
+            "response_format cannot be combined with tools",
+        ),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            "tool_choice",
+            "tool_choice names 'nope', which is not in tools",
+        ),
+        (
+            {"tools": [UNGRAMMATICAL], "tool_choice": "required"},
+            "tools",
+            "the JSON schema of 'call-bad' cannot be turned into a grammar: ",
+        ),
+    ],
+    ids=["choice-without-tools", "same-name", "response-format", "unknown-name", "schema"],
+)
+def test_tools_that_cannot_work_are_a_400_naming_the_field(server, extra, param, message):
+    base, _ = server
+    status, body = request(base, "POST", CHAT, {"messages": HI, "max_tokens": 3, **extra})
+    assert_openai_error(status, body, 400, message)
+    assert body["error"]["message"].startswith(message) and body["error"]["param"] == param
+    assert body["error"]["type"] == "invalid_request_error" and body["error"]["code"] is None
+
+
 def test_oversized_body_is_413_and_the_server_goes_on(server):
     base, _ = server
     huge = {"messages": [{"role": "user", "content": "x" * 3_000_000}]}

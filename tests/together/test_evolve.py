@@ -15,6 +15,7 @@ import pytest
 
 from tests.adapters.test_merge import FIRST, SECOND, TRAINING, answer_loss, copy_adapter
 from tests.train.conftest import ANIMALS, chat_rows, write_dataset
+from together_llm.adapters.card import AdapterCard
 from together_llm.adapters.store import list_adapters
 from together_llm.errors import RefusedError, TllmError
 from together_llm.home import Home
@@ -97,7 +98,7 @@ def test_winner_beats_every_member_and_names_its_lineage(home, tiny_llama):
     assert list_adapters(home) == ["evolved", "first", "second"]
     assert (run_dir / "candidates" / winner["candidate"] / "adapter_model.safetensors").is_file()
     card = json.loads((home.adapters_dir / "evolved" / "card.json").read_text())
-    assert {"first", "second"} <= set(ancestors(card))
+    assert {"first", "second"} <= set(ancestors(AdapterCard.from_dict(card)))
     assert (
         card["evolve"]["run"] == results["run_id"]
         and card["evolve"]["candidate"] == winner["candidate"]
@@ -234,7 +235,8 @@ def test_refusals_leave_the_home_as_it_was(home):
         ({"eval": "nothing"}, TllmError, "nothing"),
         ({"name": "first"}, RefusedError, "cannot replace population member 'first'"),
         ({"name": "second-copy"}, TllmError, "an adapter named 'second-copy' already exists"),
-        ({"generations": 0}, TllmError, "--generations and --candidates must be at least 1"),
+        ({"generations": 0}, TllmError, "invalid value 0 for --generations: must be at least 1"),
+        ({"metric": "speed"}, TllmError, "for --metric: choose one of loss, accuracy"),
     ]
     copy_adapter(home, "first", "second-copy")
     copy_adapter(home, "first", "g1-c1")

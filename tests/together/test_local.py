@@ -1,13 +1,16 @@
 """A peer's local round on the project's training loop: FedProx's proximal term keeps the
 local adapter near the global one; only adapter tensors leave the peer."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from tests.together.fed_home import FAST
+from together_llm.adapters.card import AdapterCard
 
 
-def peer_config(**changes) -> dict:
+def peer_config(**changes):
     from together_llm.together.settings import Federation
 
     fed = Federation(name="shared", data="sounds", **{**FAST, "local_steps": 6, **changes})
@@ -59,7 +62,7 @@ def test_ffa_lora_builds_the_same_frozen_a_everywhere_and_sends_only_b(fed_home,
     def a_tensors(seed):
         local._CACHE.clear()  # another process: a fresh model
         model, _, _ = local.load_model(
-            hf_dir, local.recipe_for({**config, "seed": seed}, "sounds"), True
+            hf_dir, local.recipe_for(dataclasses.replace(config, seed=seed), "sounds"), True
         )
         return {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_A." in n}
 
@@ -75,13 +78,13 @@ def test_ffa_lora_builds_the_same_frozen_a_everywhere_and_sends_only_b(fed_home,
     assert set(state) == set(start) and found["drift"] > 0
     assert all(torch.equal(p, first[n]) for n, p in model.named_parameters() if ".lora_A." in n)
 
-    folder = local.save(fed_home, config, state, {"data": "sounds"})
+    folder = local.save(fed_home, config, state, AdapterCard(data="sounds"))
     saved = load_file(folder / "adapter_model.safetensors")
     assert any(".lora_A." in k for k in saved)  # the saved adapter is whole
     loaded = peft.PeftModel.from_pretrained(
         AutoModelForCausalLM.from_pretrained(tiny_llama), folder
     )
-    assert loaded.peft_config["default"].r == config["rank"]
+    assert loaded.peft_config["default"].r == config.rank
 
 
 def test_a_plain_gradient_step_moves_as_far_as_the_clipped_gradient(fed_home):

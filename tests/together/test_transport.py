@@ -84,3 +84,36 @@ def test_settings_refuse_combinations_that_cannot_work():
     assert fed.freeze_a is True and fed.transport == "int8" and fed.eval_every == 5
     with pytest.raises(TllmError, match="true or false"):
         Federation.from_run_config({"freeze-a": "maybe"})
+
+
+def test_a_peer_reads_back_exactly_the_config_the_coordinator_sends():
+    from together_llm.together.settings import Federation, PeerConfig
+
+    fed = Federation(rank=4, lr=1e-3, freeze_a=True, target_modules="q_proj, v_proj").check()
+    record = fed.peer_config("abc123").to_record()
+    assert record["local-steps"] == 10 and record["base-fingerprint"] == "abc123"
+    # Flower and the recorder add the round's own keys; the peer leaves those to the app
+    peer = PeerConfig.from_record({**record, "server-round": 2, "proximal-mu": 0.1})
+    assert peer == fed.peer_config("abc123") and peer.target_list == ["q_proj", "v_proj"]
+    with pytest.raises(TllmError, match="unknown peer setting 'local-stepz'"):
+        PeerConfig.from_record({**record, "local-stepz": 3})
+    with pytest.raises(TllmError, match="invalid value 'x' for rank"):
+        PeerConfig.from_record({**record, "rank": "x"})
+
+
+def test_federation_flags_are_made_from_the_settings_and_checked_by_name():
+    from click.testing import CliRunner
+
+    from together_llm.cli.together import simulate
+
+    shown = CliRunner().invoke(simulate, ["--help"]).output
+    assert "--lora-alpha" in shown and "--transport [fp32|fp16|int8]" in shown
+    for flags, message in (
+        (["--lora-alpha", "0"], "invalid value '0' for --lora-alpha: must be greater than 0"),
+        (["--fraction", "1.5"], "invalid value '1.5' for --fraction: must be above 0 and at"),
+        (["--rounds", "0"], "invalid value '0' for --rounds: must be at least 1"),
+        (["--strategy", "fedsgd"], "for --strategy: choose one of fedavg"),
+    ):
+        refused = CliRunner().invoke(simulate, ["--data", "d", *flags])
+        assert isinstance(refused.exception, TllmError), refused.output
+        assert message in str(refused.exception)

@@ -19,6 +19,7 @@ the home is as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -33,6 +34,7 @@ from ..home import Home
 from ..models.families import architecture
 from ..models.load_hf import AUTO_CLASSES, read_config
 from . import archive_checks as checks
+from .card import AdapterCard, Imported
 from .store import adapter_dir, adapter_task, base_for, read_card
 
 
@@ -40,8 +42,7 @@ def export_adapter(home: Home, name: str, file: str | Path, overwrite: bool = Fa
     """Write adapter `name` as an archive at `file` (a folder gets `<name>.tar` inside it);
     return {"path", "bytes", "sha256"} of the archive."""
     folder = adapter_dir(home, name)
-    card = read_card(home, name)
-    if not card.get("base_fingerprint"):
+    if not read_card(home, name).base_fingerprint:
         raise TllmError(
             f"adapter {name!r} has no base fingerprint in its card.json, so a peer "
             "could not check it fits their base; only trained, merged or imported "
@@ -91,7 +92,7 @@ def _add(tar: tarfile.TarFile, name: str, stream) -> None:
 
 def import_adapter(
     home: Home, file: str | Path, name: str | None = None, sha256: str | None = None
-) -> dict:
+) -> AdapterCard:
     """Check archive `file` and install it as adapter `name` (default: the name it was
     exported under); return the new adapter's card. Any failed check raises RefusedError
     naming it, and leaves the home unchanged."""
@@ -127,25 +128,25 @@ def import_adapter(
                 name
                 if name is not None
                 else _given_name(
-                    card.get("name")
+                    card.name
                     or checks.read_json(work / checks.MANIFEST, checks.MANIFEST).get("adapter")
                 )
             )
             _check_free(home, final_name)
-            card = {
-                **card,
-                "name": final_name,
-                "base": base.name,
-                "imported": {
-                    "from": path.name,
-                    "sha256": digest,
-                    "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "name": card.get("name"),
-                    "base": card.get("base"),
-                },
-            }
+            card = dataclasses.replace(
+                card,
+                name=final_name,
+                base=base.name,
+                imported=Imported(
+                    source=path.name,
+                    sha256=digest,
+                    at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    name=card.name,
+                    base=card.base,
+                ),
+            )
             (work / checks.MANIFEST).unlink()
-            (work / checks.CARD).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+            card.write(work / checks.CARD)
             work.rename(home.adapters_dir / final_name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -217,9 +218,9 @@ def _check_fit(home: Home, work: Path, weights_bytes: int):
     _check_sums(work, (checks.CONFIG, checks.CARD))
     config = checks.read_json(work / checks.CONFIG, checks.CONFIG)
     checks.check_config(config)
-    card = checks.read_json(work / checks.CARD, checks.CARD)
-    fingerprint = card.get("base_fingerprint")
-    if not isinstance(fingerprint, str) or not fingerprint:
+    card = AdapterCard.from_dict(checks.read_json(work / checks.CARD, checks.CARD))
+    fingerprint = card.base_fingerprint
+    if not fingerprint:
         raise RefusedError("card.json has no base fingerprint: cannot tell which base it fits")
     try:
         base = base_for(home, fingerprint)
@@ -235,7 +236,7 @@ def _check_fit(home: Home, work: Path, weights_bytes: int):
     return config, card, base
 
 
-def _check_weights(work: Path, config: dict, card: dict, base) -> None:
+def _check_weights(work: Path, config: dict, card: AdapterCard, base) -> None:
     """The weights' checksum, then the tensors against the base's modules."""
     _check_sums(work, (checks.WEIGHTS,))
     tensors = checks.read_safetensors_header(work / checks.WEIGHTS)
@@ -243,7 +244,7 @@ def _check_weights(work: Path, config: dict, card: dict, base) -> None:
     checks.check_tensors(tensors, config, layout)
 
 
-def base_layout(hf_dir: Path, task: str | None, card: dict) -> checks.Layout:
+def base_layout(hf_dir: Path, task: str | None, card: AdapterCard) -> checks.Layout:
     """The modules of the base at `hf_dir` loaded for `task`, built on torch's meta device:
     shapes without reading or allocating a single weight."""
     import torch
@@ -252,10 +253,9 @@ def base_layout(hf_dir: Path, task: str | None, card: dict) -> checks.Layout:
     config_dict = read_config(hf_dir)
     task = task or architecture(config_dict["model_type"]).tasks[0]
     options = {}
-    labels = card.get("labels")
-    if task == "classify" and isinstance(labels, list) and labels:
-        options["num_labels"] = len(labels)
-    elif task == "classify" and card.get("stage") == "rm":
+    if task == "classify" and card.labels:
+        options["num_labels"] = len(card.labels)
+    elif task == "classify" and card.stage == "rm":
         options["num_labels"] = 1  # a reward model: one scalar score
     config = transformers.AutoConfig.from_pretrained(hf_dir, local_files_only=True, **options)
     with torch.device("meta"):

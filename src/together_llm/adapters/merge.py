@@ -28,6 +28,7 @@ from ..errors import RefusedError, TllmError, check_name
 from ..home import Home
 from ..methods import LORA, by_peft_type
 from ..models.load_hf import load_hf
+from .card import AdapterCard, Merged
 from .save import save_result
 from .store import adapter_dir, adapter_task, base_for, read_card
 
@@ -38,8 +39,6 @@ USES_DENSITY = ("ties", "dare_ties", "dare_linear")
 # parent by default; the others sum their weighted parents, so they default to 1/n each.
 AVERAGING = ("ties", "dare_ties")
 DEFAULT_DENSITY = 0.5
-# What a parent's card passes on to the merged card's lineage.
-LINEAGE = ("created", "data", "steps", "provenance", "merge", "parents", "evolve")
 
 
 def plan_merge(
@@ -91,11 +90,9 @@ def plan_merge(
     configs = [_read_config(path, n) for path, n in zip(dirs, names)]
     for n, config, card in zip(names, configs, cards):
         _check_mergeable(n, config, card)
-    fingerprints = {card["base_fingerprint"] for card in cards}
+    fingerprints = {card.base_fingerprint for card in cards}
     if len(fingerprints) > 1:
-        bases = ", ".join(
-            f"{n}: {c.get('base')} ({c['base_fingerprint']})" for n, c in zip(names, cards)
-        )
+        bases = ", ".join(f"{n}: {c.base} ({c.base_fingerprint})" for n, c in zip(names, cards))
         raise RefusedError(
             f"the adapters were trained on different base models ({bases}); "
             "only adapters of one base can be merged"
@@ -118,7 +115,7 @@ def plan_merge(
             f"{', '.join(map(str, ranks))}); use svd or cat for mixed ranks"
         )
     try:
-        base = base_for(home, fingerprints.pop())
+        base = base_for(home, str(fingerprints.pop()))  # _check_mergeable: every card has one
     except TllmError as exc:
         raise RefusedError(str(exc)) from None
     return {
@@ -139,13 +136,13 @@ def _read_config(path, name: str) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _check_mergeable(name: str, config: dict, card: dict) -> None:
+def _check_mergeable(name: str, config: dict, card: AdapterCard) -> None:
     method = by_peft_type(config.get("peft_type"))
     if method is None or not method.merges:
         raise RefusedError(
             f"adapter {name!r} is {config.get('peft_type')!r}; only LoRA adapters can be merged"
         )
-    if not card.get("base_fingerprint"):
+    if not card.base_fingerprint:
         raise RefusedError(
             f"adapter {name!r} has no base fingerprint in its card, so it "
             "cannot be checked against the others' base"
@@ -176,7 +173,7 @@ def merge_adapters(
     seed: int = 0,
     overwrite: bool = False,
     report=lambda message: None,
-) -> dict:
+) -> AdapterCard:
     """Merge adapters `names` of one base into adapter `name`; return its card."""
     plan = plan_merge(home, names, method, name, weights, density, overwrite)
     import torch
@@ -233,30 +230,29 @@ def combine(
 def merged_card(
     base: str,
     names: list[str],
-    cards: list[dict],
+    cards: list[AdapterCard],
     method: str,
     weights: list[float],
     density: float | None,
     seed: int,
     rank: int,
-) -> dict:
+) -> AdapterCard:
     """The card of a merge of adapters `names` (whose cards are `cards`): the base, the
     method and weights, and each parent with its own lineage."""
-    stages = {card.get("stage") for card in cards}
-    return {
-        "base": base,
-        "base_fingerprint": cards[0]["base_fingerprint"],
-        "stage": stages.pop() if len(stages) == 1 else None,
-        "method": LORA.name,
-        "rank": rank,
-        "provenance": "merged",
-        "merge": {
-            "method": method,
-            "weights": weights,
-            "density": density,
-            **({"seed": seed} if method.startswith("dare") else {}),
-        },
-        "parents": [
-            {"name": n, **{k: c[k] for k in LINEAGE if k in c}} for n, c in zip(names, cards)
-        ],
-    }
+    stages = {card.stage for card in cards}
+    return AdapterCard(
+        base=base,
+        base_fingerprint=cards[0].base_fingerprint,
+        stage=stages.pop() if len(stages) == 1 else None,
+        method=LORA.name,
+        rank=rank,
+        provenance="merged",
+        merge=Merged(
+            method=method,
+            weights=weights,
+            density=density,
+            seed=seed if method.startswith("dare") else None,
+        ),
+        parents=[card.lineage(n) for n, card in zip(names, cards)],
+        nulls=frozenset({"stage"}),  # parents of several stages: the merge has none, said so
+    )

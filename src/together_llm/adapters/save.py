@@ -10,7 +10,7 @@ into it, so an existing result is replaced only when complete, and only with --o
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import shutil
 import time
@@ -21,6 +21,7 @@ from ..home import replace_dir
 from ..methods import get_method
 from ..models.chat_template import DEFAULT_TEMPLATE
 from ..models.registry import add_model, list_models
+from .card import CARD_FILE, AdapterCard
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -51,10 +52,17 @@ def check_free(home, recipe) -> None:
         )
 
 
-def save_result(home, recipe, model, tokenizer, card: dict, weights: dict | None = None) -> Path:
-    """Write the trained adapter (or full model) with its card; return its folder.
-    `weights`: the state gathered from a sharded model (sharding.py) to write instead of
-    the model's own."""
+def save_result(
+    home,
+    recipe,
+    model,
+    tokenizer,
+    card: AdapterCard,
+    weights: dict | None = None,
+) -> Path:
+    """Write the trained adapter (or full model) with its card, named and dated now; return
+    its folder. `weights`: the state gathered from a sharded model (sharding.py) to write
+    instead of the model's own."""
     whole = get_method(recipe.method).saves_full_model
     final = result_path(home, recipe)
     tmp = final.with_name(f".tmp-{recipe.name}-{os.getpid()}")
@@ -73,8 +81,8 @@ def save_result(home, recipe, model, tokenizer, card: dict, weights: dict | None
         missing = [name for name in ADAPTER_FILES if not (tmp / name).is_file()]
         if missing:
             raise TllmError(f"PEFT did not write {', '.join(missing)} for adapter {recipe.name!r}")
-    card = {"name": recipe.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **card}
-    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    card = dataclasses.replace(card, name=recipe.name, created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    card.write(tmp / CARD_FILE)
     replace_dir(tmp, final)
     if whole:
         _register(home, recipe.name, final)

@@ -9,6 +9,7 @@ from ..errors import TllmError, check_name
 from ..home import Home
 from ..models.fingerprint import fingerprint as fingerprint_of
 from ..models.registry import list_models
+from .card import CARD_FILE, AdapterCard
 
 
 def list_adapters(home: Home) -> list[str]:
@@ -29,11 +30,11 @@ def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> P
             f"adapter {name!r} has no adapter_model.safetensors (other weight "
             "formats can run code when unpickled and are never loaded)"
         )
-    card = path / "card.json"
+    card = path / CARD_FILE
     if base_fingerprint and card.is_file():
         try:
-            trained_on = json.loads(card.read_text(encoding="utf-8")).get("base_fingerprint")
-        except (ValueError, AttributeError):
+            trained_on = AdapterCard.read(card).trained_on()
+        except ValueError:
             raise TllmError(f"adapter {name!r} has a damaged card.json") from None
         if trained_on and trained_on != base_fingerprint:
             raise TllmError(
@@ -43,16 +44,15 @@ def adapter_dir(home: Home, name: str, base_fingerprint: str | None = None) -> P
     return path
 
 
-def read_card(home: Home, name: str) -> dict:
+def read_card(home: Home, name: str) -> AdapterCard:
     """An adapter's card.json (empty for adapters imported without one)."""
-    card = adapter_dir(home, name) / "card.json"
+    card = adapter_dir(home, name) / CARD_FILE
     if not card.is_file():
-        return {}
+        return AdapterCard()
     try:
-        data = json.loads(card.read_text(encoding="utf-8"))
+        return AdapterCard.read(card)
     except ValueError:
         raise TllmError(f"adapter {name!r} has a damaged card.json") from None
-    return data if isinstance(data, dict) else {}
 
 
 def adapter_summary(home: Home, name: str) -> dict:
@@ -64,19 +64,18 @@ def adapter_summary(home: Home, name: str) -> dict:
         card = read_card(home, name)
         problem = None
     except TllmError as exc:
-        card, problem = {}, str(exc)
+        card, problem = AdapterCard(), str(exc)
     try:
         config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
     except ValueError:
         config, problem = {}, problem or f"adapter {name!r} has a damaged adapter_config.json"
-    data = card.get("data")
     return {
         "name": name,
-        "method": card.get("method") or str(config.get("peft_type", "?")).lower(),
-        "stage": card.get("stage"),
-        "base": card.get("base") or config.get("base_model_name_or_path"),
-        "data": data.get("name") if isinstance(data, dict) else data,
-        "steps": card.get("steps"),
+        "method": card.method or str(config.get("peft_type", "?")).lower(),
+        "stage": card.stage,
+        "base": card.base or config.get("base_model_name_or_path"),
+        "data": card.data_name,
+        "steps": card.steps,
         "bytes": weights.stat().st_size if weights.is_file() else None,
         "problem": problem,
     }

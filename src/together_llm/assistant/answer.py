@@ -28,6 +28,7 @@ from ..home import AssistantConfig, Home
 from ..knowledge.prompt import Source
 from ..sampling import SamplingParams
 from .grounding import Grounding, Knowledge, knowledge_on
+from .tools import Tools, render_tools
 
 SEED_LIMIT = 2**32 - 1
 
@@ -43,6 +44,7 @@ class AnswerOptions:
     sampling: dict = field(default_factory=dict)  # SamplingParams fields the client set
     attempt: int = 0  # the n-th answer to the same question: a configured seed moves on by n
     forget_oldest: bool = False  # leave out the oldest exchanges when the context fills
+    tools: Tools | None = None  # the client's tools and tool_choice; None: no tool messages
 
 
 @dataclass
@@ -109,11 +111,16 @@ class Assistant:
         self, conversation: list[dict], options: AnswerOptions
     ) -> tuple[list[dict], Knowledge | None]:
         """The messages the model reads (system prompt, then the conversation with the last
-        question grounded when knowledge is on) and what was retrieved (None: off)."""
+        question grounded when knowledge is on, tool calls and results put in words and the
+        offered tools shown) and what was retrieved (None: off). A ToolError (a TllmError
+        naming `tools` or `tool_choice`) for tools that cannot be offered."""
         messages = self.with_system(conversation, options)
-        if not self.knowledge_on(options):
-            return messages, None
-        return self.grounding.ground(messages)
+        knowledge = None
+        if self.knowledge_on(options):
+            messages, knowledge = self.grounding.ground(messages)
+        if options.tools is not None:
+            messages = render_tools(messages, options.tools)
+        return messages, knowledge
 
     def answer(
         self, engine: Engine, conversation: list[dict], options: AnswerOptions

@@ -63,7 +63,8 @@ def show(name, as_json, home_dir):
     """Show adapter NAME's card: base model, method, stage, data, steps, metrics."""
 
     home = open_home(home_dir)
-    details = {"name": name, "path": str(adapter_dir(home, name)), **read_card(home, name)}
+    card = read_card(home, name).to_dict()
+    details = {"name": name, "path": str(adapter_dir(home, name)), **card}
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return
@@ -88,7 +89,7 @@ def use(names, clear, home_dir):
         raise TllmError("name the adapter(s) to use, or give --none for the base model")
     home = open_home(home_dir)
     for name in names:
-        stage = read_card(home, name).get("stage")  # refuses unknown names and unsafe weights
+        stage = read_card(home, name).stage  # refuses unknown names and unsafe weights
         if stage in NOT_ANSWERING:
             raise TllmError(
                 f"adapter {name!r} is {NOT_ANSWERING[stage]}, not a chat model: it "
@@ -155,13 +156,14 @@ def import_(file, name, sha256, as_json, home_dir):
 
     card = import_adapter(open_home(home_dir), file, name=name, sha256=sha256)
     if as_json:
-        click.echo(json.dumps(card, indent=2))
+        click.echo(json.dumps(card.to_dict(), indent=2))
         return
+    source = card.imported.source if card.imported else None  # always there after an import
     click.echo(
-        f"imported adapter {card['name']} (base {card['base']}, {card.get('method')}"
-        f" {card.get('stage') or ''}) from {card['imported']['from']}"
+        f"imported adapter {card.name} (base {card.base}, {card.method}"
+        f" {card.stage or ''}) from {source}"
     )
-    click.echo(f"use it with: tllm adapters use {card['name']}")
+    click.echo(f"use it with: tllm adapters use {card.name}")
 
 
 def _weights(ctx, param, value):
@@ -223,8 +225,8 @@ def merge(names, method, weights, density, seed, name, overwrite, home_dir):
         overwrite=overwrite,
         report=click.echo,
     )
-    parents = ", ".join(p["name"] for p in card["parents"])
+    parents = ", ".join(str(p.name) for p in card.parents or [])
+    used = card.merge.weights if card.merge else None  # a merged card always has its merge
     click.echo(
-        f"merged {parents} with {method} (weights {card['merge']['weights']}) into "
-        f"adapter {name}, rank {card['rank']}"
+        f"merged {parents} with {method} (weights {used}) into adapter {name}, rank {card.rank}"
     )

@@ -8,101 +8,16 @@ import click
 
 from ..evaluate.report import GROUPS, METRIC_INFO, change_text, format_number, rows_of
 from ..evaluate.run import EvalSettings, run_eval
+from ..settings_kit import click_options, from_options
 from .common import home_options, open_home
 from .data.progress import tasks_progress
 
 
 @click.command("eval")
-@click.option(
-    "--data",
-    "-d",
-    required=True,
-    metavar="NAME",
-    help="The dataset to evaluate on (its eval split when it has one).",
-)
-@click.option(
-    "--adapter",
-    "-a",
-    metavar="A",
-    help="Evaluate this adapter, beside the base model it was trained on.",
-)
-@click.option(
-    "--model",
-    "-m",
-    metavar="M",
-    help="Evaluate this model (local or a remote endpoint), beside the home's model.",
-)
-@click.option(
-    "--metrics",
-    metavar="M1,M2",
-    help="Among ppl, rouge, bleu, chrf, em, f1, mc, judge "
-    "(default: every one the dataset's kind supports, but judge).",
-)
-@click.option(
-    "--report",
-    is_flag=True,
-    help="Evaluate the base model too and write report.md, "
-    "report.html and PNG charts, with robustness on perturbed prompts.",
-)
-@click.option(
-    "--judge",
-    "-j",
-    metavar="NAME",
-    help="Who grades answers for the judge metric: a "
-    "model (local or remote), an adapter, or home:PATH (default: the home's model).",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    metavar="N",
-    help="Evaluate at most N rows, drawn with --seed.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed for drawing rows and perturbing prompts.",
-)
-@click.option(
-    "--max-tokens",
-    type=click.IntRange(min=1),
-    default=128,
-    show_default=True,
-    metavar="N",
-    help="Longest generated answer, in tokens (greedy decoding).",
-)
-@click.option(
-    "--window",
-    type=click.IntRange(min=2),
-    metavar="N",
-    help="Perplexity window in tokens (default: the model's context, at most 1024).",
-)
-@click.option(
-    "--stride",
-    type=click.IntRange(min=1),
-    metavar="N",
-    help="Perplexity stride (default: half the window).",
-)
+@click_options(EvalSettings)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of a table.")
 @home_options
-def eval_command(
-    data,
-    adapter,
-    model,
-    metrics,
-    report,
-    judge,
-    limit,
-    seed,
-    max_tokens,
-    window,
-    stride,
-    as_json,
-    home_dir,
-):
+def eval_command(as_json, home_dir, **flags):
     """Measure the assistant on a dataset: perplexity (text, chat), ROUGE/BLEU/chrF and exact
     match/token F1 of generated answers (chat, seq2seq), multiple-choice acc, acc_norm and
     calibration (choice), and an LLM judge's 1-10 grades and pairwise verdicts against the
@@ -118,19 +33,7 @@ def eval_command(
     """
 
     home = open_home(home_dir)
-    settings = EvalSettings(
-        data=data,
-        metrics=metrics,
-        adapter=adapter,
-        model=model,
-        judge=judge,
-        report=report,
-        limit=limit,
-        seed=seed,
-        max_tokens=max_tokens,
-        window=window,
-        stride=stride,
-    )
+    settings = from_options(EvalSettings, flags)
     say = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
     with tasks_progress("evaluating") as bar:
         result = run_eval(home, settings, progress=bar.update, report=say)

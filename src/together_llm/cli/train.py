@@ -3,56 +3,19 @@ key is a flag with the same help, and a flag overrides the recipe file."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 
 import click
 
-from ..train.recipe import Recipe, load_recipe, recipe_fields
-from ..train.run import train as run_training
+from ..settings_kit import click_options
+from ..train.recipe import Recipe, load_recipe
+from ..train.run import train_record
 from .common import home_options, open_home
-
-# Short flags users expect from the command-line contract.
-ALIASES = {"data": "-d", "name": "-n"}
-
-
-def _recipe_options(func):
-    hints = typing.get_type_hints(Recipe)
-    for f in reversed(recipe_fields()):
-        flag = "--" + f.name.replace("_", "-")
-        meta = f.metadata
-        help_text = meta["help"]
-        if hints[f.name] is bool:
-            default = " (default: on)" if f.default else ""
-            option = click.option(
-                f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text + default
-            )
-        else:
-            choices = meta.get("choices")
-            shown = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-            names = [flag] + ([ALIASES[f.name]] if f.name in ALIASES else [])
-            option = click.option(
-                *names,
-                f.name,
-                default=None,
-                metavar=_metavar(hints[f.name], choices),
-                help=help_text + ("" if shown in (None, []) else f" (default: {shown})"),
-            )
-        func = option(func)
-    return func
-
-
-def _metavar(kind, choices) -> str:
-    if choices:
-        return "[" + "|".join(choices) + "]"
-    kind = next((a for a in typing.get_args(kind) if a is not type(None)), kind)
-    return {int: "N", float: "X", list: "A,B"}.get(kind, "TEXT")
 
 
 @click.command()
 @click.argument("recipe_file", required=False, type=click.Path(dir_okay=False))
-@_recipe_options
+@click_options(Recipe)
 @click.option("--json", "as_json", is_flag=True, help="Print the final metrics as JSON.")
 @home_options
 def train(recipe_file, as_json, home_dir, **flags):
@@ -75,17 +38,15 @@ def train(recipe_file, as_json, home_dir, **flags):
     home = open_home(home_dir)
 
     report = lambda message: click.echo(message, err=True)  # noqa: E731
-    metrics = run_training(home, recipe, report=report, show_progress=not as_json)
-    if "result" not in metrics:  # another process of a torchrun: rank 0 reports
+    record, _ = train_record(home, recipe, report=report, show_progress=not as_json)
+    if record.result is None:  # another process of a torchrun: rank 0 reports
         return
     if as_json:
-        click.echo(json.dumps(metrics, indent=2))
+        click.echo(json.dumps(record.to_dict(), indent=2))
         return
-    evaluated = (
-        f", eval loss {metrics['eval_loss']:.4f}" if metrics["eval_loss"] is not None else ""
-    )
+    evaluated = f", eval loss {record.eval_loss:.4f}" if record.eval_loss is not None else ""
     click.echo(
-        f"trained {recipe.name} ({recipe.stage}, {recipe.method}) in {metrics['steps']} steps: "
-        f"loss {metrics['train_loss']:.4f}{evaluated}, {metrics['tokens_per_s']:,.0f} tokens/s"
+        f"trained {recipe.name} ({recipe.stage}, {recipe.method}) in {record.steps} steps: "
+        f"loss {record.train_loss:.4f}{evaluated}, {record.tokens_per_s:,.0f} tokens/s"
     )
-    click.echo(f"saved {metrics['result']}; run folder {home.path / 'runs' / metrics['run_id']}")
+    click.echo(f"saved {record.result}; run folder {home.runs_dir / record.run_id}")

@@ -34,10 +34,11 @@ import os
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from ..errors import TllmError
 from ..models.token_count import token_counter
+from ..settings_kit import check_fields, setting
 from .dedup import Deduplicator
 from .kinds import RowError, text_of, validate
 from .store import DatasetWriter, open_dataset
@@ -59,41 +60,68 @@ INVALID = "invalid after cleaning"  # a rewrite left a row its kind does not all
 
 @dataclass
 class CleanSettings:
-    """What `tllm data clean` does; recorded as is in the new dataset's card."""
+    """What `tllm data clean` does (each field one of its options); recorded as is in the new
+    dataset's card."""
 
-    fix_unicode: bool = True
-    normalize_whitespace: bool = True
-    min_chars: int | None = None
-    max_chars: int | None = None
-    drop: list[str] = field(default_factory=list)
-    keep: list[str] = field(default_factory=list)
-    min_tokens: int | None = None
-    max_tokens: int | None = None
-    tokenizer: str | None = None  # the model whose tokenizer counts; None: assistant.yaml's
-    lang: list[str] = field(default_factory=list)
-    dedup: bool = False
-    near_dup: bool = True  # with dedup: near duplicates too, not only exact ones
-    near_dup_threshold: float = 0.8
-    num_perm: int = 128
+    fix_unicode: bool = setting(True, "Repair mojibake and broken characters.")
+    normalize_whitespace: bool = setting(True, "Tidy spaces, blank lines and newlines.")
+    min_chars: int | None = setting(None, "Remove rows with fewer characters.", low=0)
+    max_chars: int | None = setting(None, "Remove rows with more characters.", low=0)
+    drop: list[str] = setting(
+        [],
+        "Remove rows whose text matches (repeatable; (?i) for any case).",
+        metavar="REGEX",
+        multiple=True,
+    )
+    keep: list[str] = setting(
+        [],
+        "Keep only rows whose text matches at least one (repeatable).",
+        metavar="REGEX",
+        multiple=True,
+    )
+    min_tokens: int | None = setting(
+        None, "Remove rows with fewer tokens (base model's tokenizer).", low=0
+    )
+    max_tokens: int | None = setting(
+        None, "Remove rows with more tokens (base model's tokenizer).", low=0
+    )
+    tokenizer: str | None = setting(
+        None,
+        "Count tokens with this model's tokenizer (default: assistant.yaml's model).",
+        metavar="MODEL",
+    )
+    lang: list[str] = setting(
+        [],
+        "Keep only rows detected as these languages (en, fr, de, zh...; repeatable).",
+        metavar="CODE[,CODE]",
+        multiple=True,
+    )
+    dedup: bool = setting(False, "Remove exact and near duplicates (first occurrence kept).")
+    near_dup: bool = setting(True, "With --dedup: near duplicates too, not only exact ones.")
+    near_dup_threshold: float = setting(
+        0.8,
+        "Estimated Jaccard similarity (character 5-grams) from which a row is a near duplicate.",
+        above=0,
+        high=1,
+    )
+    num_perm: int = setting(128, "MinHash permutations: more is more exact and slower.", low=16)
 
-    def check(self) -> None:
+    def check(self) -> CleanSettings:
+        """Every value against its field, then the bounds that depend on each other."""
+        check_fields(self)
+        # "--lang en,fr" and "--lang en --lang fr" say the same
+        self.lang = [
+            code.strip() for value in self.lang for code in value.split(",") if code.strip()
+        ]
         for low, high, unit in (
             (self.min_chars, self.max_chars, "chars"),
             (self.min_tokens, self.max_tokens, "tokens"),
         ):
-            for flag, value in ((f"--min-{unit}", low), (f"--max-{unit}", high)):
-                if value is not None and value < 0:
-                    raise TllmError(f"{flag} must be 0 or more, not {value}")
             if low is not None and high is not None and low > high:
                 raise TllmError(
                     f"--min-{unit} {low} is larger than --max-{unit} {high}: no row could pass"
                 )
-        if not 0 < self.near_dup_threshold <= 1:
-            raise TllmError(
-                f"--near-dup-threshold must be above 0 and at most 1, not {self.near_dup_threshold}"
-            )
-        if self.num_perm < 16:
-            raise TllmError(f"--num-perm must be at least 16, not {self.num_perm}")
+        return self
 
 
 # --- rewriting -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from ..engine.protocol import Engine
 from ..errors import NAME_PATTERN, RefusedError, TllmError
 from ..home import new_run_id
 from ..models.registry import get_model, list_models
+from ..settings_kit import check_fields, setting
 from ..train.run import runs_dir
 from .arena import HOME_PREFIX, canonical_name, open_named_engine
 from .generate import generate_answers, prompt_of, reference_of
@@ -56,21 +57,50 @@ PERTURBATIONS = ("typos", "casing", "whitespace")  # robustness.py, all applied 
 
 @dataclass
 class EvalSettings:
-    """What `tllm eval` was asked; the flags of the command."""
+    """What `tllm eval` was asked: each field is one of its options."""
 
-    data: str
-    metrics: list[str] | str | None = (
-        None  # "a,b" or a list; None: every metric of the kind but the judge
+    data: str = setting(
+        help="The dataset to evaluate on (its eval split when it has one).",
+        short="-d",
+        metavar="NAME",
     )
-    adapter: str | None = None
-    model: str | None = None
-    judge: str | None = None  # None: the home's model, when "judge" is asked for
-    report: bool = False
-    limit: int = 100
-    seed: int = 0
-    max_tokens: int = 128
-    window: int | None = None
-    stride: int | None = None
+    adapter: str | None = setting(
+        None,
+        "Evaluate this adapter, beside the base model it was trained on.",
+        short="-a",
+        metavar="A",
+    )
+    model: str | None = setting(
+        None,
+        "Evaluate this model (local or a remote endpoint), beside the home's model.",
+        short="-m",
+        metavar="M",
+    )
+    metrics: list[str] | None = setting(
+        None,
+        "Among ppl, rouge, bleu, chrf, em, f1, mc, judge "
+        "(default: every one the dataset's kind supports, but judge).",
+        metavar="M1,M2",
+    )
+    report: bool = setting(
+        False,
+        "Evaluate the base model too and write report.md, report.html and PNG charts, "
+        "with robustness on perturbed prompts.",
+    )
+    judge: str | None = setting(
+        None,
+        "Who grades answers for the judge metric: a model (local or remote), an adapter, "
+        "or home:PATH (default: the home's model).",
+        short="-j",
+        metavar="NAME",
+    )
+    limit: int = setting(100, "Evaluate at most N rows, drawn with --seed.", low=1)
+    seed: int = setting(0, "Seed for drawing rows and perturbing prompts.")
+    max_tokens: int = setting(128, "Longest generated answer, in tokens (greedy decoding).", low=1)
+    window: int | None = setting(
+        None, "Perplexity window in tokens (default: the model's context, at most 1024).", low=2
+    )
+    stride: int | None = setting(None, "Perplexity stride (default: half the window).", low=1)
 
 
 @dataclass(frozen=True)
@@ -132,8 +162,7 @@ def plan_eval(home, settings: EvalSettings) -> Plan:
             "give --adapter or --model, not both: an adapter runs on the base "
             "model it was trained on"
         )
-    if settings.limit < 1 or settings.max_tokens < 1:
-        raise TllmError("--limit and --max-tokens must be at least 1")
+    check_fields(settings)
     dataset = open_dataset(home, settings.data)
     metrics = check_metrics(settings.metrics, dataset.kind, dataset.name)
     subject, base = _sides(home, settings)
@@ -171,7 +200,7 @@ def _sides(home, settings: EvalSettings) -> tuple[Side, Side | None]:
     config = home.load_config()
     if settings.adapter:
         adapter_dir(home, settings.adapter)  # refuses an unknown or pickled adapter now
-        model = read_card(home, settings.adapter).get("base") or config.model
+        model = read_card(home, settings.adapter).base or config.model
         get_model(home, model)
         return Side(settings.adapter, model, (settings.adapter,)), Side(model, model)
     if settings.model:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..adapters.card import AdapterCard
 from ..adapters.gguf_form import install
 from ..adapters.store import adapter_dir, read_card
 from ..errors import TllmError, check_name
@@ -73,8 +74,8 @@ def export(
     config = home.load_config()
     adapter_path = adapter_dir(home, adapter) if adapter else None
     lora_path = adapter_path if gguf_adapter else None  # the adapter to write as a GGUF LoRA
-    card = read_card(home, adapter) if adapter else {}
-    entry = get_model(home, model or card.get("base") or config.model)
+    card = read_card(home, adapter) if adapter else AdapterCard()
+    entry = get_model(home, model or card.base or config.model)
     if entry.kind == "remote":
         raise TllmError(f"model {entry.name!r} is a remote endpoint; only local models export")
     if types or gguf_adapter:

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..adapters.card import AdapterCard
 from ..errors import TllmError
 from ..models.chat_template import DEFAULT_TEMPLATE
 from ..models.load_hf import load_hf
@@ -22,18 +23,21 @@ MERGEABLE = ("LORA", "IA3", "LOHA", "LOKR", "ADALORA", "OFT", "BOFT", "VERA", "F
 
 
 def check_adapter_fits(
-    adapter_path: Path, card: dict, base_name: str, base_fingerprint: str
+    adapter_path: Path, card: AdapterCard, base_name: str, base_fingerprint: str
 ) -> dict:
     """The adapter's config, refused if its card says it was trained on another base, or
     if it cannot merge."""
     adapter = adapter_path.name
-    trained_on = card.get("base_fingerprint")
+    try:
+        trained_on = card.trained_on()
+    except ValueError as error:
+        raise TllmError(f"adapter {adapter!r} has a damaged card.json: {error}") from None
     if trained_on and trained_on != base_fingerprint:
         raise TllmError(
             f"adapter {adapter!r} was trained on a different base (fingerprint {trained_on}, "
-            f"from model {card.get('base', '?')!r}) than {base_name!r} (fingerprint "
+            f"from model {card.base or '?'!r}) than {base_name!r} (fingerprint "
             f"{base_fingerprint}); merging it would give a broken model. Export it with "
-            f"--model {card.get('base', 'THE-BASE-IT-WAS-TRAINED-ON')}"
+            f"--model {card.base or 'THE-BASE-IT-WAS-TRAINED-ON'}"
         )
     try:
         config = json.loads((adapter_path / "adapter_config.json").read_text(encoding="utf-8"))

@@ -196,12 +196,13 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
     tool_calls.check(body)
     # the assistant's own system prompt unless the client sends one, and the documents'
     # chunks in the last user turn when knowledge is on (knowledge: None when off)
-    messages, knowledge = await run_in_threadpool(
-        request.app.state.assistant.prepare,
-        [m.as_dict() for m in body.messages],
-        AnswerOptions(knowledge=body.knowledge),
-    )
-    messages = tool_calls.render_messages(body, messages)  # tools, calls and results in words
+    # and the offered tools, earlier calls and their results put in words
+    with tool_calls.as_400():
+        messages, knowledge = await run_in_threadpool(
+            request.app.state.assistant.prepare,
+            [m.as_dict() for m in body.messages],
+            AnswerOptions(knowledge=body.knowledge, tools=tool_calls.tools_of(body)),
+        )
     engine, generations = await _start(request, body, messages=messages)
     head = _envelope("chat.completion", engine, body)
     if body.stream and tool_calls.active(body):

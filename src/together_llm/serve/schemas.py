@@ -43,7 +43,7 @@ class Message(_Body):
 
     def as_dict(self) -> dict[str, Any]:
         """The message as our engines take it: developer counts as system, parts joined;
-        tool calls and results are kept for tool_calls.render_messages to put in words."""
+        tool calls and results are kept for the assistant (assistant/tools.py) to put in words."""
         text = (
             self.content
             if isinstance(self.content, str)

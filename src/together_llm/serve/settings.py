@@ -7,39 +7,44 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import TllmError
+from ..settings_kit import check_fields, setting
 
 
 @dataclass
 class ServeSettings:
-    """How `tllm serve` listens and what it accepts."""
+    """How `tllm serve` listens and what it accepts (each field with a flag is one option of
+    `tllm serve`)."""
 
-    home: str | None = None  # the home to serve (default: $TLLM_HOME or ~/.together-llm)
-    host: str = "127.0.0.1"  # loopback by default; anything else needs an API key
-    port: int = 8000
-    api_key: str | None = field(default_factory=lambda: os.environ.get("TLLM_API_KEY") or None)
-    ui: bool = True  # the web chat at /
-    cors_origins: list[str] = field(
-        default_factory=list
-    )  # browsers from these origins may call the API
-    max_body_bytes: int = 2_000_000  # larger request bodies get 413
-    max_n: int = 8  # most choices one request may ask for
-    slots: int = 8  # requests decoded together on llama.cpp (continuous batching)
-    knowledge: bool | None = (
-        None  # retrieval into chat completions; None: assistant.yaml's `knowledge`
+    home: str | None = setting(None, "the home to serve", cli=False)
+    host: str = setting("127.0.0.1", "Address to listen on; anything but loopback needs --api-key.")
+    port: int = setting(8000, "Port to listen on.", low=1, high=65535)
+    api_key: str | None = field(
+        default_factory=lambda: os.environ.get("TLLM_API_KEY") or None,
+        metadata={"help": "Require 'Authorization: Bearer KEY'", "cli": False},
+    )
+    ui: bool = setting(True, "Serve the web app at / (--no-ui: only the API).")
+    cors_origins: list[str] = setting([], "browsers from these origins may call the API", cli=False)
+    max_body_bytes: int = setting(2_000_000, "Larger request bodies are refused (413).", low=1)
+    max_n: int = setting(8, "Most choices (n) one request may ask for.", low=1)
+    slots: int = setting(
+        8, "Requests decoded together (llama.cpp continuous batching).", low=1, high=64
+    )
+    knowledge: bool | None = setting(
+        None,
+        "Answer chat completions from your documents, with a `sources` field (default: "
+        "assistant.yaml's `knowledge`; a request's \"knowledge\" overrides).",
     )
 
-    def check(self) -> None:
-        """Refuse to listen beyond this machine without a key."""
+    def check(self) -> ServeSettings:
+        """Every value against its field; and no listening beyond this machine without a key."""
+        check_fields(self)
         if not self.api_key and not is_loopback(self.host):
             raise TllmError(
                 f"refusing to listen on {self.host} without an API key: anyone who "
                 "can reach it could use the assistant. Pass --api-key KEY (or set "
                 "TLLM_API_KEY), or listen on 127.0.0.1"
             )
-        if not 1 <= self.slots <= 64:
-            raise TllmError(f"slots must be between 1 and 64, not {self.slots}")
-        if not 0 < self.port < 65536:
-            raise TllmError(f"port {self.port} is not between 1 and 65535")
+        return self
 
 
 def is_loopback(host: str) -> bool:

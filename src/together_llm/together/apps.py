@@ -29,6 +29,7 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM  # what client-side DP sends
 
+from ..adapters.card import AdapterCard, Federated
 from ..errors import TllmError
 from ..home import Home
 from ..methods import LORA
@@ -37,7 +38,7 @@ from ..train.model import resolve_base
 from . import local, metrics
 from .arrays import to_record, to_tensors
 from .recorder import make_recorder
-from .settings import Federation
+from .settings import Federation, PeerConfig
 from .strategies import build_strategy
 
 # ----------------------------------------------------------------------------- server
@@ -55,21 +56,14 @@ def make_server_app(fed: Federation | None = None, report=print) -> ServerApp:
     return app
 
 
-def run_federation(grid: Grid, fed: Federation, report=print) -> dict:
+def run_federation(grid: Grid, fed: Federation, report=print) -> AdapterCard:
     """Run all rounds; write metrics.jsonl and the final adapter into the server home.
     Returns the final adapter's card."""
 
     random.seed(fed.seed)  # which peers Flower samples each round
     home = Home.open(fed.server_home)
     _, hf_dir = resolve_base(home, fed.base or None, report=lambda message: None)
-    peer_config = {
-        **fed.peer_config(),
-        "base-fingerprint": fingerprint(hf_dir),
-        "strategy": fed.strategy,
-        "aggregate": fed.aggregate,
-        "dp-noise": fed.dp_noise,
-        "dp-clip": fed.dp_clip,
-    }
+    peer_config = fed.peer_config(fingerprint(hf_dir))
     recipe = local.recipe_for(peer_config, fed.eval_data or fed.data)
     model, _, _ = local.load_model(hf_dir, recipe, fed.freeze_a)
     initial = to_record(local.adapter_state(model))
@@ -104,48 +98,45 @@ def wait_for_peers(grid: Grid, count: int) -> None:
         time.sleep(1)
 
 
-def recorder_start(recorder, grid, initial, fed: Federation, peer_config: dict):
+def recorder_start(recorder, grid, initial, fed: Federation, peer_config: PeerConfig):
     return recorder.start(
         grid=grid,
         initial_arrays=initial,
         num_rounds=fed.rounds,
         timeout=fed.timeout,
-        train_config=ConfigRecord(peer_config),
-        evaluate_config=ConfigRecord(peer_config),
+        train_config=ConfigRecord(peer_config.to_record()),
+        evaluate_config=ConfigRecord(peer_config.to_record()),
         evaluate_fn=recorder.evaluate_fn,
     )
 
 
-def _card(config: dict, fed: Federation, recorder, base_fingerprint: str) -> dict:
-    return {
-        "base": fed.base,
-        "base_fingerprint": base_fingerprint,
-        "stage": fed.stage,
-        "method": LORA.name,
-        "rank": fed.rank,
-        "data": fed.data,
-        "steps": fed.rounds * fed.local_steps,
-        "provenance": "federated",
-        "federated": _provenance(config, sorted(set(recorder.names.values()))),
-    }
+def _card(config: PeerConfig, fed: Federation, recorder, base_fingerprint: str) -> AdapterCard:
+    """The final adapter's card in the coordinator's home."""
+    return AdapterCard(
+        base=fed.base,
+        base_fingerprint=base_fingerprint,
+        stage=fed.stage,
+        method=LORA.name,
+        rank=fed.rank,
+        data=fed.data,
+        steps=fed.rounds * fed.local_steps,
+        provenance="federated",
+        federated=_provenance(config, sorted(set(recorder.names.values()))),
+    )
 
 
-def _provenance(config, peers: list[str]) -> dict:
-    return {
-        "run_id": str(config["run-id"]),
-        "rounds": int(config["rounds"]),
-        "peers": peers,
-        "strategy": str(config["strategy"]),
-        "aggregate": str(config["aggregate"]),
-        "local_steps": int(config["local-steps"]),
-        "freeze_a": local.frozen_a(config),
-        "transport": str(config.get("transport", "fp32")),
-        "dp": (
-            {"noise": float(config["dp-noise"]), "clip": float(config["dp-clip"])}
-            if float(config["dp-noise"]) > 0
-            else None
-        ),
-    }
+def _provenance(peer: PeerConfig, peers: list[str]) -> Federated:
+    return Federated(
+        run_id=peer.run_id,
+        rounds=peer.rounds,
+        peers=peers,
+        strategy=peer.strategy,
+        aggregate=peer.aggregate,
+        local_steps=peer.local_steps,
+        freeze_a=peer.freeze_a,
+        transport=peer.transport,
+        dp={"noise": peer.dp_noise, "clip": peer.dp_clip} if peer.dp_noise > 0 else None,
+    )
 
 
 # ----------------------------------------------------------------------------- client
@@ -160,17 +151,18 @@ def make_client_app(peers: list[tuple[str, str]] | None = None, mods=()) -> Clie
     def train(message: Message, context: Context) -> Message:
         home, data = _peer(context, peers)
         config: dict[str, Any] = dict(message.content["config"])  # int, float, str, bool values
-        _check_base(home, config)
+        peer = PeerConfig.from_record(config)
+        _check_base(home, peer)
         global_state = to_tensors(message.content["arrays"])
         new_state, found = local.train_round(
             home,
             data,
-            config,
+            peer,
             global_state,
             int(config["server-round"]),
             mu=float(config.get("proximal-mu", 0.0)),
         )
-        arrays = to_record(new_state, str(config.get("transport", "fp32")), global_state)
+        arrays = to_record(new_state, peer.transport, global_state)
         return Message(
             RecordDict({"arrays": arrays, "metrics": MetricRecord(found), "peer": _name(home)}),
             reply_to=message,
@@ -180,26 +172,27 @@ def make_client_app(peers: list[tuple[str, str]] | None = None, mods=()) -> Clie
     def evaluate(message: Message, context: Context) -> Message:
         home, data = _peer(context, peers)
         config: dict[str, Any] = dict(message.content["config"])  # int, float, str, bool values
-        _check_base(home, config)
+        peer = PeerConfig.from_record(config)
+        _check_base(home, peer)
         state = to_tensors(message.content["arrays"])
-        found = local.evaluate(home, data, config, state)
+        found = local.evaluate(home, data, peer, state)
         if config.get("final"):
             _, _, base_fingerprint = local.peer_base(home)
-            card = {
-                "base": home.load_config().model,
-                "base_fingerprint": base_fingerprint,
-                "stage": config["stage"],
-                "method": LORA.name,
-                "rank": int(config["rank"]),
-                "data": data,
-                "steps": int(config["rounds"]) * int(config["local-steps"]),
-                "metrics": {k: v for k, v in found.items() if k == "eval_loss"},
-                "provenance": "federated",
-                "federated": _provenance(
-                    config, [p for p in str(config.get("peers", "")).split(",") if p]
+            card = AdapterCard(
+                base=home.load_config().model,
+                base_fingerprint=base_fingerprint,
+                stage=peer.stage,
+                method=LORA.name,
+                rank=peer.rank,
+                data=data,
+                steps=peer.rounds * peer.local_steps,
+                metrics={k: v for k, v in found.items() if k == "eval_loss"},
+                provenance="federated",
+                federated=_provenance(
+                    peer, [p for p in str(config.get("peers", "")).split(",") if p]
                 ),
-            }
-            local.save(home, config, state, card)
+            )
+            local.save(home, peer, state, card)
         return Message(
             RecordDict({"metrics": MetricRecord(found), "peer": _name(home)}), reply_to=message
         )
@@ -224,10 +217,10 @@ def _name(home: Home) -> ConfigRecord:
     return ConfigRecord({"name": home.path.name})
 
 
-def _check_base(home: Home, config: dict) -> None:
+def _check_base(home: Home, peer: PeerConfig) -> None:
     """Refuse to train or load a global adapter made for another base model."""
     _, _, own = local.peer_base(home)
-    wanted = str(config.get("base-fingerprint", ""))
+    wanted = peer.base_fingerprint
     if wanted and wanted != own:
         raise TllmError(
             f"this home's base model (fingerprint {own}) is not the federation's "

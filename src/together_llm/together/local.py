@@ -20,6 +20,7 @@ import zlib
 from pathlib import Path
 from types import SimpleNamespace
 
+from ..adapters.card import AdapterCard
 from ..adapters.save import save_result
 from ..data.store import open_dataset
 from ..errors import TllmError
@@ -31,6 +32,7 @@ from ..train.loop import Loop
 from ..train.model import check_base, load_for_training, mixed_precision, resolve_base
 from ..train.recipe import Recipe
 from ..train.stages import check_kind, get_stage
+from .settings import PeerConfig
 
 _CACHE: dict = {}  # one loaded model per process: (key, (model, tokenizer, config))
 
@@ -42,35 +44,28 @@ def peer_base(home) -> tuple[str, Path, str]:
     return name, hf_dir, fingerprint(hf_dir)
 
 
-def recipe_for(config: dict, data: str):
-    """The Recipe of a round's peer config (settings.Federation.peer_config keys)."""
+def recipe_for(peer: PeerConfig, data: str) -> Recipe:
+    """The Recipe of a round's peer config: `local_steps` steps of LoRA on `data`."""
 
-    targets = [t for t in str(config.get("target-modules", "")).split(",") if t.strip()]
-    steps = int(config["local-steps"])
     return Recipe(
         data=data,
-        stage=str(config["stage"]),
+        stage=peer.stage,
         method=LORA.name,  # what the federation aggregates: LoRA's A and B
-        name=str(config["name"]),
-        max_steps=steps,
-        lr=float(config["lr"]),
-        batch_size=int(config["batch-size"]),
-        max_length=int(config["max-length"]),
-        rank=int(config["rank"]),
-        alpha=float(config["alpha"]),
-        dropout=float(config["dropout"]),
-        target_modules=targets,
-        seed=int(config["seed"]),
+        name=peer.name,
+        max_steps=peer.local_steps,
+        lr=peer.lr,
+        batch_size=peer.batch_size,
+        max_length=peer.max_length,
+        rank=peer.rank,
+        alpha=peer.alpha,
+        dropout=peer.dropout,
+        target_modules=peer.target_list,
+        seed=peer.seed,
         scheduler="constant",
-        optimizer=str(config.get("optimizer", "adamw")),
+        optimizer=peer.optimizer,
         save_every=0,
-        logging_every=steps,
+        logging_every=peer.local_steps,
     )
-
-
-def frozen_a(config: dict) -> bool:
-    """Whether a round's config trains FFA-LoRA (A frozen at its seeded start)."""
-    return bool(config.get("freeze-a", False))
 
 
 def state_name(parameter: str) -> str:
@@ -231,14 +226,14 @@ def _adapter_params(model, names) -> list:
 
 
 def train_round(
-    home, data: str, config: dict, global_state: dict, server_round: int, mu: float = 0.0
+    home, data: str, peer: PeerConfig, global_state: dict, server_round: int, mu: float = 0.0
 ) -> tuple[dict, dict]:
-    """Train the global adapter `config["local-steps"]` steps on this home's rows; return
+    """Train the global adapter `peer.local_steps` steps on this home's rows; return
     (new adapter tensors, metrics: train_loss, examples, steps, seconds, proximal)."""
 
-    recipe = recipe_for(config, data)
+    recipe = recipe_for(peer, data)
     _, hf_dir, _ = peer_base(home)
-    model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
+    model, tokenizer, _ = load_model(hf_dir, recipe, peer.freeze_a)
     load_state(model, global_state)
     rows = examples(home, recipe, "train", tokenizer)
     if not rows:
@@ -260,12 +255,12 @@ def train_round(
     }
 
 
-def evaluate(home, data: str, config: dict, state: dict, split: str | None = "eval") -> dict:
+def evaluate(home, data: str, peer: PeerConfig, state: dict, split: str | None = "eval") -> dict:
     """{"eval_loss", "num-examples"} of adapter `state` on the home's `split` rows
     (num-examples 0 and no loss when there are none)."""
-    recipe = recipe_for(config, data)
+    recipe = recipe_for(peer, data)
     _, hf_dir, _ = peer_base(home)
-    model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
+    model, tokenizer, _ = load_model(hf_dir, recipe, peer.freeze_a)
     load_state(model, state)
     rows = examples(home, recipe, split, tokenizer)
     if not rows:
@@ -274,12 +269,12 @@ def evaluate(home, data: str, config: dict, state: dict, split: str | None = "ev
     return {"eval_loss": float(loss), "num-examples": len(rows)}
 
 
-def save(home, config: dict, state: dict, card: dict) -> Path:
-    """Write adapter `state` as adapters/<config name> of `home`, with `card`."""
+def save(home, peer: PeerConfig, state: dict, card: AdapterCard) -> Path:
+    """Write adapter `state` as adapters/<peer.name> of `home`, with `card`."""
 
-    recipe = recipe_for(config, card.get("data") or "none")
+    recipe = recipe_for(peer, card.data_name or "none")
     _, hf_dir, _ = peer_base(home)
-    model, tokenizer, _ = load_model(hf_dir, recipe, frozen_a(config))
+    model, tokenizer, _ = load_model(hf_dir, recipe, peer.freeze_a)
     load_state(model, state)
     target = SimpleNamespace(name=recipe.name, method=recipe.method, overwrite=True)
     return save_result(home, target, model, tokenizer, card)

@@ -10,12 +10,12 @@ copy), metrics.jsonl has every round, plots/curves.png the curves.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
+from ..adapters.card import CARD_FILE, AdapterCard
 from ..data.store import list_datasets, open_dataset
 from ..errors import TllmError, check_name
 from ..home import Home, new_run_id, replace_dir
@@ -149,9 +149,9 @@ def _deliver(fed: Federation, paths: list[Path], server: Path) -> list[Path]:
     received = []
     for path in paths:
         target = path / "adapters" / fed.name
-        card_path = target / "card.json"
-        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-        if card.get("federated", {}).get("run_id") != fed.run_id:
+        card_path = target / CARD_FILE
+        federated = AdapterCard.read(card_path).federated if card_path.is_file() else None
+        if (federated.run_id if federated else None) != fed.run_id:
             partial = target.with_name(f".tmp-{fed.name}-{os.getpid()}")
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(source, partial)

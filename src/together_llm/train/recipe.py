@@ -10,15 +10,14 @@ heavy is imported, so a typo costs milliseconds, not a model load.
 from __future__ import annotations
 
 import dataclasses
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from ..errors import TllmError, check_name
-from ..home import coerce
 from ..methods import LORA, METHODS, get_method
+from ..settings_kit import from_mapping, set_field, setting
 from .sharding import check_sharding
 from .stages import STAGE_NAMES
 
@@ -30,28 +29,15 @@ SHARDINGS = ("none", "fsdp")
 OPTIMIZERS = ("adamw", "sgd")
 
 
-def _f(
-    default,
-    help: str,
-    choices: tuple | None = None,
-    low: float | None = None,
-    high: float | None = None,
-    above: float | None = None,
-):
-    """A recipe field that documents and bounds itself (`above`: strictly greater than)."""
-    meta = {"help": help, "choices": choices, "low": low, "high": high, "above": above}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
-
-
 @dataclass
 class Recipe:
     """One training run. Fields left at None are resolved at run time (see their help)."""
 
     # what to train, on what
-    data: str | None = _f(None, "dataset to train on (a name from `tllm data list`)")
-    stage: str = _f(
+    data: str | None = setting(
+        None, "dataset to train on (a name from `tllm data list`)", short="-d"
+    )
+    stage: str = setting(
         "sft",
         "pt: continued pretraining on text; sft: chat fine-tuning (loss on "
         "the assistant's turns only); dpo, orpo: preference pairs; kto: thumbs "
@@ -59,56 +45,58 @@ class Recipe:
         "online RL of a chat model against a reward model (--reward)",
         choices=STAGE_NAMES,
     )
-    method: str = _f(
+    method: str = setting(
         LORA.name,
         "full, lora, qlora (4-bit base), prefix, ptuning or prompt",
         choices=tuple(METHODS),
     )
-    name: str | None = _f(None, "name of the adapter (or, for full, the model) to create")
-    base: str | None = _f(
+    name: str | None = setting(
+        None, "name of the adapter (or, for full, the model) to create", short="-n"
+    )
+    base: str | None = setting(
         None, "base model (a name from `tllm models list`); default: assistant.yaml's model"
     )
-    init: str = _f(
+    init: str = setting(
         "pretrained",
         "pt only: random starts from the base's config with random weights",
         choices=INITS,
     )
     # how long
-    epochs: float = _f(
+    epochs: float = setting(
         3.0, "passes over the training data (ignored when max_steps is set)", above=0
     )
-    max_steps: int | None = _f(None, "stop after this many optimizer steps", low=1)
+    max_steps: int | None = setting(None, "stop after this many optimizer steps", low=1)
     # optimization
-    lr: float = _f(2e-4, "peak learning rate", above=0)
-    optimizer: str = _f(
+    lr: float = setting(2e-4, "peak learning rate", above=0)
+    optimizer: str = setting(
         "adamw",
         "adamw; or sgd, plain gradient steps (what a federated peer "
         "takes when the server runs Adam: tllm together --strategy fedadam)",
         choices=OPTIMIZERS,
     )
-    batch_size: int = _f(
+    batch_size: int = setting(
         4, "examples per micro-batch (one step learns from batch_size x grad_accum)", low=1
     )
-    grad_accum: int = _f(1, "micro-batches per optimizer step", low=1)
-    max_length: int = _f(
+    grad_accum: int = setting(1, "micro-batches per optimizer step", low=1)
+    max_length: int = setting(
         1024,
         "longest example (pt: the block size), in tokens; longer ones are "
         "cut; also the most tokens one forward pass holds when packing",
         low=8,
     )
-    packing: bool = _f(
+    packing: bool = setting(
         True,
         "group a micro-batch's examples by length so that padding stays "
         "under an eighth (off: pad all to the longest)",
     )
-    seed: int = _f(42, "random seed: data order, adapter initialisation, dropout")
-    warmup_ratio: float = _f(
+    seed: int = setting(42, "random seed: data order, adapter initialisation, dropout")
+    warmup_ratio: float = setting(
         0.0, "fraction of the steps spent warming the learning rate up", low=0, high=1
     )
-    scheduler: str = _f("cosine", "learning-rate schedule after warm-up", choices=SCHEDULERS)
-    weight_decay: float = _f(0.0, "AdamW weight decay", low=0)
-    max_grad_norm: float = _f(1.0, "clip the gradient norm to this (0 = no clipping)", low=0)
-    precision: str = _f(
+    scheduler: str = setting("cosine", "learning-rate schedule after warm-up", choices=SCHEDULERS)
+    weight_decay: float = setting(0.0, "AdamW weight decay", low=0)
+    max_grad_norm: float = setting(1.0, "clip the gradient norm to this (0 = no clipping)", low=0)
+    precision: str = setting(
         "auto",
         "matrix products in bf16 (mixed precision: weights, gradients "
         "and optimizer state stay fp32) or fp32; auto: bf16 where the hardware "
@@ -116,7 +104,7 @@ class Recipe:
         choices=PRECISIONS,
     )
     # several processes (torchrun, accelerate launch; docs/distributed.md)
-    sharding: str = _f(
+    sharding: str = setting(
         "none",
         "with several processes: none = data-parallel, each process "
         "holds the whole model (DDP); fsdp = fully sharded data-parallel, "
@@ -124,71 +112,58 @@ class Recipe:
         "FSDP2, the ZeRO-3 idea; methods full and lora)",
         choices=SHARDINGS,
     )
-    deepspeed: str | None = _f(
+    deepspeed: str | None = setting(
         None,
         "dpo, orpo, kto, rm, rl only: a DeepSpeed JSON "
         "config (e.g. recipes/distributed/zero3.json) for the "
         "TRL trainer; needs the deepspeed package",
     )
     # reporting and checkpoints
-    eval_every: int = _f(0, "evaluate on the eval split every N steps (0 = at the end only)", low=0)
-    save_every: int = _f(100, "write a checkpoint every N steps (0 = only on interruption)", low=0)
-    logging_every: int = _f(5, "log loss, learning rate and tokens/s every N steps", low=1)
+    eval_every: int = setting(
+        0, "evaluate on the eval split every N steps (0 = at the end only)", low=0
+    )
+    save_every: int = setting(
+        100, "write a checkpoint every N steps (0 = only on interruption)", low=0
+    )
+    logging_every: int = setting(5, "log loss, learning rate and tokens/s every N steps", low=1)
     # PEFT options
-    rank: int = _f(8, "LoRA rank: the width of the low-rank update", low=1)
-    alpha: float = _f(16.0, "LoRA alpha (the update is scaled by alpha / rank)", above=0)
-    dropout: float = _f(0.05, "LoRA dropout", low=0, high=1)
-    target_modules: list = _f([], "LoRA target modules, comma-separated; empty: the family's own")
-    dora: bool = _f(False, "LoRA: weight-decomposed updates (DoRA)")
-    num_virtual_tokens: int = _f(8, "prefix, ptuning, prompt: number of virtual tokens", low=1)
+    rank: int = setting(8, "LoRA rank: the width of the low-rank update", low=1)
+    alpha: float = setting(16.0, "LoRA alpha (the update is scaled by alpha / rank)", above=0)
+    dropout: float = setting(0.05, "LoRA dropout", low=0, high=1)
+    target_modules: list = setting(
+        [], "LoRA target modules, comma-separated; empty: the family's own"
+    )
+    dora: bool = setting(False, "LoRA: weight-decomposed updates (DoRA)")
+    num_virtual_tokens: int = setting(8, "prefix, ptuning, prompt: number of virtual tokens", low=1)
     # rl
-    reward: str | None = _f(
+    reward: str | None = setting(
         None,
         "rl only: the reward model to train against: an rm "
         "adapter of this home (tllm train --stage rm) on the same "
         "base, or a registered model with a scalar head",
     )
-    rl_method: str = _f(
+    rl_method: str = setting(
         "grpo",
         "rl only: grpo (each completion against its prompt's group "
         "mean and spread) or rloo (against the mean of the prompt's other "
         "completions, with a KL penalty to the base)",
         choices=RL_METHODS,
     )
-    num_generations: int = _f(
+    num_generations: int = setting(
         4,
         "rl only: completions sampled per prompt; batch_size (which "
         "counts completions) x grad_accum must be a multiple of it",
         low=2,
     )
-    max_new_tokens: int = _f(32, "rl only: longest completion sampled, in tokens", low=1)
+    max_new_tokens: int = setting(32, "rl only: longest completion sampled, in tokens", low=1)
     # what to do with earlier results
-    overwrite: bool = _f(False, "replace an existing adapter or model of the same name")
-    resume: bool = _f(False, "continue the last interrupted run of this name from its checkpoint")
+    overwrite: bool = setting(False, "replace an existing adapter or model of the same name")
+    resume: bool = setting(
+        False, "continue the last interrupted run of this name from its checkpoint"
+    )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def recipe_fields() -> list[dataclasses.Field]:
-    return list(dataclasses.fields(Recipe))
-
-
-def _hints() -> dict:
-    return typing.get_type_hints(Recipe)
-
-
-def set_field(recipe: Recipe, key: str, raw) -> None:
-    """Set field `key` from a YAML value or a flag's string, checking type and bounds."""
-    known = {f.name: f for f in recipe_fields()}
-    if key not in known:
-        raise TllmError(f"unknown recipe key {key!r}; keys: {', '.join(known)}")
-    meta = known[key].metadata
-    value = coerce(key, raw, _hints()[key], meta)
-    above = meta.get("above")
-    if above is not None and value is not None and not value > above:
-        raise TllmError(f"invalid value {raw!r} for {key}: must be greater than {above:g}")
-    setattr(recipe, key, value)
 
 
 def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -> Recipe:
@@ -196,14 +171,13 @@ def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -
     given) applied on top, checked field by field and as a whole."""
     recipe = Recipe()
     if path is not None:
-        for key, value in _read_yaml(Path(path)).items():
-            try:
-                set_field(recipe, str(key), value)
-            except TllmError as error:
-                raise TllmError(f"{path}: {error}") from None
+        try:
+            recipe = from_mapping(Recipe, _read_yaml(Path(path)), what="recipe key")
+        except TllmError as error:
+            raise TllmError(f"{path}: {error}") from None
     for key, value in (overrides or {}).items():
         if value is not None:
-            set_field(recipe, key, value)
+            set_field(recipe, key, value, what="recipe key")
     check_recipe(recipe)
     return recipe
 

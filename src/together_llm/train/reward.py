@@ -28,19 +28,19 @@ def check_reward(home, name: str, base_dir: Path) -> tuple[str, Path]:
 
     if (home.adapters_dir / name / "adapter_config.json").is_file():
         card = read_card(home, name)
-        if card.get("stage") != "rm":
-            made = f"by --stage {card['stage']}" if card.get("stage") else "without a card"
+        if card.stage != "rm":
+            made = f"by --stage {card.stage}" if card.stage else "without a card"
             raise TllmError(
                 f"adapter {name!r} is not a reward model (it was made {made}); "
                 f"train one with `tllm train --stage rm --data PREFERENCES --name {name}-rm`"
             )
         base = fingerprint(base_dir)
-        if card.get("base_fingerprint") != base:
+        if card.base_fingerprint != base:
             raise TllmError(
-                f"reward adapter {name!r} was trained on another base ({card.get('base')}, "
-                f"fingerprint {card.get('base_fingerprint')}) than this run's (fingerprint "
+                f"reward adapter {name!r} was trained on another base ({card.base}, "
+                f"fingerprint {card.base_fingerprint}) than this run's (fingerprint "
                 f"{base}): it scores on its own base, so train the policy on "
-                f"--base {card.get('base')} or a reward model on this base"
+                f"--base {card.base} or a reward model on this base"
             )
         return "adapter", adapter_dir(home, name, base)
     entry = next((e for e in list_models(home) if e.name == name), None)

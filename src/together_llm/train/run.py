@@ -10,8 +10,8 @@ kto, rm and rl):
 4. the trainer prepares (reads the data, refuses what cannot be learned), and only then the
    run folder opens (or, with --resume, the interrupted run's with its checkpoint);
 5. the trainer trains, logging into the run's log.jsonl;
-6. rank 0 saves the result with its card (adapters/save.py), plots the loss and writes
-   metrics.json, whose presence marks the run finished.
+6. rank 0 saves the result with its card (adapters/card.py, adapters/save.py), plots the
+   loss and writes metrics.json (run_record.py), whose presence marks the run finished.
 
 Everything that can be refused from the recipe, the dataset card and the base's config.json
 is refused before torch is imported.
@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..adapters.card import AdapterCard
 from ..adapters.save import check_free, save_result
 from ..data.store import open_dataset
 from ..errors import TllmError
@@ -35,11 +36,13 @@ from .plot import plot_loss
 from .processes import init_distributed
 from .recipe import Recipe
 from .run_folder import RunFolder, open_run, runs_dir
+from .run_record import RunRecord
 from .stages import check_kind, check_method, get_stage
 from .trainer import Base, Outcome, Plan, Report, Trainer
 from .trl_trainer import TrlTrainer
 
-__all__ = ["runs_dir", "train", "train_model"]  # runs_dir: where evaluate/ finds the runs
+# runs_dir: where evaluate/ finds the runs; RunRecord: what train_record hands back
+__all__ = ["RunRecord", "runs_dir", "train", "train_model", "train_record"]
 
 
 def _silent(message: str) -> None:
@@ -66,6 +69,18 @@ def train_model(
     stop_after: int | None = None,
 ) -> tuple[dict[str, Any], Any]:
     """`train`, returning (metrics, the trained model) for callers that use it next."""
+    record, model = train_record(home, recipe, report, show_progress, stop_after)
+    return record.to_dict(), model
+
+
+def train_record(
+    home: Home,
+    recipe: Recipe,
+    report: Report = _silent,
+    show_progress: bool = False,
+    stop_after: int | None = None,
+) -> tuple[RunRecord, Any]:
+    """`train_model` with the metrics as their typed record."""
     stage = get_stage(recipe.stage)
     method = get_method(recipe.method)
     dataset = open_dataset(home, str(recipe.data))  # check_recipe refuses a recipe with none
@@ -104,61 +119,61 @@ def train_model(
     run = open_run(home, recipe, rank, trainer.latest_checkpoint)
     outcome = trainer.train(plan, run)
 
-    metrics = _metrics(plan, run, outcome)
+    record = _record(plan, run, outcome)
     if rank == 0:
-        metrics["result"] = str(_save(plan, outcome, metrics))
+        record.result = str(_save(plan, outcome, record))
         plot_loss(
             outcome.history,
             run.path / "plots" / "loss.png",
             f"{recipe.stage} {recipe.method}: {recipe.name}",
         )
         (run.path / "metrics.json").write_text(
-            json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
+            json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8"
         )
-    return metrics, outcome.model
+    return record, outcome.model
 
 
-def _metrics(plan: Plan, run: RunFolder, outcome: Outcome) -> dict[str, Any]:
+def _record(plan: Plan, run: RunFolder, outcome: Outcome) -> RunRecord:
     """metrics.json: what every run reports, then what its trainer adds."""
     recipe = plan.recipe
-    return {
-        "run_id": run.path.name,
-        "stage": recipe.stage,
-        "method": recipe.method,
-        "base": recipe.base,
-        "data": plan.dataset.name,
-        "steps": outcome.steps,
-        "train_loss": outcome.train_loss,
-        "eval_loss": outcome.eval_loss,
-        "tokens": int(outcome.tokens),
-        "seconds": round(outcome.seconds, 3),
-        "tokens_per_s": outcome.tokens / max(outcome.seconds, 1e-9),
-        "examples": outcome.examples,
-        "eval_examples": outcome.eval_examples,
-        "processes": plan.world,
-        **outcome.extra,
-    }
+    return RunRecord(
+        run_id=run.path.name,
+        stage=recipe.stage,
+        method=recipe.method,
+        base=recipe.base,
+        data=plan.dataset.name,
+        steps=outcome.steps,
+        train_loss=outcome.train_loss,
+        eval_loss=outcome.eval_loss,
+        tokens=int(outcome.tokens),
+        seconds=round(outcome.seconds, 3),
+        tokens_per_s=outcome.tokens / max(outcome.seconds, 1e-9),
+        examples=outcome.examples,
+        eval_examples=outcome.eval_examples,
+        processes=plan.world,
+        extra=dict(outcome.extra),
+    )
 
 
-def _save(plan: Plan, outcome: Outcome, metrics: dict[str, Any]) -> Path:
+def _save(plan: Plan, outcome: Outcome, record: RunRecord) -> Path:
     """Write the trained adapter or model with its card (adapters/save.py)."""
     recipe, dataset = plan.recipe, plan.dataset
-    card = {
-        "base": recipe.base,
-        "base_fingerprint": fingerprint(plan.base.hf_dir),
-        "stage": recipe.stage,
-        "method": recipe.method,
-        "data": dataset.name,
-        "data_fingerprint": dataset.card.get("fingerprint"),
-        "steps": metrics["steps"],
-        "metrics": {
-            k: metrics[k] for k in ("train_loss", "eval_loss", "eval_accuracy") if k in metrics
-        },
-        "run_id": metrics["run_id"],
-        "provenance": "local",
-    }
-    if metrics.get("labels"):  # a classifier's classes, in the order of its outputs
-        card["labels"] = metrics["labels"]
-    if recipe.reward:  # rl: the reward model it was trained against
-        card["reward"] = recipe.reward
+    metrics = {"train_loss": record.train_loss, "eval_loss": record.eval_loss}
+    if "eval_accuracy" in record.extra:  # a classifier's
+        metrics["eval_accuracy"] = record.extra["eval_accuracy"]
+    card = AdapterCard(
+        base=recipe.base,
+        base_fingerprint=fingerprint(plan.base.hf_dir),
+        stage=recipe.stage,
+        method=recipe.method,
+        data=dataset.name,
+        data_fingerprint=dataset.card.get("fingerprint"),
+        steps=record.steps,
+        metrics=metrics,
+        run_id=record.run_id,
+        provenance="local",
+        labels=record.labels or None,  # a classifier's classes, in the order of its outputs
+        reward=recipe.reward or None,  # rl: the reward model it was trained against
+        nulls=frozenset({"data_fingerprint"}),  # recorded even for a dataset without one
+    )
     return save_result(plan.home, recipe, outcome.model, outcome.tokenizer, card, outcome.weights)

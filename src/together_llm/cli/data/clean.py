@@ -9,99 +9,19 @@ import click
 from ...data.clean import CleanSettings, clean_dataset
 from ...data.split import split_dataset
 from ...data.store import open_dataset
+from ...settings_kit import click_options, from_options
 from ..common import home_options, open_home
 from .progress import progress
-
-
-def _languages(values) -> list[str]:
-    return [code.strip() for value in values for code in value.split(",") if code.strip()]
 
 
 @click.command()
 @click.argument("name")
 @click.option("--out", required=True, help="Name of the new, cleaned dataset.")
-@click.option(
-    "--dedup", is_flag=True, help="Remove exact and near duplicates (first occurrence kept)."
-)
-@click.option("--no-near-dup", is_flag=True, help="With --dedup: remove exact duplicates only.")
-@click.option(
-    "--near-dup-threshold",
-    type=float,
-    default=0.8,
-    show_default=True,
-    help="Estimated Jaccard similarity (character 5-grams) from which a row is a near duplicate.",
-)
-@click.option(
-    "--num-perm",
-    type=int,
-    default=128,
-    show_default=True,
-    help="MinHash permutations: more is more exact and slower.",
-)
-@click.option("--min-chars", type=int, help="Remove rows with fewer characters.")
-@click.option("--max-chars", type=int, help="Remove rows with more characters.")
-@click.option(
-    "--min-tokens", type=int, help="Remove rows with fewer tokens (base model's tokenizer)."
-)
-@click.option(
-    "--max-tokens", type=int, help="Remove rows with more tokens (base model's tokenizer)."
-)
-@click.option(
-    "--tokenizer",
-    "tokenizer_model",
-    metavar="MODEL",
-    help="Count tokens with this model's tokenizer (default: assistant.yaml's model).",
-)
-@click.option(
-    "--drop",
-    multiple=True,
-    metavar="REGEX",
-    help="Remove rows whose text matches (repeatable; (?i) for any case).",
-)
-@click.option(
-    "--keep",
-    multiple=True,
-    metavar="REGEX",
-    help="Keep only rows whose text matches at least one (repeatable).",
-)
-@click.option(
-    "--lang",
-    multiple=True,
-    metavar="CODE[,CODE]",
-    help="Keep only rows detected as these languages (en, fr, de, zh...).",
-)
-@click.option(
-    "--no-fix-unicode", is_flag=True, help="Leave mojibake and broken characters as they are."
-)
-@click.option(
-    "--no-normalize-whitespace",
-    is_flag=True,
-    help="Leave spaces, blank lines and newlines as they are.",
-)
+@click_options(CleanSettings)
 @click.option("--overwrite", is_flag=True, help="Replace dataset --out if it exists.")
 @click.option("--json", "as_json", is_flag=True, help="Print the new dataset's card as JSON.")
 @home_options
-def clean(
-    name,
-    out,
-    dedup,
-    no_near_dup,
-    near_dup_threshold,
-    num_perm,
-    min_chars,
-    max_chars,
-    min_tokens,
-    max_tokens,
-    tokenizer_model,
-    drop,
-    keep,
-    lang,
-    no_fix_unicode,
-    no_normalize_whitespace,
-    overwrite,
-    as_json,
-    home_dir,
-):
+def clean(name, out, overwrite, as_json, home_dir, **flags):
     """Repair, filter and deduplicate dataset NAME into a new dataset (--out).
 
     Rules run in this order: fix unicode, normalize whitespace (both on unless turned
@@ -117,25 +37,10 @@ def clean(
       tllm data clean mine --dedup --near-dup-threshold 0.9 --json --out mine-clean
     """
 
-    if no_near_dup and not dedup:
+    if flags["near_dup"] is False and not flags["dedup"]:
         raise click.UsageError("--no-near-dup only makes sense with --dedup")
     home = open_home(home_dir)
-    settings = CleanSettings(
-        fix_unicode=not no_fix_unicode,
-        normalize_whitespace=not no_normalize_whitespace,
-        min_chars=min_chars,
-        max_chars=max_chars,
-        drop=list(drop),
-        keep=list(keep),
-        min_tokens=min_tokens,
-        max_tokens=max_tokens,
-        tokenizer=tokenizer_model,
-        lang=_languages(lang),
-        dedup=dedup,
-        near_dup=not no_near_dup,
-        near_dup_threshold=near_dup_threshold,
-        num_perm=num_perm,
-    )
+    settings = from_options(CleanSettings, flags).check()
     total = len(open_dataset(home, name))
     with progress(f"cleaning {name}", total) as update:
         card = clean_dataset(home, name, out, settings, overwrite=overwrite, progress=update)

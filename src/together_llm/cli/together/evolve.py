@@ -8,7 +8,9 @@ import json
 
 import click
 
+from ...adapters.card import AdapterCard
 from ...errors import TllmError
+from ...settings_kit import click_options, from_options
 from ...together.evolve.run import EvolveSettings, resume_settings, run_evolve
 from ...together.evolve.score import describe
 from ...together.lineage import lineage_lines
@@ -16,50 +18,17 @@ from ..common import home_options, open_home
 from ..data.progress import tasks_progress
 
 # Flags that a resumed run takes from its own settings instead.
-RUN_FLAGS = ("population", "eval_data", "candidates", "metric", "seed", "name", "limit")
-
-
-def _names(ctx, param, value):
-    if value is None:
-        return None
-    names = [part.strip() for part in value.split(",") if part.strip()]
-    if len(names) < 2:
-        raise click.BadParameter("name at least two adapters, comma-separated, e.g. a,b,c")
-    return names
+RUN_FLAGS = ("population", "eval", "candidates", "metric", "seed", "name", "limit")
 
 
 @click.command()
-@click.option(
-    "--population",
-    callback=_names,
-    help="The adapters to start from, comma-separated (LoRA, one base).",
-)
-@click.option("--generations", type=int, help="How many generations to run (default 3).")
-@click.option(
-    "--eval",
-    "eval_data",
-    help="The home's dataset the adapters are scored on (its eval split when it has one).",
-)
-@click.option("--candidates", type=int, help="Merged candidates made each generation (default 4).")
-@click.option(
-    "--metric",
-    type=click.Choice(("loss", "accuracy")),
-    help="Fitness: loss (mean loss of the answer tokens, lower is better; the "
-    "default) or accuracy (share of chat answers the adapter writes exactly, "
-    "greedily).",
-)
-@click.option(
-    "--seed", type=int, help="Seed of the choice of parents, methods and weights (default 0)."
-)
-@click.option("--name", help="The winner's adapter name (default: the run id).")
-@click.option("--limit", type=int, help="Score on at most this many evaluation rows (default 200).")
+@click_options(EvolveSettings)
 @click.option(
     "--adopt",
     is_flag=True,
     help="Make the winner the active adapter if it beats the current one (or the "
     "base model when none is active) on the same evaluation.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace an existing adapter named --name.")
 @click.option(
     "--resume",
     "resume",
@@ -69,21 +38,7 @@ def _names(ctx, param, value):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @home_options
-def evolve(
-    population,
-    generations,
-    eval_data,
-    candidates,
-    metric,
-    seed,
-    name,
-    limit,
-    adopt,
-    overwrite,
-    resume,
-    as_json,
-    home_dir,
-):
+def evolve(adopt, resume, as_json, home_dir, **flags):
     """Evolve adapters by merging: each generation merges members of the population (svd,
     ties, dare_ties, linear; random weights), scores every candidate and member on the
     home's own evaluation dataset, and keeps the best (the population keeps its size).
@@ -102,39 +57,19 @@ def evolve(
     """
 
     home = open_home(home_dir)
-    given = {
-        "population": population,
-        "eval_data": eval_data,
-        "candidates": candidates,
-        "metric": metric,
-        "seed": seed,
-        "name": name,
-        "limit": limit,
-    }
     if resume:
-        extra = [f"--{flag.replace('_data', '')}" for flag in RUN_FLAGS if given[flag] is not None]
+        extra = [f"--{flag}" for flag in RUN_FLAGS if flags[flag] is not None]
         if extra:
             raise TllmError(
                 f"--resume continues run {resume} with its own settings; drop "
                 f"{', '.join(extra)} (only --generations, --adopt, --overwrite apply)"
             )
-        settings = resume_settings(home, resume, generations)
-        settings.overwrite = settings.overwrite or overwrite
+        settings = resume_settings(home, resume, flags["generations"])
+        settings.overwrite = settings.overwrite or bool(flags["overwrite"])
     else:
-        if population is None or eval_data is None:
+        if flags["population"] is None or flags["eval"] is None:
             raise TllmError("give --population A,B,... and --eval DATASET (or --resume RUN_ID)")
-        settings = EvolveSettings(population=population, eval=eval_data)
-        for key, value in (
-            ("generations", generations),
-            ("candidates", candidates),
-            ("metric", metric),
-            ("seed", seed),
-            ("name", name),
-            ("limit", limit),
-        ):
-            if value is not None:
-                setattr(settings, key, value)
-        settings.overwrite = overwrite
+        settings = from_options(EvolveSettings, flags)
     say = (lambda message: None) if as_json else (lambda message: click.echo(message, err=True))
     show = (
         (lambda entry: None)
@@ -193,7 +128,7 @@ def _print_end(results: dict) -> None:
             f"saved as adapter {winner['adapter']}"
         )
         click.echo("lineage:")
-        for line in lineage_lines(winner["adapter"], winner["card"]):
+        for line in lineage_lines(winner["adapter"], AdapterCard.from_dict(winner["card"])):
             click.echo(f"  {line}")
     else:
         click.echo(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import re
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import tomli_w
 
+from ...adapters.card import CARD_FILE, AdapterCard
 from ...data.store import open_dataset
 from ...errors import TllmError
 from ...home import Home
@@ -204,24 +204,25 @@ def _new_adapters(home: Home, since: float, seen: set) -> list[dict]:
     """Federated adapters saved into this home after `since`, not reported yet."""
     found = []
     for card_path in (
-        sorted(home.adapters_dir.glob("*/card.json")) if home.adapters_dir.is_dir() else []
+        sorted(home.adapters_dir.glob(f"*/{CARD_FILE}")) if home.adapters_dir.is_dir() else []
     ):
         try:
             if card_path.stat().st_mtime < since:
                 continue
-            card = json.loads(card_path.read_text(encoding="utf-8"))
+            card = AdapterCard.read(card_path)
         except (OSError, ValueError):
             continue  # being written: next time
-        run_id = (card.get("federated") or {}).get("run_id")
+        federated = card.federated
+        run_id = federated.run_id if federated else None
         key = (card_path.parent.name, run_id)
-        if card.get("provenance") == "federated" and key not in seen:
+        if card.provenance == "federated" and key not in seen:
             seen.add(key)
             found.append(
                 {
                     "adapter": card_path.parent.name,
                     "run_id": run_id,
                     "path": str(card_path.parent),
-                    "rounds": (card.get("federated") or {}).get("rounds"),
+                    "rounds": federated.rounds if federated else None,
                 }
             )
     return found

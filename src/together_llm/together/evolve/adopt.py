@@ -41,7 +41,7 @@ def decide_adoption(
     problem = _other_base(home, config.model, merge)
     if problem:
         return {"adopted": False, "reason": f"not adopted: {problem}"}
-    fingerprint = merge["cards"][0]["base_fingerprint"]
+    fingerprint = merge["cards"][0].base_fingerprint
     try:
         if len(active) == 1 and active[0] in population and active[0] in scores:
             theirs = scores[active[0]]  # a starting member, already scored
@@ -81,7 +81,7 @@ def _other_base(home, model_name: str, merge: dict) -> str | None:
         entry = get_model(home, model_name)
         same = (
             entry.hf_dir is not None
-            and fingerprint(entry.hf_dir) == merge["cards"][0]["base_fingerprint"]
+            and fingerprint(entry.hf_dir) == merge["cards"][0].base_fingerprint
         )
     except (TllmError, OSError, ValueError):
         same = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...adapters.card import AdapterCard
 from ...adapters.merge import combine
 from ...adapters.store import adapter_dir, read_card
 from ...errors import TllmError
@@ -21,7 +22,7 @@ class AdapterPool:
         self.model, self.tokenizer = model, tokenizer
         self.evaluation, self.metric = evaluation, metric
         self.keys: dict[str, str] = {}
-        self.cards: dict[str, dict] = {}
+        self.cards: dict[str, AdapterCard] = {}
         self.count = 0
 
     def _new_key(self, name: str) -> str:
@@ -29,7 +30,7 @@ class AdapterPool:
         self.keys[name] = f"a{self.count}"
         return self.keys[name]
 
-    def load(self, name: str, folder: Path, card: dict) -> None:
+    def load(self, name: str, folder: Path, card: AdapterCard) -> None:
         from peft import PeftModel
 
         key = self._new_key(name)

@@ -34,9 +34,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...adapters.card import CARD_FILE, AdapterCard, Evolved
 from ...adapters.merge import AVERAGING, SAME_RANK, USES_DENSITY, merged_card, plan_merge
 from ...errors import RefusedError, TllmError, check_name
 from ...models.load_hf import load_hf
+from ...settings_kit import check_fields, setting
 from . import store
 from .adopt import decide_adoption
 from .pool import AdapterPool
@@ -53,17 +55,27 @@ DENSITIES = (0.5, 0.9)  # the fraction of values ties and dare_ties keep
 
 @dataclass
 class EvolveSettings:
-    """What `tllm together evolve` was asked (stored with the run, reused on --resume)."""
+    """What `tllm together evolve` was asked (each field one of its options; stored with the
+    run and reused on --resume)."""
 
-    population: list[str]
-    eval: str
-    generations: int = 3
-    candidates: int = 4
-    metric: str = "loss"
-    seed: int = 0
-    name: str | None = None  # the winner's adapter name; default: the run id
-    limit: int = 200
-    overwrite: bool = False
+    population: list[str] = setting(
+        [], "The adapters to start from, comma-separated (LoRA, one base)."
+    )
+    eval: str = setting(
+        "", "The home's dataset the adapters are scored on (its eval split when it has one)."
+    )
+    generations: int = setting(3, "How many generations to run.", low=1)
+    candidates: int = setting(4, "Merged candidates made each generation.", low=1)
+    metric: str = setting(
+        "loss",
+        "Fitness: loss (mean loss of the answer tokens, lower is better) or accuracy (share "
+        "of chat answers the adapter writes exactly, greedily).",
+        choices=("loss", "accuracy"),
+    )
+    seed: int = setting(0, "Seed of the choice of parents, methods and weights.")
+    name: str | None = setting(None, "The winner's adapter name (default: the run id).")
+    limit: int = setting(200, "Score on at most this many evaluation rows.", low=1)
+    overwrite: bool = setting(False, "Replace an existing adapter named --name.")
 
 
 @dataclass
@@ -99,8 +111,7 @@ def resume_settings(home, run_id: str, generations: int | None = None) -> Evolve
 
 def plan_evolve(home, settings: EvolveSettings, resume: str | None = None) -> Plan:
     """Check everything that can be checked without loading a model."""
-    if settings.generations < 1 or settings.candidates < 1:
-        raise TllmError("--generations and --candidates must be at least 1")
+    check_fields(settings)
     odd = [n for n in settings.population if CANDIDATE_NAME.match(n)]
     if odd:
         raise RefusedError(
@@ -168,10 +179,10 @@ def _made_by(home, name: str, run_id: str) -> bool:
     """Whether adapter `name` is this run's winner from an earlier attempt."""
 
     try:
-        card = json.loads((home.adapters_dir / name / "card.json").read_text(encoding="utf-8"))
-        return card.get("evolve", {}).get("run") == run_id
-    except (OSError, ValueError, AttributeError):
+        evolve = AdapterCard.read(home.adapters_dir / name / CARD_FILE).evolve
+    except (OSError, ValueError):
         return False
+    return evolve is not None and evolve.run == run_id
 
 
 def candidate_specs(
@@ -287,17 +298,22 @@ def run_evolve(
         merge=plan.merge,
         metric=metric,
     )
-    card = None
+    card = pool.cards[winner]
     if is_candidate:
-        card = {**pool.cards[winner], "name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        card["evolve"] = {**card["evolve"], "candidate": winner}
+        card = dataclasses.replace(
+            card,
+            name=name,
+            created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+            # every candidate's card has its evolve section (_make_candidate)
+            evolve=dataclasses.replace(card.evolve or Evolved(), candidate=winner),
+        )
         store.publish(home, store.candidate_folder(folder, winner), name, card)
     results["winner"] = {
         "candidate": winner,
         "scores": scores[winner],
         "adapter": name if is_candidate else winner,
         "saved": str(home.adapters_dir / name) if is_candidate else None,
-        "card": card if is_candidate else pool.cards[winner],
+        "card": card.to_dict(),
         "initial_best": min(settings.population, key=lambda n: sort_key(metric, scores[n])),
     }
     if results["adoption"]["adopted"]:
@@ -312,9 +328,14 @@ def _make_candidate(pool: AdapterPool, plan: Plan, spec: Spec, generation: int) 
     """Merge and score candidate `spec` (or reload it, saved by an interrupted attempt);
     return its scores."""
     saved = store.read_candidate_card(plan.folder, spec.name)
-    if saved is not None and _recipe(saved) == (spec.parents, spec.method, spec.weights):
+    if (
+        saved is not None
+        and saved.evolve is not None  # as every card read_candidate_card gives has
+        and saved.evolve.scores is not None
+        and _recipe(saved) == (spec.parents, spec.method, spec.weights)
+    ):
         pool.load(spec.name, store.candidate_folder(plan.folder, spec.name), saved)
-        return saved["evolve"]["scores"]
+        return saved.evolve.scores
     key = pool.merge(spec)
     scores = pool.score([spec.name])
     card = merged_card(
@@ -327,31 +348,30 @@ def _make_candidate(pool: AdapterPool, plan: Plan, spec: Spec, generation: int) 
         spec.seed,
         pool.model.peft_config[key].r,
     )
-    card = {
-        "name": spec.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        **card,
-        "provenance": "evolved",
-        "evolve": {
-            "run": plan.run_id,
-            "generation": generation,
-            "data": plan.settings.eval,
-            "metric": plan.settings.metric,
-            "scores": scores,
-        },
-    }
+    card = dataclasses.replace(
+        card,
+        name=spec.name,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        provenance="evolved",
+        evolve=Evolved(
+            run=plan.run_id,
+            generation=generation,
+            data=plan.settings.eval,
+            metric=plan.settings.metric,
+            scores=scores,
+        ),
+    )
     pool.cards[spec.name] = card
     store.save_candidate(pool.model, key, plan.folder, spec.name, card)
     return scores
 
 
-def _recipe(card: dict) -> tuple:
+def _recipe(card: AdapterCard) -> tuple:
     """(parents, method, weights) of a saved candidate's card."""
-    merge = card.get("merge") or {}
     return (
-        [p.get("name") for p in card.get("parents") or []],
-        merge.get("method"),
-        merge.get("weights"),
+        [p.name for p in card.parents or []],
+        card.merge.method if card.merge else None,
+        card.merge.weights if card.merge else None,
     )
 
 

@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ...adapters.card import CARD_FILE, AdapterCard
 from ...errors import TllmError, check_name
 from ...home import new_run_id as home_run_id
 from ...home import replace_dir
@@ -71,19 +72,19 @@ def candidate_folder(folder: Path, name: str) -> Path:
     return folder / "candidates" / name
 
 
-def read_candidate_card(folder: Path, name: str) -> dict | None:
+def read_candidate_card(folder: Path, name: str) -> AdapterCard | None:
     """The card of a candidate saved (and scored) by an earlier, interrupted attempt."""
     path = candidate_folder(folder, name)
-    if not all((path / f).is_file() for f in (*ADAPTER_FILES, "card.json")):
+    if not all((path / f).is_file() for f in (*ADAPTER_FILES, CARD_FILE)):
         return None
     try:
-        card = json.loads((path / "card.json").read_text(encoding="utf-8"))
+        card = AdapterCard.read(path / CARD_FILE)
     except ValueError:
         return None
-    return card if isinstance(card, dict) and "scores" in card.get("evolve", {}) else None
+    return card if card.evolve is not None and card.evolve.scores is not None else None
 
 
-def save_candidate(model, key: str, folder: Path, name: str, card: dict) -> Path:
+def save_candidate(model, key: str, folder: Path, name: str, card: AdapterCard) -> Path:
     """Write adapter `key` of the PEFT `model` as candidate `name`, with `card`."""
     final = candidate_folder(folder, name)
     tmp = final.with_name(f".tmp-{name}-{os.getpid()}")
@@ -97,13 +98,13 @@ def save_candidate(model, key: str, folder: Path, name: str, card: dict) -> Path
     for file in ADAPTER_FILES:
         (written / file).replace(kept / file)
     shutil.rmtree(tmp)
-    (kept / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    card.write(kept / CARD_FILE)
     shutil.rmtree(final, ignore_errors=True)
     kept.rename(final)
     return final
 
 
-def publish(home, source: Path, name: str, card: dict) -> Path:
+def publish(home, source: Path, name: str, card: AdapterCard) -> Path:
     """Copy a candidate's PEFT files to adapters/<name> with `card`, replacing an adapter of
     that name only once the copy is complete."""
     final = home.adapters_dir / name
@@ -112,6 +113,6 @@ def publish(home, source: Path, name: str, card: dict) -> Path:
     tmp.mkdir()
     for file in ADAPTER_FILES:
         shutil.copyfile(source / file, tmp / file)
-    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    card.write(tmp / CARD_FILE)
     replace_dir(tmp, final)
     return final
