@@ -1,8 +1,9 @@
 """The assistant's answer to a conversation: the one place a conversation is assembled.
 
 `Assistant.answer(engine, conversation, options)` yields what the front ends show, as it
-happens: `TextPiece`s of the answer, the agent's `AgentStep`s, the `CitedSources` when
-knowledge is on, and last `Finished` with the whole completion. On the way it puts the
+happens: `TextPiece`s of the answer, the agent's `AgentStep`s, a `ToolCall` when the answer
+calls one of the client's tools (its markup never reaches the text), the `CitedSources`
+when knowledge is on, and last `Finished` with the whole completion. On the way it puts the
 assistant's system prompt first (unless the conversation brings its own), grounds the last
 question in the home's documents (grounding.py), picks the sampling (what the client set,
 else assistant.yaml's defaults; a configured seed moves on with each new attempt, so a
@@ -17,6 +18,7 @@ which also serve n choices, token ids, logprobs and tool calls, take the assembl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -28,7 +30,7 @@ from ..home import AssistantConfig, Home
 from ..knowledge.prompt import Source
 from ..sampling import SamplingParams
 from .grounding import Grounding, Knowledge, knowledge_on
-from .tools import Tools, render_tools
+from .tools import CallScanner, ToolCall, Tools, parse_calls, render_tools
 
 SEED_LIMIT = 2**32 - 1
 
@@ -69,7 +71,7 @@ class Finished:
     agent: AgentResult | None = None
 
 
-Event = TextPiece | AgentStep | CitedSources | Finished
+Event = TextPiece | AgentStep | CitedSources | ToolCall | Finished
 
 
 class Assistant:
@@ -131,10 +133,16 @@ class Assistant:
             return
         messages, knowledge = self.prepare(conversation, options)
         generation, kept = self._start(engine, messages, options)
-        for piece in generation:
-            yield TextPiece(piece)
+        tools = options.tools if options.tools is not None and options.tools.active else None
+        if tools is None:
+            for piece in generation:
+                yield TextPiece(piece)
+        else:
+            yield from _text_around_calls(generation, tools)
         completion = generation.completion
         assert completion is not None  # set when the generation ends
+        if tools is not None:
+            yield from parse_calls(completion.text, tools)[1]
         if knowledge is not None:
             yield CitedSources(knowledge.cited(completion.text))
         turns = conversation[len(conversation) - kept :] if kept else []
@@ -147,6 +155,9 @@ class Assistant:
         the oldest exchanges are left out (of a copy) until the question leaves room for a
         useful answer, the asked length up to a quarter of the context."""
         params = self.sampling(options)
+        grammar = options.tools.grammar(engine) if options.tools is not None else None
+        if grammar is not None:  # the llama.cpp engine writes only well-formed calls
+            params = dataclasses.replace(params, grammar=grammar)
         head = messages[:1] if messages and messages[0]["role"] == "system" else []
         turns = messages[len(head) :]
         if not options.forget_oldest or not engine.counts_tokens:
@@ -194,6 +205,22 @@ class Assistant:
         yield TextPiece(result.answer)
         completion = Completion(result.answer, Usage(0, 0), "stop" if result.finished else "length")
         yield Finished(completion, [*earlier, question], agent=result)
+
+
+def _text_around_calls(generation: Generation, tools: Tools) -> Iterator[TextPiece]:
+    """The answer's text pieces without a tool call's markup; an answer that began as a call
+    but is none after all (cut off, arguments that do not parse) comes whole at the end."""
+    scanner = CallScanner(tools.names())
+    for piece in generation:
+        for kind, text in scanner.feed(piece):
+            if kind == "text":
+                yield TextPiece(text)
+    for _, text in scanner.finish():
+        yield TextPiece(text)
+    completion = generation.completion
+    if scanner.mode == "call" and completion is not None:
+        if not parse_calls(completion.text, tools)[1]:
+            yield TextPiece(completion.text)
 
 
 def answer_text(
