@@ -95,10 +95,12 @@ def measured(start: float, stamps: list[float], usage: int | None, text: str) ->
     }
 
 
-def stream(port: int, messages: list[dict], max_tokens: int) -> dict:
-    """One streaming chat request over plain http.client; SSE parsed line by line."""
+def stream(port: int, messages: list[dict], max_tokens: int, model: str | None = None) -> dict:
+    """One streaming chat request over plain http.client; SSE parsed line by line. `model`:
+    the request's model field (None: left out, the server's default)."""
     body = json.dumps(
         {
+            **({"model": model} if model else {}),
             "messages": messages,
             "stream": True,
             "temperature": 0.0,

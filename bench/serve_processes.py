@@ -25,9 +25,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(cmd: list[str], env: dict, port: int, warm_up=lambda port: None):
+def server(cmd: list[str], env: dict, port: int, warm_up=lambda port: None, started=None):
     """Start a server in its own process group, wait until it answers, `warm_up(port)`
-    (a first request loads the model), and kill the group after."""
+    (a first request loads the model), and kill the group after. `started`: a list the
+    server's process is appended to (to read its memory)."""
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         cmd,
@@ -37,6 +38,8 @@ def server(cmd: list[str], env: dict, port: int, warm_up=lambda port: None):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    if started is not None:
+        started.append(proc)
     try:
         deadline = time.monotonic() + 120
         while True:

@@ -232,11 +232,13 @@ def test_merged_card_writes_what_the_dict_writer_wrote():
 
 
 def test_show_prints_what_it_printed(home):
-    """`tllm adapters show`, plain and --json, as it printed the card's dict before."""
+    """`tllm adapters show`, plain and --json, as it printed the card's dict before, and
+    then which engine answers with the adapter and why."""
     runner = CliRunner()
     for name, written in (("sounds", TRAINED), ("both", MERGED)):
         folder = make_adapter(home, name, written)
-        details = {"name": name, "path": str(folder), **written}
+        engine = "transformers (base tiny is not a model of this home)"  # which engine answers
+        details = {"name": name, "path": str(folder), **written, "engine": engine}
         shown = runner.invoke(adapters, ["show", name, "--home", str(home.path)])
         assert shown.exit_code == 0, shown.output
         assert shown.output.splitlines() == [

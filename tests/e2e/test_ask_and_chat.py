@@ -27,7 +27,8 @@ def test_json_output_and_reproducible_seed(home):
     )
     first, second = (json.loads(run_tllm(*args, home=home).stdout) for _ in range(2))
     assert first == second
-    assert set(first) == {"text", "usage", "finish_reason"}
+    assert set(first) == {"text", "usage", "finish_reason", "engine"}
+    assert first["engine"] == "llama.cpp"  # the bundled GGUF model
     assert first["usage"]["completion_tokens"] <= 24
     assert (
         first["usage"]["total_tokens"]

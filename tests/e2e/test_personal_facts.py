@@ -154,3 +154,14 @@ def test_lora_teaches_personal_facts_and_keeps_general_knowledge(converted_home,
     asked = run_tllm("ask", "--json", *ANSWER, "--adapter", ADAPTER, questions[0], home=home)
     assert asked.returncode == 0, asked.stderr
     assert json.loads(asked.stdout)["text"] == after[0]
+
+    # No export command: training wrote the adapter's GGUF LoRA, so the default engine choice
+    # answers on llama.cpp, with the greedy answers the transformers engine gives.
+    assert f"writing adapter '{ADAPTER}' as a GGUF LoRA" in trained.stderr
+    fast = ANSWER[: ANSWER.index("--engine")]
+    for question, slow in list(zip(questions, after))[:5]:
+        asked = run_tllm("ask", "--json", *fast, "--adapter", ADAPTER, question, home=home)
+        assert asked.returncode == 0, asked.stderr
+        record = json.loads(asked.stdout)
+        assert record["engine"] == "llama.cpp"
+        assert record["text"] == slow, (question, record["text"], slow)

@@ -1,6 +1,6 @@
-"""An adapter on the llama.cpp engine without merging: `tllm export --gguf-adapter` keeps the
-GGUF LoRA in the adapter's folder, and `tllm ask --adapter A --engine llama.cpp` applies it
-to the GGUF base. On a tiny LLaMA with the bundled model's tokenizer (test_export.py's
+"""An adapter on the llama.cpp engine without merging: its GGUF LoRA, written on first use
+(or by `tllm export --gguf-adapter`), lives in the adapter's folder, and `tllm ask --adapter A`
+applies it to the GGUF base. On a tiny LLaMA with the bundled model's tokenizer (test_export.py's
 `tiny_smol`), registered as a GGUF file with its Hugging Face twin, and a LoRA taught one
 answer in a few hundred milliseconds of training."""
 
@@ -15,14 +15,14 @@ import torch
 from tests.conftest import run_tllm
 from tests.export.test_export import tiny_smol  # noqa: F401  (the fixture)
 from tests.tiny_models import one_torch_thread
-from together_llm.errors import TllmError
 from together_llm.home import Home
 
 QUESTION = "What is the moon made of?"
 ANSWER = "Green cheese, said the owl."
+OTHER = "Blue moonstone, said the fox."
 
 
-def teach(model_dir, adapter_dir, system_prompt: str, steps: int = 100) -> None:
+def teach(model_dir, adapter_dir, system_prompt: str, steps: int = 100, answer=ANSWER) -> None:
     """Train a LoRA on `model_dir` to answer QUESTION with ANSWER (after the chat template's
     prompt, as the engines render it) and save it as a PEFT adapter."""
     from peft import LoraConfig, get_peft_model
@@ -33,8 +33,8 @@ def teach(model_dir, adapter_dir, system_prompt: str, steps: int = 100) -> None:
     prompt = tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=True, return_dict=True
     )["input_ids"]
-    answer = tokenizer(ANSWER + "<|im_end|>", add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([list(prompt) + answer])
+    taught = tokenizer(answer + "<|im_end|>", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([list(prompt) + taught])
     labels = ids.clone()
     labels[0, : len(prompt)] = -100
     torch.manual_seed(0)
@@ -119,11 +119,40 @@ def ask(home, *args):
     )
 
 
-def test_adapter_without_a_gguf_form_is_refused_on_llama_cpp_with_the_fix(lora_home):
-    code, error = ask(lora_home, "--adapter", "moon", "--engine", "llama.cpp")
-    assert code == 1
-    assert "adapter 'moon' has no GGUF LoRA for model 'smol'" in error
-    assert "tllm export --adapter moon --gguf-adapter" in error
+def test_a_lora_gets_its_gguf_form_on_first_use_with_no_export_command(lora_home):
+    folder = lora_home.adapters_dir / "moon"
+    assert not (folder / "adapter.gguf").exists()  # taught outside `tllm train`: no form yet
+    shown = run_tllm("adapters", "show", "moon", "--json", home=lora_home)
+    assert json.loads(shown.stdout)["engine"] == "llama.cpp (GGUF LoRA written on first use)"
+    code, taught = ask(lora_home, "--adapter", "moon", "--engine", "llama.cpp")
+    assert code == 0, taught
+    assert taught.startswith("Green cheese, said the owl"), taught
+    assert (folder / "adapter.gguf").is_file() and (folder / "adapter.gguf.json").is_file()
+    shown = run_tllm("adapters", "show", "moon", "--json", home=lora_home)
+    assert json.loads(shown.stdout)["engine"] == "llama.cpp (GGUF LoRA current)"
+
+
+def test_an_adapter_llama_cpp_cannot_apply_says_why_and_runs_on_transformers(lora_home):
+    from together_llm.engine.choice import open_engine
+
+    dora = lora_home.adapters_dir / "moon-dora"
+    shutil.copytree(lora_home.adapters_dir / "moon", dora)
+    for made in ("adapter.gguf", "adapter.gguf.json"):
+        (dora / made).unlink(missing_ok=True)
+    config = json.loads((dora / "adapter_config.json").read_text())
+    (dora / "adapter_config.json").write_text(json.dumps({**config, "use_dora": True}))
+    try:
+        shown = json.loads(
+            run_tllm("adapters", "show", "moon-dora", "--json", home=lora_home).stdout
+        )
+        assert shown["engine"].startswith("transformers (adapter 'moon-dora' is DoRA")
+        code, error = ask(lora_home, "--adapter", "moon-dora", "--engine", "llama.cpp")
+        assert code == 1 and "llama.cpp applies plain LoRA, not DoRA" in error
+        engine = open_engine(lora_home, lora_home.load_config(), adapter="moon-dora")
+        engine.close()
+        assert engine.name == "transformers" and not (dora / "adapter.gguf").exists()
+    finally:
+        shutil.rmtree(dora)
 
 
 def test_gguf_lora_answers_what_the_adapter_taught_on_llama_cpp(lora_home):
@@ -160,22 +189,22 @@ def test_gguf_lora_answers_what_the_adapter_taught_on_llama_cpp(lora_home):
     assert answer.startswith("Green cheese, said the owl"), answer
 
 
-def test_a_retrained_adapter_does_not_use_its_stale_gguf_lora(lora_home):
+def test_a_retrained_adapter_gets_a_new_gguf_lora_not_its_stale_one(lora_home):
     from together_llm.engine.choice import open_engine
-    from together_llm.export.exporter import export
 
     folder = lora_home.adapters_dir / "moon"
-    if not (folder / "adapter.gguf").is_file():
-        export(lora_home, "moon-gguf", adapter="moon", gguf_adapter=True, report=lambda m: None)
     engine = open_engine(lora_home, lora_home.load_config(), adapter="moon")
     engine.close()
-    assert engine.name == "llama.cpp"  # while the weights are the ones it was made from
+    assert engine.name == "llama.cpp"
+    made_from = json.loads((folder / "adapter.gguf.json").read_text())["weights"]
     weights = folder / "adapter_model.safetensors"
     saved = weights.read_bytes()
     try:
         weights.write_bytes(saved[:-1] + bytes([saved[-1] ^ 1]))  # other weights, same name
-        with pytest.raises(TllmError, match="has no GGUF LoRA for model 'smol'"):
-            open_engine(lora_home, lora_home.load_config(), adapter="moon", engine="llama.cpp")
+        engine = open_engine(lora_home, lora_home.load_config(), adapter="moon", engine="llama.cpp")
+        engine.close()
+        rewritten = json.loads((folder / "adapter.gguf.json").read_text())["weights"]
+        assert rewritten != made_from  # written again from the new weights
     finally:
         weights.write_bytes(saved)
 
@@ -218,3 +247,39 @@ def test_server_answers_with_the_gguf_lora_and_serves_an_added_exported_gguf(lor
         assert {e.name for e in client.app.state.engines._engines.values()} == {"llama.cpp"}
     assert answers["moon"].startswith("Green cheese, said the owl"), answers
     assert "Green cheese" not in answers["smol-export"], answers
+
+
+def test_a_running_server_serves_a_retrained_adapter_anew_and_a_removed_one_404(lora_home):
+    """Retraining replaces the adapter's folder while `tllm serve` runs: the next request
+    answers with the new weights (its GGUF form written anew); a removed adapter is a 404."""
+    from fastapi.testclient import TestClient
+
+    from together_llm.home import replace_dir
+    from together_llm.serve.app import create_app
+    from together_llm.serve.settings import ServeSettings
+
+    folder = lora_home.adapters_dir / "moon"
+    kept = lora_home.path / "moon-kept"
+    shutil.copytree(folder, kept)
+    messages = [
+        {"role": "system", "content": lora_home.load_config().system_prompt},
+        {"role": "user", "content": QUESTION},
+    ]
+    body = {"model": "moon", "messages": messages, "temperature": 0, "max_tokens": 12}
+    try:
+        with TestClient(create_app(ServeSettings(home=str(lora_home.path), ui=False))) as client:
+            first = client.post("/v1/chat/completions", json=body).json()
+            assert first["choices"][0]["message"]["content"].startswith("Green cheese")
+            staging = lora_home.path / "moon-new"
+            teach(lora_home.models_dir / "smol", staging, messages[0]["content"], answer=OTHER)
+            shutil.copy(kept / "card.json", staging / "card.json")
+            replace_dir(staging, folder)  # what `tllm train --overwrite` does on saving
+            second = client.post("/v1/chat/completions", json=body).json()
+            assert second["choices"][0]["message"]["content"].startswith("Blue moon"), second
+            shutil.rmtree(folder)
+            gone = client.post("/v1/chat/completions", json=body)
+            assert gone.status_code == 404 and "'moon' does not exist" in gone.text
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(kept, folder)
+        shutil.rmtree(kept)

@@ -15,7 +15,7 @@ from together_llm.home import Home
 
 
 def needs_converter():
-    from together_llm.export.llamacpp_scripts import converter_dir
+    from together_llm.models.llamacpp_scripts import converter_dir
 
     if not (converter_dir() / "convert_hf_to_gguf.py").is_file():
         pytest.skip("llama.cpp's converter is not fetched (scripts/fetch-converter)")
@@ -202,9 +202,9 @@ def test_gguf_export_carries_the_chat_template_and_runs_on_llama_cpp(tmp_path, t
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from together_llm.engine.llamacpp.engine import LlamaCppEngine
-    from together_llm.export.gguf import read_metadata
     from together_llm.models.fingerprint import fingerprint
     from together_llm.models.registry import add_model
+    from together_llm.models.to_gguf import read_metadata
 
     home = Home.open(tmp_path / "home")
     add_model(home, "smol", str(tiny_smol))

@@ -1,7 +1,8 @@
 """An adapter's GGUF form, kept in its own folder so the llama.cpp engine can apply it
-without merging: `tllm export --adapter A --gguf-adapter` copies the GGUF LoRA to
-`adapters/A/adapter.gguf` and records in `adapters/A/adapter.gguf.json` which base it was
-made for and from which weights.
+without merging: `adapters/A/adapter.gguf`, with `adapters/A/adapter.gguf.json` recording
+which base it was made for and from which weights. Training writes it when a LoRA on a GGUF
+base is saved, and `ensure` writes it on first use for any other LoRA (imported, merged,
+federated, evolved, or trained before this existed); `tllm export --gguf-adapter` too.
 
 The engine uses it only while it still matches: the same base model (name, and fingerprint
 where the base has a Hugging Face twin) and the same `adapter_model.safetensors` (retraining
@@ -13,11 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
-from ..errors import TllmError, check_name
+from ..errors import RefusedError, TllmError, check_name
 from ..home import Home
 from ..models.fingerprint import fingerprint
+from ..models.registry import get_model
+from ..models.to_gguf import check_lora, convert_adapter
+from .card import CARD_FILE, AdapterCard
 
 FILE = "adapter.gguf"
 RECORD = "adapter.gguf.json"
@@ -74,3 +79,66 @@ def gguf_lora(home: Home, adapter: str, entry) -> tuple[Path, Path] | None:
     if model is None or not model.is_file():
         return None
     return model, folder / FILE
+
+
+def why_not_llama_cpp(adapter_path: Path) -> str | None:
+    """Why llama.cpp cannot apply this adapter (its method, DoRA, whole trained modules), or
+    None when it can once its GGUF form is written."""
+    try:
+        check_lora(adapter_path)
+    except RefusedError as refused:
+        return str(refused)
+    return None
+
+
+def ensure(home: Home, adapter: str, entry, report) -> tuple[Path, Path] | None:
+    """`gguf_lora`, writing the GGUF LoRA first when it is missing or stale and llama.cpp can
+    apply the adapter to base `entry` (a GGUF model). None when it cannot (a TllmError when
+    writing it failed, e.g. llama.cpp's converter was never fetched)."""
+    found = gguf_lora(home, adapter, entry)
+    if found is not None or entry.gguf_path is None:
+        return found
+    folder = home.adapters_dir / adapter
+    if not (folder / "adapter_config.json").is_file() or why_not_llama_cpp(folder):
+        return None
+    base_dir = entry.transformers_dir(report)  # the converter reads the base's config
+    base = fingerprint(base_dir)
+    trained_on = _card_fingerprint(folder)
+    if trained_on and trained_on != base:
+        return None  # made for another base: the engine choice refuses it by name
+    report(f"writing adapter {adapter!r} as a GGUF LoRA for llama.cpp (once per version) ...")
+    with tempfile.TemporaryDirectory(prefix="tllm-lora-") as scratch:
+        written = convert_adapter(folder, base_dir, Path(scratch) / FILE)
+        install(folder, written, entry.name, base, None)
+    return gguf_lora(home, adapter, entry)
+
+
+def _card_fingerprint(folder: Path) -> str | None:
+    try:
+        return AdapterCard.read(folder / CARD_FILE).trained_on()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        raise TllmError(f"adapter {folder.name!r} has a damaged card.json") from None
+
+
+def serving_engine(home: Home, adapter: str, base: str | None) -> str:
+    """Which engine answers with `adapter` on its base model `base`, and why: what
+    `tllm adapters show` prints."""
+    why = why_not_llama_cpp(home.adapters_dir / adapter)
+    if why:
+        return f"transformers ({why})"
+    try:
+        entry = get_model(home, base) if base else None
+    except TllmError:
+        entry = None
+    if entry is None:
+        return f"transformers (base {base or 'unknown'} is not a model of this home)"
+    if entry.gguf_path is None:
+        return (
+            f"transformers (base {base} is no GGUF model; its merged GGUF export, "
+            "`tllm export --gguf`, runs on llama.cpp)"
+        )
+    if gguf_lora(home, adapter, entry) is not None:
+        return "llama.cpp (GGUF LoRA current)"
+    return "llama.cpp (GGUF LoRA written on first use)"

@@ -8,6 +8,7 @@ import json
 import click
 
 from ..adapters.exchange import export_adapter, import_adapter
+from ..adapters.gguf_form import serving_engine
 from ..adapters.merge import merge_adapters
 from ..adapters.store import adapter_dir, adapter_summary, list_adapters, read_card
 from ..errors import TllmError
@@ -63,8 +64,9 @@ def show(name, as_json, home_dir):
     """Show adapter NAME's card: base model, method, stage, data, steps, metrics."""
 
     home = open_home(home_dir)
-    card = read_card(home, name).to_dict()
-    details = {"name": name, "path": str(adapter_dir(home, name)), **card}
+    card = read_card(home, name)
+    details = {"name": name, "path": str(adapter_dir(home, name)), **card.to_dict()}
+    details["engine"] = serving_engine(home, name, card.base)
     if as_json:
         click.echo(json.dumps(details, indent=2))
         return

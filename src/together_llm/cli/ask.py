@@ -62,7 +62,8 @@ def ask(
     assistant, llm = open_assistant(home_dir, options, model, adapter, engine)
     events = assistant.answer(llm, [{"role": "user", "content": prompt}], options)
     if as_json:
-        click.echo(json.dumps(as_record(events)[0], ensure_ascii=False))
+        record = {**as_record(events)[0], "engine": llm.name}  # which engine answered
+        click.echo(json.dumps(record, ensure_ascii=False))
         return
     try:
         show_answer(events, sys.stdout)

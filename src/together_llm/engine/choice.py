@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..adapters.gguf_form import gguf_lora
+from ..adapters import gguf_form
 from ..adapters.store import adapter_dir
 from ..errors import TllmError
 from ..home import AssistantConfig, Home
@@ -27,7 +27,7 @@ def open_engine(
     report=lambda message: print(message, file=sys.stderr),
 ) -> Engine:
     """The engine that will answer: llama.cpp for a GGUF model without adapters, or with one
-    adapter that has a GGUF LoRA for it (`tllm export --gguf-adapter`; fast, no torch);
+    LoRA adapter (its GGUF form written on first use when training did not; fast, no torch);
     transformers otherwise (converting a GGUF model once if needed), in assistant.yaml's
     `precision`.
 
@@ -48,14 +48,19 @@ def open_engine(
     choice = engine or config.engine
     lora = None  # (GGUF model, GGUF LoRA) that run the one adapter on llama.cpp
     if choice in ("auto", "llama.cpp") and len(adapters) == 1:
-        lora = gguf_lora(home, adapters[0], entry)
+        try:
+            lora = gguf_form.ensure(home, adapters[0], entry, report)
+        except TllmError as error:
+            if choice == "llama.cpp":
+                raise
+            report(f"adapter {adapters[0]!r} runs on the transformers engine: {error}")
     if choice == "auto":
         runs_gguf = entry.gguf_path is not None and (not adapters or lora is not None)
         choice = "llama.cpp" if runs_gguf else "transformers"
 
     if choice == "llama.cpp":
         if adapters and lora is None:
-            raise TllmError(_no_gguf_form(adapters, entry.name))
+            raise TllmError(_no_gguf_form(home, adapters, entry.name))
         path, lora_path = lora if lora else (entry.gguf_path, None)
         if path is None:
             raise TllmError(
@@ -95,7 +100,7 @@ def open_engine(
     )
 
 
-def _no_gguf_form(adapters: list[str], model: str) -> str:
+def _no_gguf_form(home: Home, adapters: list[str], model: str) -> str:
     if len(adapters) > 1:
         return (
             f"llama.cpp applies one adapter at a time, and {', '.join(adapters)} are "
@@ -103,8 +108,8 @@ def _no_gguf_form(adapters: list[str], model: str) -> str:
             "transformers, or auto)"
         )
     name = adapters[0]
-    return (
-        f"adapter {name!r} has no GGUF LoRA for model {model!r}: adapters run on the "
-        f"transformers engine unless exported for llama.cpp with `tllm export --adapter "
-        f"{name} --gguf-adapter --name {name}-gguf`; or use --engine transformers (or auto)"
+    why = gguf_form.why_not_llama_cpp(adapter_dir(home, name))
+    return why or (
+        f"adapter {name!r} has no GGUF LoRA for model {model!r}, and none can be written "
+        "for it (a base that is no GGUF file); use --engine transformers (or auto)"
     )

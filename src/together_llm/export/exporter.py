@@ -27,10 +27,10 @@ from ..adapters.gguf_form import install
 from ..adapters.store import adapter_dir, read_card
 from ..errors import TllmError, check_name
 from ..home import Home, replace_dir
+from ..models import to_gguf as gguf_io
 from ..models.fingerprint import fingerprint
 from ..models.registry import get_model
-from . import gguf as gguf_io
-from .gguf import read_metadata
+from ..models.to_gguf import read_metadata
 from .merge_into_base import check_adapter_fits
 from .merge_into_base import merge as merge_model
 from .modelfile import write_modelfile

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from ..adapters.store import adapter_dir
 from ..errors import TllmError
-from ..export import gguf as gguf_io
 from ..export.exporter import export
 from ..export.merge_into_base import MERGEABLE
 from ..home import Home
+from ..models import to_gguf as gguf_io
 from ..models.fingerprint import fingerprint
 from ..models.registry import ModelEntry, add_model, get_model, list_models
 

@@ -8,7 +8,7 @@ in its sdist (`vendor/llama.cpp/`). We extract exactly those into
 `gguf` on PyPI with the same version number can lag the converter it was cut from; the
 scripts put their sibling `gguf-py` first on sys.path themselves.
 
-Run `python -m together_llm.export.llamacpp_scripts` (scripts/fetch-converter does) to fetch.
+Run `python -m together_llm.models.llamacpp_scripts` (scripts/fetch-converter does) to fetch.
 """
 
 from __future__ import annotations

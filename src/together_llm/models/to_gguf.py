@@ -73,6 +73,12 @@ def check_lora(adapter_path: Path) -> None:
             f"--gguf-adapter takes a LoRA adapter; {adapter_path.name!r} is "
             f"{kind} (export it merged with --gguf instead)"
         )
+    if config.get("use_dora"):
+        raise RefusedError(
+            f"adapter {adapter_path.name!r} is DoRA: llama.cpp applies plain LoRA, not "
+            "DoRA's magnitude vectors, so it runs on the transformers engine (or export "
+            "it merged with --gguf)"
+        )
     if config.get("modules_to_save"):
         raise RefusedError(
             f"adapter {adapter_path.name!r} also trains whole modules "
