@@ -39,9 +39,10 @@ def test_unknown_adapter_names_the_known_ones(home, tmp_path):
     assert "has no adapter_model.safetensors" in pickled.stderr
 
 
-def test_adapters_need_the_transformers_engine(home):
-    result = run_tllm("ask", "--adapter", "ghost", "--engine", "llama.cpp", "hi", home=home)
-    assert result.returncode == 1 and "adapters run on the transformers engine" in result.stderr
+def test_an_unknown_adapter_is_refused_by_name_on_either_engine(home):
+    for engine in ("llama.cpp", "transformers"):
+        result = run_tllm("ask", "--adapter", "ghost", "--engine", engine, "hi", home=home)
+        assert result.returncode == 1 and "unknown adapter 'ghost'" in result.stderr
 
 
 def test_context_length_beyond_the_model_is_refused_before_loading(home):

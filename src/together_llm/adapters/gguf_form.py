@@ -22,7 +22,7 @@ from ..home import Home
 from ..models.fingerprint import fingerprint
 from ..models.registry import get_model
 from ..models.to_gguf import check_lora, convert_adapter
-from .card import CARD_FILE, AdapterCard
+from .store import adapter_dir
 
 FILE = "adapter.gguf"
 RECORD = "adapter.gguf.json"
@@ -98,28 +98,23 @@ def ensure(home: Home, adapter: str, entry, report) -> tuple[Path, Path] | None:
     found = gguf_lora(home, adapter, entry)
     if found is not None or entry.gguf_path is None:
         return found
-    folder = home.adapters_dir / adapter
-    if not (folder / "adapter_config.json").is_file() or why_not_llama_cpp(folder):
+    try:
+        folder = adapter_dir(home, adapter)
+    except TllmError:
+        return None  # unknown or unsafe: the engine choice says which
+    if why_not_llama_cpp(folder):
         return None
     base_dir = entry.transformers_dir(report)  # the converter reads the base's config
     base = fingerprint(base_dir)
-    trained_on = _card_fingerprint(folder)
-    if trained_on and trained_on != base:
+    try:
+        adapter_dir(home, adapter, base)
+    except TllmError:
         return None  # made for another base: the engine choice refuses it by name
     report(f"writing adapter {adapter!r} as a GGUF LoRA for llama.cpp (once per version) ...")
     with tempfile.TemporaryDirectory(prefix="tllm-lora-") as scratch:
         written = convert_adapter(folder, base_dir, Path(scratch) / FILE)
         install(folder, written, entry.name, base, None)
     return gguf_lora(home, adapter, entry)
-
-
-def _card_fingerprint(folder: Path) -> str | None:
-    try:
-        return AdapterCard.read(folder / CARD_FILE).trained_on()
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        raise TllmError(f"adapter {folder.name!r} has a damaged card.json") from None
 
 
 def serving_engine(home: Home, adapter: str, base: str | None) -> str:
