@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from together_llm.data.clean import CleanSettings
 from together_llm.errors import TllmError
-from together_llm.evaluate.run import EvalSettings
+from together_llm.evaluate.settings import EvalSettings
 from together_llm.home import AssistantConfig, GenerationDefaults
 from together_llm.serve.settings import ServeSettings
 from together_llm.settings_kit import (

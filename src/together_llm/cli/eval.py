@@ -7,7 +7,8 @@ import json
 import click
 
 from ..evaluate.report import GROUPS, METRIC_INFO, change_text, format_number, rows_of
-from ..evaluate.run import EvalSettings, run_eval
+from ..evaluate.run import run_eval
+from ..evaluate.settings import EvalSettings
 from ..settings_kit import click_options, from_options
 from .common import home_options, open_home
 from .data.progress import tasks_progress
