@@ -283,3 +283,49 @@ def test_a_running_server_serves_a_retrained_adapter_anew_and_a_removed_one_404(
         shutil.rmtree(folder, ignore_errors=True)
         shutil.copytree(kept, folder)
         shutil.rmtree(kept)
+
+
+def test_json_schema_forced_tools_and_logprobs_work_on_an_adapter_via_openai(lora_home):
+    """What the base does on llama.cpp, the adapter does too: through the official client,
+    a json_schema answer parses and fits, tool_choice required gives a call, logprobs come."""
+    from fastapi.testclient import TestClient
+    from openai import OpenAI
+
+    from together_llm.serve.app import create_app
+    from together_llm.serve.settings import ServeSettings
+
+    schema = {
+        "type": "object",
+        "properties": {"food": {"enum": ["cheese", "rock"]}},  # short: the tiny model rambles
+        "required": ["food"],
+        "additionalProperties": False,
+    }
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "record_food",
+            "parameters": schema,
+        },
+    }
+    ask = [{"role": "user", "content": QUESTION}]
+    with TestClient(create_app(ServeSettings(home=str(lora_home.path), ui=False))) as http:
+        client = OpenAI(base_url="http://testserver/v1", api_key="-", http_client=http)
+        shaped = client.chat.completions.create(
+            model="moon",
+            messages=ask,
+            max_tokens=40,
+            temperature=0,
+            response_format={"type": "json_schema", "json_schema": {"name": "f", "schema": schema}},
+        )
+        assert json.loads(shaped.choices[0].message.content)["food"] in ("cheese", "rock")
+        called = client.chat.completions.create(
+            model="moon", messages=ask, max_tokens=100, tools=[tool], tool_choice="required"
+        )
+        assert called.choices[0].finish_reason == "tool_calls"
+        assert called.choices[0].message.tool_calls[0].function.name == "record_food"
+        scored = client.chat.completions.create(
+            model="moon", messages=ask, max_tokens=6, logprobs=True, top_logprobs=2
+        )
+        tokens = scored.choices[0].logprobs.content
+        assert tokens and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in tokens)
+        assert {e.name for e in http.app.state.engines._engines.values()} == {"llama.cpp"}
