@@ -23,6 +23,19 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_world_size(), dist.get_rank()
 
 
+def leave_distributed() -> None:
+    """Under torchrun, wait for every rank (rank 0 saves after the others have finished
+    training) and leave the process group cleanly: a process that exits with gloo's threads
+    still running is aborted ("terminate called without an active exception")."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def current_world() -> tuple[int, int]:
     """(world size, rank) of the process group this process has joined, or (1, 0)."""
     import torch.distributed as dist

@@ -35,7 +35,7 @@ from ..models.registry import get_model
 from .loop_trainer import LoopTrainer
 from .model import fit_context, mixed_precision, resolve_base
 from .plot import plot_loss
-from .processes import init_distributed
+from .processes import init_distributed, leave_distributed
 from .recipe import Recipe
 from .run_folder import RunFolder, open_run, runs_dir
 from .run_record import RunRecord
@@ -133,6 +133,7 @@ def train_record(
         (run.path / "metrics.json").write_text(
             json.dumps(record.to_dict(), indent=2) + "\n", encoding="utf-8"
         )
+    leave_distributed()
     return record, outcome.model
 
 
