@@ -5,21 +5,13 @@ import json
 
 import pytest
 
+from tests.assistant.test_tools import WEATHER
 from together_llm.assistant.answer import AnswerOptions, Assistant, Finished, TextPiece
 from together_llm.assistant.tools import ToolCall, Tools
 from together_llm.home import Home
 
 pytestmark = pytest.mark.slow
 
-WEATHER = {
-    "name": "get_weather",
-    "description": "The weather in a city today.",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 BRIEF = {"temperature": 0, "max_tokens": 60}
 
 
