@@ -244,7 +244,7 @@ def test_server_answers_with_the_gguf_lora_and_serves_an_added_exported_gguf(lor
             assert reply.status_code == 200, reply.text
             answers[model] = reply.json()["choices"][0]["message"]["content"]
         # both on llama.cpp: the adapter is not merged, nor run on transformers
-        assert {e.name for e in client.app.state.engines._engines.values()} == {"llama.cpp"}
+        assert {e.name for e in client.app.state.engines.opened()} == {"llama.cpp"}
     assert answers["moon"].startswith("Green cheese, said the owl"), answers
     assert "Green cheese" not in answers["smol-export"], answers
 
@@ -328,4 +328,21 @@ def test_json_schema_forced_tools_and_logprobs_work_on_an_adapter_via_openai(lor
         )
         tokens = scored.choices[0].logprobs.content
         assert tokens and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in tokens)
-        assert {e.name for e in http.app.state.engines._engines.values()} == {"llama.cpp"}
+        assert {e.name for e in http.app.state.engines.opened()} == {"llama.cpp"}
+
+
+def test_an_imported_adapter_has_its_gguf_lora_as_soon_as_it_lands(lora_home, tmp_path):
+    """Import (like training, merging, federation and evolution) writes the GGUF form when
+    it saves the adapter, so the first question does not wait for a conversion."""
+    archive = tmp_path / "moon.tar"
+    exported = run_tllm("adapters", "export", "moon", str(archive), home=lora_home)
+    assert exported.returncode == 0, exported.stderr
+    imported = run_tllm("adapters", "import", str(archive), "--name", "moon-copy", home=lora_home)
+    try:
+        assert imported.returncode == 0, imported.stderr
+        folder = lora_home.adapters_dir / "moon-copy"
+        assert (folder / "adapter.gguf").is_file() and (folder / "adapter.gguf.json").is_file()
+        shown = run_tllm("adapters", "show", "moon-copy", "--json", home=lora_home)
+        assert json.loads(shown.stdout)["engine"] == "llama.cpp (GGUF LoRA current)"
+    finally:
+        shutil.rmtree(lora_home.adapters_dir / "moon-copy", ignore_errors=True)

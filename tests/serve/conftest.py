@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def live_server(home: Home, *flags: str, log_path=None):
-    """Start `tllm serve` on a free loopback port and yield its base URL."""
+def live_server(home: Home, *flags: str, log_path=None, started: list | None = None):
+    """Start `tllm serve` on a free loopback port and yield its base URL (its process is
+    appended to `started`, when given)."""
     port = free_port()
     env = {**os.environ, "TLLM_HOME": str(home.path)}
     env.pop("TLLM_API_KEY", None)
@@ -35,6 +36,8 @@ def live_server(home: Home, *flags: str, log_path=None):
         stdout=log,
         stderr=log,
     )
+    if started is not None:
+        started.append(process)
     try:
         deadline = time.monotonic() + 60
         while True:

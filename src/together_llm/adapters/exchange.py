@@ -34,6 +34,7 @@ from ..home import Home
 from ..models.families import architecture
 from ..models.load_hf import AUTO_CLASSES, read_config
 from . import archive_checks as checks
+from . import gguf_form
 from .card import AdapterCard, Imported
 from .store import adapter_dir, adapter_task, base_for, read_card
 
@@ -91,7 +92,11 @@ def _add(tar: tarfile.TarFile, name: str, stream) -> None:
 
 
 def import_adapter(
-    home: Home, file: str | Path, name: str | None = None, sha256: str | None = None
+    home: Home,
+    file: str | Path,
+    name: str | None = None,
+    sha256: str | None = None,
+    report=lambda message: None,
 ) -> AdapterCard:
     """Check archive `file` and install it as adapter `name` (default: the name it was
     exported under); return the new adapter's card. Any failed check raises RefusedError
@@ -150,6 +155,7 @@ def import_adapter(
             work.rename(home.adapters_dir / final_name)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    gguf_form.write_for_new(home, final_name, report)
     return card
 
 

@@ -3,6 +3,7 @@ without merging: `adapters/A/adapter.gguf`, with `adapters/A/adapter.gguf.json` 
 which base it was made for and from which weights. Training writes it when a LoRA on a GGUF
 base is saved, and `ensure` writes it on first use for any other LoRA (imported, merged,
 federated, evolved, or trained before this existed); `tllm export --gguf-adapter` too.
+Import, merge, federation and evolution write it as soon as they save (`write_for_new`).
 
 The engine uses it only while it still matches: the same base model (name, and fingerprint
 where the base has a Hugging Face twin) and the same `adapter_model.safetensors` (retraining
@@ -22,7 +23,7 @@ from ..home import Home
 from ..models.fingerprint import fingerprint
 from ..models.registry import get_model
 from ..models.to_gguf import check_lora, convert_adapter
-from .store import adapter_dir
+from .store import adapter_dir, read_card
 
 FILE = "adapter.gguf"
 RECORD = "adapter.gguf.json"
@@ -115,6 +116,20 @@ def ensure(home: Home, adapter: str, entry, report) -> tuple[Path, Path] | None:
         written = convert_adapter(folder, base_dir, Path(scratch) / FILE)
         install(folder, written, entry.name, base, None)
     return gguf_lora(home, adapter, entry)
+
+
+def write_for_new(home: Home, adapter: str, report=lambda message: None) -> None:
+    """Write a new adapter's GGUF form now, when its card names a GGUF base of this home, so
+    that its first answer does not wait for it: what training, import, merge, federation
+    and evolution do once the adapter is saved. A failure is only reported: the adapter is
+    saved, and its first use tries again."""
+    try:
+        base = read_card(home, adapter).base
+        entry = get_model(home, base) if base else None
+        if entry is not None and entry.gguf_path is not None:
+            ensure(home, adapter, entry, report)
+    except TllmError as error:
+        report(f"no GGUF LoRA for {adapter!r} yet (it is written on first use): {error}")
 
 
 def serving_engine(home: Home, adapter: str, base: str | None) -> str:

@@ -205,7 +205,7 @@ def merge_adapters(
         merged.r,
     )
     recipe = SimpleNamespace(name=name, method=LORA.name, overwrite=overwrite)
-    save_result(home, recipe, model, tokenizer, card)
+    save_result(home, recipe, model, tokenizer, card, report=report)
     return read_card(home, name)
 
 

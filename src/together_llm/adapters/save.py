@@ -21,6 +21,7 @@ from ..home import replace_dir
 from ..methods import get_method
 from ..models.chat_template import DEFAULT_TEMPLATE
 from ..models.registry import add_model, list_models
+from . import gguf_form
 from .card import CARD_FILE, AdapterCard
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
@@ -59,10 +60,11 @@ def save_result(
     tokenizer,
     card: AdapterCard,
     weights: dict | None = None,
+    report=lambda message: None,
 ) -> Path:
-    """Write the trained adapter (or full model) with its card, named and dated now; return
-    its folder. `weights`: the state gathered from a sharded model (sharding.py) to write
-    instead of the model's own."""
+    """Write the trained adapter (or full model) with its card, named and dated now, and an
+    adapter's GGUF form when its base is a GGUF model; return its folder. `weights`: the
+    state gathered from a sharded model (sharding.py) to write instead of the model's own."""
     whole = get_method(recipe.method).saves_full_model
     final = result_path(home, recipe)
     tmp = final.with_name(f".tmp-{recipe.name}-{os.getpid()}")
@@ -86,6 +88,8 @@ def save_result(
     replace_dir(tmp, final)
     if whole:
         _register(home, recipe.name, final)
+    else:
+        gguf_form.write_for_new(home, recipe.name, report)
     return final
 
 

@@ -156,7 +156,8 @@ def import_(file, name, sha256, as_json, home_dir):
       tllm adapters import peer-facts.tar --name peer-facts --sha256 3f9a...
     """
 
-    card = import_adapter(open_home(home_dir), file, name=name, sha256=sha256)
+    report = lambda message: click.echo(message, err=True)  # noqa: E731
+    card = import_adapter(open_home(home_dir), file, name=name, sha256=sha256, report=report)
     if as_json:
         click.echo(json.dumps(card.to_dict(), indent=2))
         return

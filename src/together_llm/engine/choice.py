@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from ..adapters import gguf_form
 from ..adapters.store import adapter_dir
@@ -67,25 +68,7 @@ def open_engine(
                 f"model {entry.name!r} is not a GGUF file; the llama.cpp engine "
                 "needs one (use --engine transformers)"
             )
-        if slots:
-            return BatchedLlamaCppEngine(
-                path,
-                context_length=config.context_length,
-                model_name=entry.name,
-                threads=config.threads,
-                slots=slots,
-                lora_path=lora_path,
-                gpu_layers=config.gpu_layers,
-            )
-
-        return LlamaCppEngine(
-            path,
-            context_length=config.context_length,
-            model_name=entry.name,
-            threads=config.threads,
-            lora_path=lora_path,
-            gpu_layers=config.gpu_layers,
-        )
+        return open_gguf(path, config, entry.name, slots, lora_path)
 
     hf_dir = entry.transformers_dir(report)
 
@@ -97,6 +80,31 @@ def open_engine(
         context_length=config.context_length,
         model_name=entry.name,
         precision=config.precision,
+    )
+
+
+def open_gguf(
+    path: Path, config: AssistantConfig, model_name: str, slots: int, lora_path: Path | None = None
+) -> LlamaCppEngine:
+    """The llama.cpp engine on GGUF model `path` (with a GGUF LoRA applied to every request),
+    batching `slots` requests (0: one at a time)."""
+    if slots:
+        return BatchedLlamaCppEngine(
+            path,
+            context_length=config.context_length,
+            model_name=model_name,
+            threads=config.threads,
+            slots=slots,
+            lora_path=lora_path,
+            gpu_layers=config.gpu_layers,
+        )
+    return LlamaCppEngine(
+        path,
+        context_length=config.context_length,
+        model_name=model_name,
+        threads=config.threads,
+        lora_path=lora_path,
+        gpu_layers=config.gpu_layers,
     )
 
 

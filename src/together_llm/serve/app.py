@@ -16,6 +16,7 @@ from fastapi.responses import PlainTextResponse
 from ..assistant.answer import Assistant
 from ..home import Home
 from . import errors
+from .adapters_api import router as adapters_router
 from .arena_api import router as arena_router
 from .engines import EnginePool
 from .feedback import FeedbackStore
@@ -34,7 +35,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.settings = settings
     app.state.home = home
     app.state.config = config
-    app.state.engines = EnginePool(home, config, settings.slots)
+    app.state.engines = EnginePool(home, config, settings.slots, settings.adapters_mib)
     # the one core every route and the web chat answer through: system prompt, sampling
     # defaults and seeds, knowledge grounding and citation, the agent
     app.state.assistant = Assistant(home, config, knowledge=settings.knowledge)
@@ -45,6 +46,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     errors.install(app)
     app.include_router(arena_router)  # before the OpenAI router, whose /v1 catch-all 404s the rest
     app.include_router(openai_router)
+    app.include_router(adapters_router)
 
     @app.middleware("http")
     async def count(request: Request, call_next):

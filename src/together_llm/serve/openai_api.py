@@ -25,6 +25,7 @@ from ..assistant.grounding import Knowledge
 from ..engine.protocol import Engine, Generation, TokenLogprob
 from ..sampling import SamplingParams
 from . import tool_calls
+from .adapters_api import engine_for
 from .errors import APIError
 from .feedback import FeedbackRequest
 from .knowledge_api import attach, sources_chunk
@@ -41,13 +42,20 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
 async def models(request: Request):
     pool = request.app.state.engines
     created = int(time.time())
-    return {
-        "object": "list",
-        "data": [
-            {"id": name, "object": "model", "created": created, "owned_by": "together-llm"}
-            for name in await run_in_threadpool(pool.names)
-        ],
-    }
+
+    def entries():  # `engine` (an extension): which engine answers it, and why
+        return [
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "together-llm",
+                "engine": pool.engine_of(name),
+            }
+            for name in pool.names()
+        ]
+
+    return {"object": "list", "data": await run_in_threadpool(entries)}
 
 
 def _params(request: Request, engine: Engine, body, prompt_len: int, index: int) -> SamplingParams:
@@ -119,7 +127,7 @@ async def _start(
     settings = request.app.state.settings
     if body.n > settings.max_n:
         raise APIError(400, f"n is {body.n}; at most {settings.max_n}", param="n")
-    engine = await run_in_threadpool(request.app.state.engines.get, body.model)
+    engine = await engine_for(request, body)
     if logprobs_asked(body) is not None and not engine.supports_logprobs:
         raise APIError(
             400,
@@ -133,6 +141,7 @@ async def _start(
         params = [_params(request, engine, body, 0, i) for i in range(body.n)]
         if messages is not None:
             return engine, [engine.chat(messages, p) for p in params]
+        assert prompt is not None and not isinstance(prompt, list)  # refused just above
         return engine, [engine.complete(prompt, p) for p in params]
     if messages is not None:
         prompt = engine.render(messages)
@@ -143,6 +152,7 @@ async def _start(
             )
         ids = prompt
     else:
+        assert prompt is not None  # the routes pass a prompt or messages
         ids = await run_in_threadpool(engine.tokenize, prompt)
     if not ids:
         raise APIError(

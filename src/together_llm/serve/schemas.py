@@ -2,7 +2,8 @@
 validates (ranges, required fields) so a bad request gets a 400 naming the field.
 
 Unknown fields are ignored, as OpenAI-compatible servers commonly do, so newer clients
-keep working. `top_k` and `repetition_penalty` are extensions llama.cpp servers also take.
+keep working. `top_k` and `repetition_penalty` are extensions llama.cpp servers also take;
+`adapter_scale` and `lora` set adapters' strength for one request (adapters_api.py).
 """
 
 from __future__ import annotations
@@ -89,6 +90,13 @@ class NamedToolChoice(_Body):
     function: NamedFunction
 
 
+class LoraChoice(_Body):
+    """One entry of the `lora` extension (llama.cpp's server takes the same form)."""
+
+    id: int | str  # the adapter's name, or its number in GET /lora-adapters
+    scale: float = Field(..., ge=0, le=4)  # 0 leaves it out, 1 applies it as trained
+
+
 class _Sampling(_Body):
     """Fields shared by chat and text completions."""
 
@@ -106,6 +114,9 @@ class _Sampling(_Body):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = None
+    # extensions: the strength of the adapter `model` names, and adapters for this request
+    adapter_scale: float | None = Field(None, ge=0, le=4)
+    lora: list[LoraChoice] | None = None
 
     @field_validator("stop")
     @classmethod

@@ -29,6 +29,12 @@ class ServeSettings:
     slots: int = setting(
         8, "Requests decoded together (llama.cpp continuous batching).", low=1, high=64
     )
+    adapters_mib: int = setting(
+        1024,
+        "Adapters stay loaded beside the base model up to this many MiB; beyond it the least "
+        "recently used are unloaded (and loaded again when asked for).",
+        low=1,
+    )
     knowledge: bool | None = setting(
         None,
         "Answer chat completions from your documents, with a `sources` field (default: "

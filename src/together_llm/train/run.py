@@ -23,7 +23,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..adapters import gguf_form
 from ..adapters.card import AdapterCard
 from ..adapters.save import check_free, save_result
 from ..data.store import open_dataset
@@ -31,7 +30,6 @@ from ..errors import TllmError
 from ..home import Home
 from ..methods import get_method
 from ..models.fingerprint import fingerprint
-from ..models.registry import get_model
 from .loop_trainer import LoopTrainer
 from .model import fit_context, mixed_precision, resolve_base
 from .plot import plot_loss
@@ -124,7 +122,6 @@ def train_record(
     record = _record(plan, run, outcome)
     if rank == 0:
         record.result = str(_save(plan, outcome, record))
-        _write_gguf_form(plan)
         plot_loss(
             outcome.history,
             run.path / "plots" / "loss.png",
@@ -159,18 +156,6 @@ def _record(plan: Plan, run: RunFolder, outcome: Outcome) -> RunRecord:
     )
 
 
-def _write_gguf_form(plan: Plan) -> None:
-    """A LoRA trained on a GGUF base gets its GGUF form now, so that ask, chat and serve run
-    it on llama.cpp from the first question (gguf_form.ensure does nothing for the others)."""
-    recipe = plan.recipe
-    if plan.method.saves_full_model or recipe.base is None or recipe.name is None:
-        return  # (both names are set by now: resolve_base and check_recipe)
-    try:
-        gguf_form.ensure(plan.home, recipe.name, get_model(plan.home, recipe.base), plan.report)
-    except TllmError as error:  # the adapter is saved; the first use tries again
-        plan.report(f"no GGUF LoRA yet (it is written on first use): {error}")
-
-
 def _save(plan: Plan, outcome: Outcome, record: RunRecord) -> Path:
     """Write the trained adapter or model with its card (adapters/save.py)."""
     recipe, dataset = plan.recipe, plan.dataset
@@ -192,4 +177,6 @@ def _save(plan: Plan, outcome: Outcome, record: RunRecord) -> Path:
         reward=recipe.reward or None,  # rl: the reward model it was trained against
         nulls=frozenset({"data_fingerprint"}),  # recorded even for a dataset without one
     )
-    return save_result(plan.home, recipe, outcome.model, outcome.tokenizer, card, outcome.weights)
+    return save_result(
+        plan.home, recipe, outcome.model, outcome.tokenizer, card, outcome.weights, plan.report
+    )

@@ -16,8 +16,9 @@ from pathlib import Path
 from ...errors import TllmError
 from ...sampling import SamplingParams
 from ..protocol import token_logprob
-from .engine import LlamaCppEngine, auto_threads, usable_cores
-from .scheduler import DONE, BatchScheduler, Request, TokenStream
+from .engine import LlamaCppEngine, auto_threads, check_gguf_lora, usable_cores
+from .requests import DONE, Request, TokenStream
+from .scheduler import BatchScheduler, address
 
 
 def _guarded(method):
@@ -75,8 +76,6 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
                 slots,
                 self.context_length,
                 self.llm.n_batch,
-                lora=self.llm._lora_adapter,
-                lora_scale=self.llm.lora_scale,
             )
         except (ValueError, TllmError) as exc:  # bad slots, or no memory for the context
             self.llm.close()
@@ -85,6 +84,9 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
                 f"tokens ({exc}); lower slots or context_length"
             ) from None
         self.slots = slots
+        # what our requests decode with: the adapter loaded with the model, if any
+        lora = address(self.llm._lora_adapter) if self.llm._lora_adapter else 0
+        self.loras: tuple[tuple[int, float], ...] = ((lora, self.llm.lora_scale),) if lora else ()
         if not threads:
             # Steps of several sequences are compute-bound: give them every core (a server
             # is expected to have the machine); one-token steps keep the parent's choice.
@@ -134,8 +136,22 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
             add(L.llama_sampler_init_dist(seed))
         return chain
 
+    def load_lora(self, path: Path) -> int:
+        """Load the GGUF LoRA at `path` on this engine's model, for requests that name it
+        (`AdapterView`); freed by `forget_lora`, or with the model."""
+        check_gguf_lora(path, self.path)
+        return self.scheduler.load(str(path))
+
+    def forget_lora(self, lora: int) -> None:
+        """Free an adapter `load_lora` loaded, once no request uses it."""
+        self.scheduler.forget(lora)
+
     def _token_ids(
-        self, prompt_ids: list[int], params: SamplingParams, max_tokens: int
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        max_tokens: int,
+        loras: tuple[tuple[int, float], ...] | None = None,
     ) -> TokenStream:
         if not 0 < len(prompt_ids) < self.scheduler.n_ctx_seq:
             raise TllmError(
@@ -147,6 +163,7 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
             max_tokens,
             reuse=params.seed is None,
             logprobs=params.logprobs,
+            loras=self.loras if loras is None else loras,
         )
         try:
             self.scheduler.submit(request)
@@ -155,7 +172,9 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
             raise
         return TokenStream(request)
 
-    def prompt_logprobs(self, prompt_ids: list[int], k: int = 0) -> list:
+    def prompt_logprobs(
+        self, prompt_ids: list[int], k: int = 0, loras: tuple[tuple[int, float], ...] | None = None
+    ) -> list:
         """Each prompt token's logprob given the tokens before it (None for the first), with
         the k likeliest alternatives: what `echo` with `logprobs` reports."""
         if not 0 < len(prompt_ids) < self.scheduler.n_ctx_seq:
@@ -163,7 +182,10 @@ class BatchedLlamaCppEngine(LlamaCppEngine):
                 f"the prompt is {len(prompt_ids)} tokens; a slot holds {self.scheduler.n_ctx_seq}"
             )
         params = SamplingParams(temperature=0, max_tokens=1)
-        request = Request(list(prompt_ids), self._sampler_chain(params), 1, reuse=False, logprobs=k)
+        loras = self.loras if loras is None else loras
+        request = Request(
+            list(prompt_ids), self._sampler_chain(params), 1, reuse=False, logprobs=k, loras=loras
+        )
         request.prompt_scores = []
         self.scheduler.submit(request)
         while (item := request.out.get()) is not DONE:

@@ -38,6 +38,17 @@ def auto_threads() -> tuple[int, int]:
     return max(1, min(cores // 2, free)), max(1, min(cores, free))
 
 
+def check_gguf_lora(lora_path: Path, model_path: Path) -> None:
+    """Refuse a file that is no GGUF LoRA for the model's architecture: llama.cpp would load
+    another kind of file as an adapter that changes nothing."""
+    arch = gguf_file.read_field(model_path, "general.architecture")
+    if (
+        gguf_file.read_field(lora_path, "adapter.type") not in GGUF_ADAPTER_TYPES
+        or gguf_file.read_field(lora_path, "general.architecture") != arch
+    ):
+        raise TllmError(f"{lora_path} is not a GGUF LoRA adapter for a {arch} model")
+
+
 class LlamaCppEngine(Engine):
     name = "llama.cpp"
     supports_grammar = True
@@ -55,12 +66,8 @@ class LlamaCppEngine(Engine):
         `gpu_layers`: layers offloaded to the GPU where this llama.cpp build has a GPU backend
         (-1 all); a CPU-only build ignores it."""
         arch = gguf_file.read_field(path, "general.architecture")
-        if lora_path and (
-            gguf_file.read_field(lora_path, "adapter.type") not in GGUF_ADAPTER_TYPES
-            or gguf_file.read_field(lora_path, "general.architecture") != arch
-        ):
-            # llama.cpp would load another kind of file as an adapter that changes nothing
-            raise TllmError(f"{lora_path} is not a GGUF LoRA adapter for a {arch} model")
+        if lora_path:
+            check_gguf_lora(lora_path, path)
         trained = gguf_file.read_field(path, f"{arch}.context_length") if arch else None
         if trained and context_length > trained:
             raise TllmError(

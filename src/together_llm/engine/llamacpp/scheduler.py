@@ -13,6 +13,15 @@ spans every sequence's cells), so a greedy answer is the same alone or among oth
 the same as `LlamaCppEngine`'s. A slot keeps its tokens' KV after its request ends, for
 the next request that shares a prefix (a chat's next turn); its cells are its own, so this
 costs the other slots nothing.
+
+Adapters share the context: each request names the LoRA adapters (and their scales) it is
+decoded with, and llama.cpp applies a context's adapter set to every sequence of a
+`llama_decode` call, so a step decodes its busy slots in one call per distinct set (one
+call in all when every request wants the same). The model's weights and the KV cache are
+there once, whatever the number of adapters: an adapter adds only its own tensors. A slot
+keeps the KV of its last request for reuse only by a request with the same adapter set.
+Adapters are loaded and freed in the scheduler's thread (`call`, `forget`), never under a
+decode, and one is freed only when no request uses it any more.
 """
 
 from __future__ import annotations
@@ -21,31 +30,11 @@ import ctypes
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
 
 from ...errors import EngineError, TllmError
-
-DONE = object()  # put on a request's queue after its last token
-
-
-class Request:
-    def __init__(
-        self,
-        prompt: list[int],
-        chain,
-        max_tokens: int,
-        reuse: bool = True,
-        logprobs: int | None = None,
-    ):
-        self.prompt = prompt
-        self.logprobs = logprobs  # None, or how many alternatives to report with each token
-        self.prompt_scores: list | None = None  # [] asks for each prompt token's logprob
-        # A seeded request evaluates its whole prompt: a reused prefix changes the chunking,
-        # and with it the rounding, so the same seed could give a different answer.
-        self.reuse = reuse
-        self.chain = chain  # llama_sampler chain; freed by the scheduler when the request ends
-        self.max_tokens = max_tokens
-        self.out: queue.SimpleQueue = queue.SimpleQueue()  # token ids, then DONE or an error
-        self.cancelled = False
+from .requests import DONE, Request
 
 
 class _Slot:
@@ -57,11 +46,35 @@ class _Slot:
         self.generated = 0
         self.prefilled = False  # the whole prompt has been decoded
         self.used = 0  # when it was last given a request (least recently used goes first)
+        self.loras: tuple[tuple[int, float], ...] = ()  # the adapter set `cached` was made with
 
 
 def _common(a: list[int], b: list[int]) -> int:
     """Length of the common prefix."""
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def address(pointer) -> int:
+    """A llama.cpp pointer as the int we compare, hash and hand back (`_pointer`)."""
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0
+
+
+def _pointer(L, lora: int):
+    return ctypes.cast(lora, L.llama_adapter_lora_p_ctypes)
+
+
+def _reusable(slot: _Slot, request: Request) -> int:
+    """How many of the request's prompt tokens the slot's cached KV serves: KV made under
+    other adapters is not the request's."""
+    return _common(slot.cached, request.prompt) if slot.loras == request.loras else 0
+
+
+class _Job:
+    """Work for the scheduler's thread (loading an adapter), with the caller's future."""
+
+    def __init__(self, work: Callable):
+        self.work = work
+        self.future: Future = Future()
 
 
 class BatchScheduler:
@@ -76,11 +89,7 @@ class BatchScheduler:
         context_length: int,
         n_batch: int,
         prefill_chunk: int = 128,
-        lora=None,
-        lora_scale: float = 1.0,
     ):
-        """`lora`: a loaded llama.cpp LoRA adapter (the parent `Llama`'s); adapters belong to a
-        context, so ours must be given it too."""
         import llama_cpp as L
         from llama_cpp import _internals
 
@@ -98,14 +107,12 @@ class BatchScheduler:
         params.n_ubatch = max(params.n_ubatch, slots)
         self._context = _internals.LlamaContext(model=model, params=params, verbose=False)
         self._ctx = self._context.ctx
-        if lora is not None:
-            adapters = (L.llama_adapter_lora_p_ctypes * 1)(lora)
-            if L.llama_set_adapters_lora(self._ctx, adapters, 1, (ctypes.c_float * 1)(lora_scale)):
-                self._context.close()
-                raise TllmError("llama.cpp could not apply the LoRA adapter to the batch context")
+        self._loras: tuple[tuple[int, float], ...] = ()  # the context's adapter set now
+        self._forgetting: set[int] = set()  # adapters to free once no request uses them
+        self._freed: set[int] = set()  # freed adapters: a request naming one is refused
         self._mem = L.llama_get_memory(self._ctx)
         self.n_ctx_seq = L.llama_n_ctx_seq(self._ctx)
-        self._vocab = model.vocab
+        self._model, self._vocab = model, model.vocab
         self._n_batch = n_batch
         self._prefill_chunk = max(1, min(prefill_chunk, n_batch))
         self._batch_owner = _internals.LlamaBatch(
@@ -139,6 +146,29 @@ class BatchScheduler:
                 raise TllmError("the engine is closed")
             self._inbox.put(request)
 
+    def call(self, work: Callable):
+        """`work()` run in the scheduler's thread between steps (loading an adapter on the
+        model while it decodes is not safe); its result, or its exception raised here."""
+        job = _Job(work)
+        self.submit(job)  # type: ignore[arg-type]
+        return job.future.result()
+
+    def load(self, path: str) -> int:
+        """Load the GGUF LoRA at `path` on the model: its llama_adapter_lora pointer."""
+
+        def work() -> int:
+            lora = address(self._L.llama_adapter_lora_init(self._model.model, path.encode()))
+            if not lora:
+                raise TllmError(f"llama.cpp could not load the adapter {path}")
+            self._freed.discard(lora)  # an address freed before may come back
+            return lora
+
+        return self.call(work)
+
+    def forget(self, lora: int) -> None:
+        """Free the adapter `lora` once no running or waiting request uses it."""
+        self.submit(_Job(lambda: self._forgetting.add(lora)))  # type: ignore[arg-type]
+
     def set_threads(self, n_threads: int, n_threads_batch: int) -> None:
         """Threads for one-token steps and for bigger ones, from the next step on."""
         self._threads = (n_threads, n_threads_batch)
@@ -169,7 +199,10 @@ class BatchScheduler:
             try:
                 item = self._inbox.get(block=idle)
                 while item is not None:
-                    self._waiting.append(item)
+                    if isinstance(item, _Job):
+                        self._do(item)
+                    else:
+                        self._waiting.append(item)
                     item = self._inbox.get_nowait()
             except queue.Empty:
                 pass
@@ -179,6 +212,8 @@ class BatchScheduler:
                 self._admit()
                 if any(s.request is not None for s in self._slots):
                     self._step()
+                if self._forgetting:
+                    self._free_unused()
             except Exception as exc:  # a bug or a llama.cpp failure: fail what is in flight
                 for slot in self._slots:
                     if slot.request is not None:
@@ -189,6 +224,40 @@ class BatchScheduler:
                 self._release(slot, error)
         while self._waiting:
             self._end(self._waiting.popleft(), error)
+
+    def _do(self, job: _Job) -> None:
+        try:
+            job.future.set_result(job.work())
+        except BaseException as exc:  # handed to the caller
+            job.future.set_exception(exc)
+
+    def _free_unused(self) -> None:
+        """Free the adapters asked to be forgotten that no request uses now, and drop the
+        KV that slots made with them."""
+        requests = [s.request for s in self._slots if s.request] + list(self._waiting)
+        used = {lora for r in requests for lora, _ in r.loras}
+        for lora in self._forgetting - used:
+            for slot in self._slots:
+                if any(lora == other for other, _ in slot.loras):
+                    self._L.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                    slot.cached, slot.loras = [], ()
+            if any(lora == other for other, _ in self._loras):
+                self._use(())
+            self._L.llama_adapter_lora_free(_pointer(self._L, lora))
+            self._freed.add(lora)
+        self._forgetting &= used
+
+    def _use(self, loras: tuple[tuple[int, float], ...]) -> bool:
+        """Make `loras` the context's adapter set (False when llama.cpp refuses)."""
+        if loras == self._loras:
+            return True
+        L, n = self._L, len(loras)
+        adapters = (L.llama_adapter_lora_p_ctypes * n)(*(_pointer(L, lora) for lora, _ in loras))
+        scales = (ctypes.c_float * n)(*(scale for _, scale in loras))
+        if L.llama_set_adapters_lora(self._ctx, adapters if n else None, n, scales if n else None):
+            return False
+        self._loras = loras
+        return True
 
     def _end(self, request: Request, outcome=DONE) -> None:
         self._L.llama_sampler_free(request.chain)
@@ -223,27 +292,52 @@ class BatchScheduler:
             if not free:
                 return
             self._waiting.popleft()
-            slot = max(free, key=lambda s: (_common(s.cached, request.prompt), -s.used))
-            keep = min(_common(slot.cached, request.prompt), len(request.prompt) - 1)
-            keep = keep if request.reuse else 0
-            if not self._L.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
-                self._L.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-                keep = 0
-            self._clock += 1
-            slot.request, slot.used, slot.generated, slot.prefilled = request, self._clock, 0, False
-            slot.cached = request.prompt[:keep]
-            slot.todo = request.prompt[keep:]
-            self.stats["prefix_reused"] += keep
+            try:
+                self._place(request, free)
+            except Exception as exc:  # a bug: fail this request, not the scheduler's loop
+                self._end(request, EngineError(f"llama.cpp batch failed: {exc}"))
+
+    def _place(self, request: Request, free: list[_Slot]) -> None:
+        """Give `request` the free slot whose cached KV serves most of its prompt."""
+        if any(lora in self._freed for lora, _ in request.loras):
+            # its adapter was replaced or unloaded after the request took it
+            self._end(request, EngineError("the adapter was unloaded; send the request again"))
+            return
+        slot = max(free, key=lambda s: (_reusable(s, request), -s.used))
+        keep = min(_reusable(slot, request), len(request.prompt) - 1)
+        keep = keep if request.reuse else 0
+        if not self._L.llama_memory_seq_rm(self._mem, slot.seq_id, keep, -1):
+            self._L.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            keep = 0
+        self._clock += 1
+        slot.request, slot.used, slot.generated, slot.prefilled = request, self._clock, 0, False
+        slot.cached, slot.loras = request.prompt[:keep], request.loras
+        slot.todo = request.prompt[keep:]
+        self.stats["prefix_reused"] += keep
 
     def _step(self) -> None:
-        L, b = self._L, self._batch
-        token, pos, n_seq_id, seq_id, logits = self._arrays
+        """One decode call per adapter set among the busy slots."""
         # (slot, its request) of the busy slots
         active = [(s, s.request) for s in self._slots if s.request is not None]
-        decoding = [(s, r) for s, r in active if s.prefilled]
         # Alone, a prompt goes in chunks of n_batch, as llama-cpp-python does; beside answers
         # being decoded, in smaller chunks so that they keep flowing.
-        chunk = self._prefill_chunk if decoding else self._n_batch
+        chunk = self._prefill_chunk if any(s.prefilled for s, _ in active) else self._n_batch
+        sets: dict[tuple, list[tuple[_Slot, Request]]] = {}
+        for slot, request in active:
+            sets.setdefault(request.loras, []).append((slot, request))
+        # the context's current set first: changing sets costs llama.cpp a new graph
+        for loras in sorted(sets, key=lambda loras: loras != self._loras):
+            members = sets[loras]
+            if not self._use(loras):
+                for slot, _ in members:
+                    self._release(slot, EngineError("llama.cpp could not apply the adapters"))
+                continue
+            self._decode(members, chunk)
+
+    def _decode(self, active: list[tuple[_Slot, Request]], chunk: int) -> None:
+        L, b = self._L, self._batch
+        token, pos, n_seq_id, seq_id, logits = self._arrays
+        decoding = [(s, r) for s, r in active if s.prefilled]
         fed: list[tuple[_Slot, int]] = []  # (slot, how many of its todo tokens)
         # (slot, request, batch index of its logits)
         outputs: list[tuple[_Slot, Request, int]] = []
@@ -326,30 +420,3 @@ class BatchScheduler:
         best = np.argpartition(-logits, k)[:k] if k else np.array([], dtype=int)
         best = best[np.argsort(-logits[best])]
         return float(logits[token] - norm), [(int(i), float(logits[i] - norm)) for i in best]
-
-
-class TokenStream:
-    """A request's tokens as the scheduler hands them over. `close()` (the reader stopped)
-    and `cancel()` (from any thread) both mark the request cancelled: the scheduler frees
-    its slot at the next step, or drops it from the queue, and then ends the stream."""
-
-    def __init__(self, request: Request):
-        self.request = request
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        item = self.request.out.get()
-        if item is DONE:
-            self.request.out.put(DONE)  # later calls end too
-            raise StopIteration
-        if isinstance(item, BaseException):
-            self.request.cancelled = True
-            raise item
-        return item
-
-    def cancel(self) -> None:
-        self.request.cancelled = True
-
-    close = cancel

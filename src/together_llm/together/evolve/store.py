@@ -17,6 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ...adapters import gguf_form
 from ...adapters.card import CARD_FILE, AdapterCard
 from ...errors import TllmError, check_name
 from ...home import new_run_id as home_run_id
@@ -115,4 +116,5 @@ def publish(home, source: Path, name: str, card: AdapterCard) -> Path:
         shutil.copyfile(source / file, tmp / file)
     card.write(tmp / CARD_FILE)
     replace_dir(tmp, final)
+    gguf_form.write_for_new(home, name)
     return final
