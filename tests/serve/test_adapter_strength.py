@@ -75,6 +75,8 @@ def test_adapter_scale_and_lora_choose_the_adapters_of_one_request(two_adapters)
         engines = {m["id"]: m["engine"] for m in client.get("/v1/models").json()["data"]}
     assert engines["moon"] == "llama.cpp (GGUF LoRA loaded on the shared base)"
     assert engines["moon-dora"].startswith("transformers (adapter 'moon-dora' is DoRA")
+    assert engines["smol"] == "llama.cpp"
+    assert engines["smol-hf"].startswith("transformers (no GGUF file; `tllm export --model smol-hf")
 
 
 @pytest.mark.parametrize(

@@ -258,7 +258,12 @@ class EnginePool:
             return "remote"
         if entry.gguf_path is not None and self.config.engine != "transformers":
             return "llama.cpp"
-        return "transformers"
+        if entry.gguf_path is not None:
+            return "transformers (assistant.yaml's engine)"
+        return (
+            f"transformers (no GGUF file; `tllm export --model {name} --gguf q8_0` and "
+            "`tllm models add` serve it on llama.cpp)"
+        )
 
     def opened(self) -> list[Engine]:
         """The engines open now (loaded models; adapters on a shared base are no engine)."""
