@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.export.test_adapter_gguf import ANSWER, OTHER, QUESTION, lora_home, teach  # noqa: F401
 from tests.export.test_export import tiny_smol  # noqa: F401  (lora_home's fixture)
+from together_llm.engine.llamacpp.batch import BatchedLlamaCppEngine
 from together_llm.sampling import SamplingParams
 from together_llm.serve.app import create_app
 from together_llm.serve.engines import EnginePool
@@ -115,5 +119,46 @@ def test_idle_adapters_beyond_the_memory_bound_are_unloaded_and_come_back(two_ad
         assert pool.get("moon").chat(messages(home), params).run().text.startswith(ANSWER[:12])
         assert set(pool._loaded) == {"moon"}
         assert len(pool.opened()) == 1  # one base engine all along
+    finally:
+        pool.close()
+
+
+def test_requests_on_different_adapters_share_each_decode_and_answer_as_alone(two_adapters):
+    """Per-sequence LoRA (our llama.cpp patch): the base, moon, fox and moon at half
+    strength, sent at once, are decoded together, one llama_decode call a step, and each
+    answers exactly as it does alone, token for token and logprob for logprob."""
+    home = two_adapters
+    pool = EnginePool(home, home.load_config(), slots=4)
+    params = SamplingParams(temperature=0, max_tokens=12, logprobs=0)
+    asks = [("smol", None), ("moon", None), ("fox", None), ("moon", 0.5)]
+
+    def answer(ask) -> tuple[str, list]:
+        generation = pool.get(ask[0], scale=ask[1]).chat(messages(home), params)
+        text = generation.run().text
+        return text, [token.logprob for token in generation.logprobs]
+
+    try:
+        alone = [answer(ask) for ask in asks]
+        assert alone[1][0].startswith(ANSWER[:12]) and alone[2][0].startswith(OTHER[:12]), alone
+        assert alone[3][1][0] < 2 * alone[1][1][0] < 0  # half strength: less sure of "Green"
+        [base] = pool.opened()
+        assert isinstance(base, BatchedLlamaCppEngine)
+        scheduler = base.scheduler
+        # hold the scheduler until all four are queued, so that they start in one step
+        inside, go = threading.Event(), threading.Event()
+        with ThreadPoolExecutor(len(asks) + 1) as clients:
+            clients.submit(scheduler.call, lambda: (inside.set(), go.wait(60)))
+            assert inside.wait(60)
+            answers = clients.map(answer, asks)
+            deadline = time.monotonic() + 60
+            while scheduler.queue_depth < len(asks) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            go.set()
+            together = list(answers)
+        for (text, logprobs), (text_alone, logprobs_alone) in zip(together, alone):
+            assert text == text_alone and logprobs == pytest.approx(
+                logprobs_alone, rel=1e-3, abs=1e-5
+            )
+        assert scheduler.stats["max_adapter_sets_per_decode"] == len(asks)
     finally:
         pool.close()

@@ -15,10 +15,11 @@ the next request that shares a prefix (a chat's next turn); its cells are its ow
 costs the other slots nothing.
 
 Adapters share the context: each request names the LoRA adapters (and their scales) it is
-decoded with, and llama.cpp applies a context's adapter set to every sequence of a
-`llama_decode` call, so a step decodes its busy slots in one call per distinct set (one
-call in all when every request wants the same). The model's weights and the KV cache are
-there once, whatever the number of adapters: an adapter adds only its own tensors. A slot
+decoded with. With our llama.cpp patch (lora_seq.py) each sequence gets its own adapters, so
+a step is still one call; a llama.cpp without it applies a context's adapter set to every
+sequence of a `llama_decode` call, and a step then decodes its busy slots in one call per
+distinct set. The model's weights and the KV cache are there once, whatever the number of
+adapters: an adapter adds only its own tensors. A slot
 keeps the KV of its last request for reuse only by a request with the same adapter set.
 Adapters are loaded and freed in the scheduler's thread (`call`, `forget`), never under a
 decode, and one is freed only when no request uses it any more.
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from ...errors import EngineError, TllmError
+from .lora_seq import PerSequenceLoras
 from .requests import DONE, Request
 
 
@@ -108,6 +110,7 @@ class BatchScheduler:
         self._context = _internals.LlamaContext(model=model, params=params, verbose=False)
         self._ctx = self._context.ctx
         self._loras: tuple[tuple[int, float], ...] = ()  # the context's adapter set now
+        self._per_seq = PerSequenceLoras(L, self._ctx, slots)  # or a call per adapter set
         self._forgetting: set[int] = set()  # adapters to free once no request uses them
         self._freed: set[int] = set()  # freed adapters: a request naming one is refused
         self._mem = L.llama_get_memory(self._ctx)
@@ -132,6 +135,7 @@ class BatchScheduler:
         self.stats = {
             "decode_calls": 0,
             "max_seqs_per_decode": 0,
+            "max_adapter_sets_per_decode": 0,  # 1 unless llama.cpp has per-sequence LoRA
             "tokens_decoded": 0,
             "tokens_sampled": 0,
             "prefix_reused": 0,
@@ -243,6 +247,8 @@ class BatchScheduler:
                     slot.cached, slot.loras = [], ()
             if any(lora == other for other, _ in self._loras):
                 self._use(())
+            if lora in self._per_seq.adapters:
+                self._per_seq.apply({})
             self._L.llama_adapter_lora_free(_pointer(self._L, lora))
             self._freed.add(lora)
         self._forgetting &= used
@@ -316,12 +322,20 @@ class BatchScheduler:
         self.stats["prefix_reused"] += keep
 
     def _step(self) -> None:
-        """One decode call per adapter set among the busy slots."""
+        """One decode call for the busy slots, each on its own adapters (or, without
+        per-sequence LoRA, one call per adapter set)."""
         # (slot, its request) of the busy slots
         active = [(s, s.request) for s in self._slots if s.request is not None]
         # Alone, a prompt goes in chunks of n_batch, as llama-cpp-python does; beside answers
         # being decoded, in smaller chunks so that they keep flowing.
         chunk = self._prefill_chunk if any(s.prefilled for s, _ in active) else self._n_batch
+        if self._per_seq.available:
+            if self._per_seq.apply({s.seq_id: r.loras for s, r in active}):
+                self._decode(active, chunk)
+            else:
+                for slot, _ in active:
+                    self._release(slot, EngineError("llama.cpp could not apply the adapters"))
+            return
         sets: dict[tuple, list[tuple[_Slot, Request]]] = {}
         for slot, request in active:
             sets.setdefault(request.loras, []).append((slot, request))
@@ -385,6 +399,8 @@ class BatchScheduler:
         stats = self.stats
         stats["decode_calls"] += 1
         stats["max_seqs_per_decode"] = max(stats["max_seqs_per_decode"], len(fed))
+        sets = len({slot.loras for slot, _ in fed})
+        stats["max_adapter_sets_per_decode"] = max(stats["max_adapter_sets_per_decode"], sets)
         stats["tokens_decoded"] += n
         for slot, take in fed:
             slot.cached.extend(slot.todo[:take])
