@@ -86,8 +86,8 @@ def fetch(report=print) -> Path:
                 "download",
                 "--disable-pip-version-check",
                 "--no-deps",
-                "--no-binary",
-                ":all:",
+                "--no-binary",  # only this package: its build tools may come as wheels
+                "llama-cpp-python",
                 f"llama-cpp-python=={version}",
                 "-d",
                 tmp,
