@@ -49,6 +49,7 @@ def sender(tmp_path_factory, tiny_llama):
                     "base": "tiny",
                     "max_steps": 10,
                     "batch_size": 4,
+                    "auto": False,  # rank 8 on q and v: the shapes the refusals name
                     **LEARNABLE,
                 },
             ),

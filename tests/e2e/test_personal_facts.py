@@ -15,41 +15,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from bench.journeys.personal_facts import FACTS, GENERAL, held_out, is_correct, write_chat_jsonl
+from bench.journeys.personal_facts import (
+    EVERYDAY,
+    FACTS,
+    GENERAL,
+    held_out,
+    is_correct,
+    write_chat_jsonl,
+)
 
 from tests.conftest import run_tllm
 
 ADAPTER = "maren-facts"
-# Tuned for a 2-core CPU: all seven linear layers of each block learn, a short max_length
-# (the longest row is 55 tokens), about six passes over the 54 rows, and a fixed seed. In
-# fp32, 30 steps with seeds 7, 8 and 9 gave 23, 23 and 24 of the 24 held-out paraphrases; with
-# bf16 products (--precision auto on a CPU with AVX512-BF16) 30 steps of seed 7 gave 22, and
-# 40 steps of seeds 7, 8 and 9 gave 23, 21 and 23: paraphrase recall is seed-sensitive in bf16.
-STEPS = "40"
-RECIPE = (
-    "--rank",
-    "16",
-    "--alpha",
-    "32",
-    "--target-modules",
-    "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
-    "--lr",
-    "2e-3",
-    "--batch-size",
-    "8",
-    "--max-steps",
-    STEPS,
-    "--max-length",
-    "96",
-    "--warmup-ratio",
-    "0.1",
-    "--logging-every",
-    "6",
-    "--save-every",
-    "0",
-    "--seed",
-    "7",
-)
+# No tuning flags: on a small dataset `tllm train` chooses the settings that teach it
+# (train/auto_recipe.py) and says which.
 ANSWER = ("--temperature", "0", "--max-tokens", "32", "--engine", "transformers")
 
 
@@ -119,12 +98,16 @@ def test_lora_teaches_personal_facts_and_keeps_general_knowledge(converted_home,
         "--name",
         ADAPTER,
         "--overwrite",
-        *RECIPE,
         home=home,
         timeout=1200,
     )
     assert trained.returncode == 0, trained.stderr
-    assert f"trained {ADAPTER} (sft, lora) in {STEPS} steps" in trained.stdout
+    assert f"trained {ADAPTER} (sft, lora) in " in trained.stdout
+    rows = len(FACTS) * 3 + len(EVERYDAY)
+    chosen = next(line for line in trained.stderr.splitlines() if "small dataset" in line)
+    assert f"settings for a small dataset ({rows} rows)" in chosen, chosen
+    for setting in ("epochs", "lr", "rank", "target-modules all-linear"):
+        assert setting in chosen, chosen
     after = chat_answers(home, questions, "--adapter", ADAPTER)
 
     rows = [
@@ -156,12 +139,18 @@ def test_lora_teaches_personal_facts_and_keeps_general_knowledge(converted_home,
     assert json.loads(asked.stdout)["text"] == after[0]
 
     # No export command: training wrote the adapter's GGUF LoRA, so the default engine choice
-    # answers on llama.cpp, with the greedy answers the transformers engine gives.
+    # answers on llama.cpp, with the greedy answers the transformers engine gives. The two
+    # bases differ (llama.cpp runs the bundled Q4 GGUF, transformers its fp32 twin), so a
+    # long answer may part ways after a few tokens: each answer must be as right as the
+    # transformers one, and most must be the same, token for token.
     assert f"writing adapter '{ADAPTER}' as a GGUF LoRA" in trained.stderr
     fast = ANSWER[: ANSWER.index("--engine")]
-    for question, slow in list(zip(questions, after))[:5]:
+    same = 0
+    for (question, fact), slow in list(zip(probes, after))[:6]:
         asked = run_tllm("ask", "--json", *fast, "--adapter", ADAPTER, question, home=home)
         assert asked.returncode == 0, asked.stderr
         record = json.loads(asked.stdout)
         assert record["engine"] == "llama.cpp"
-        assert record["text"] == slow, (question, record["text"], slow)
+        assert is_correct(record["text"], fact) == is_correct(slow, fact), (record, slow)
+        same += record["text"] == slow
+    assert same >= 4, f"{same} of 6 answers the same on llama.cpp and transformers"

@@ -114,6 +114,7 @@ def test_each_architecture_and_method_trains_and_reloads(model_type, method, tin
                 "lr": LR.get(method, 1e-2),
                 "scheduler": "constant",
                 "num_virtual_tokens": 2,
+                "auto": False,  # the matrix tests each method on its own settings
                 **(lora_targets(model_type, task) if method in ("lora", "qlora") else {}),
             },
         ),

@@ -15,6 +15,7 @@ from .method import PeftSettings
 # The defaults when no recipe gives options (models.families.peft_config called alone).
 LORA_DEFAULTS = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05}
 VIRTUAL_TOKENS = 8
+ALL_LINEAR = "all-linear"  # every linear layer but the output head
 
 
 def no_options(settings: PeftSettings) -> dict[str, Any]:
@@ -28,7 +29,9 @@ def lora_options(settings: PeftSettings) -> dict[str, Any]:
         "lora_alpha": settings.alpha,
         "lora_dropout": settings.dropout,
     }
-    if settings.target_modules:
+    if list(settings.target_modules) == [ALL_LINEAR]:
+        options["target_modules"] = ALL_LINEAR  # PEFT's word for it, as a string
+    elif settings.target_modules:
         options["target_modules"] = list(settings.target_modules)
     if settings.dora:
         options["use_dora"] = True

@@ -131,7 +131,9 @@ class Recipe:
     alpha: float = setting(16.0, "LoRA alpha (the update is scaled by alpha / rank)", above=0)
     dropout: float = setting(0.05, "LoRA dropout", low=0, high=1)
     target_modules: list = setting(
-        [], "LoRA target modules, comma-separated; empty: the family's own"
+        [],
+        "LoRA target modules, comma-separated, or all-linear (every linear layer but the "
+        "output head); empty: the family's own",
     )
     dora: bool = setting(False, "LoRA: weight-decomposed updates (DoRA)")
     num_virtual_tokens: int = setting(8, "prefix, ptuning, prompt: number of virtual tokens", low=1)
@@ -156,6 +158,15 @@ class Recipe:
         low=2,
     )
     max_new_tokens: int = setting(32, "rl only: longest completion sampled, in tokens", low=1)
+    # settings that teach a small dataset (auto_recipe.py)
+    auto: bool = setting(
+        False,
+        "on a small dataset (under 5,000 rows) of an sft or pt LoRA run, fit epochs, "
+        "learning rate, rank, alpha, target modules and warm-up to its size and the base, "
+        "and print the choice; a setting given explicitly wins (tllm train: on unless "
+        "--no-auto)",
+    )
+    fixed: list = setting([], "the settings given explicitly, which auto leaves", cli=False)
     # what to do with earlier results
     overwrite: bool = setting(False, "replace an existing adapter or model of the same name")
     resume: bool = setting(
@@ -169,15 +180,25 @@ class Recipe:
 def load_recipe(path: str | Path | None = None, overrides: dict | None = None) -> Recipe:
     """The recipe of YAML file `path` (if any) with `overrides` (flag values; None = not
     given) applied on top, checked field by field and as a whole."""
-    recipe = Recipe()
+    recipe, given, auto_given = Recipe(), set(), False
     if path is not None:
         try:
-            recipe = from_mapping(Recipe, _read_yaml(Path(path)), what="recipe key")
+            mapping = _read_yaml(Path(path))
+            recipe = from_mapping(Recipe, mapping, what="recipe key")
         except TllmError as error:
             raise TllmError(f"{path}: {error}") from None
+        # a saved recipe (a run's config.yaml) says which settings were given; a file a
+        # person wrote gives its keys
+        given |= set(recipe.fixed) if "fixed" in mapping else set(mapping)
+        auto_given = "auto" in mapping
     for key, value in (overrides or {}).items():
         if value is not None:
             set_field(recipe, key, value, what="recipe key")
+            given.add(key)
+            auto_given |= key == "auto"
+    if not auto_given:
+        recipe.auto = True  # what a person asks for gets the settings that teach
+    recipe.fixed = sorted(given - {"auto", "fixed"})
     check_recipe(recipe)
     return recipe
 

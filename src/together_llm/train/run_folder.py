@@ -25,7 +25,7 @@ from .processes import broadcast
 from .recipe import Recipe, save_recipe
 
 # Fields a resumed run may change: they decide what is reported, not what is learned.
-FREE_ON_RESUME = ("resume", "overwrite", "eval_every", "save_every", "logging_every")
+FREE_ON_RESUME = ("resume", "overwrite", "eval_every", "save_every", "logging_every", "fixed")
 
 # finds the newest checkpoint in a checkpoints/ folder (each trainer writes its own kind)
 FindCheckpoint = Callable[[Path], Path | None]
