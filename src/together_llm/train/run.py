@@ -4,10 +4,10 @@ trains it (trainer.py: our own loop for pt, sft, seq2seq and classify, TRL for d
 kto, rm and rl):
 
 1. the stage, the dataset, the method and the result's name are checked;
-2. the base is resolved and checked by the family registry, on a small dataset the settings
-   that teach it are chosen (auto_recipe.py), the recipe's max_length is fitted to the
-   base's context, and mixed precision decided (model.py);
-3. under torchrun the processes join their group; only rank 0 speaks and writes;
+2. the base is resolved and checked by the family registry, the recipe's max_length is fitted
+   to its context, and mixed precision decided (model.py);
+3. under torchrun the processes join their group; only rank 0 speaks and writes; on a small
+   dataset the settings that teach it are chosen (auto_recipe.py);
 4. the trainer prepares (reads the data, refuses what cannot be learned), and only then the
    run folder opens (or, with --resume, the interrupted run's with its checkpoint);
 5. the trainer trains, logging into the run's log.jsonl;
@@ -100,15 +100,16 @@ def train_record(
 
     recipe.base, hf_dir = resolve_base(home, recipe.base, report)
     config, task = trainer.check_base(hf_dir, recipe)
-    n_rows = sum(1 for _ in islice(dataset.rows(train_split), auto_recipe.SMALL_ROWS))
-    chosen = auto_recipe.choose(recipe, n_rows, config)
-    if chosen:
-        auto_recipe.apply(recipe, chosen)
-        report(auto_recipe.describe(chosen, n_rows))
     base = Base(hf_dir, config, task, bf16=mixed_precision(recipe, config["model_type"]))
     fit_context(recipe, config, report)
 
     world, rank = init_distributed()
+    n_rows = sum(1 for _ in islice(dataset.rows(train_split), auto_recipe.SMALL_ROWS))
+    chosen = auto_recipe.choose(recipe, n_rows, config)
+    if chosen:  # every process chooses the same; one says so
+        auto_recipe.apply(recipe, chosen)
+        if rank == 0:
+            report(auto_recipe.describe(chosen, n_rows))
     plan = Plan(
         home,
         recipe,
