@@ -17,16 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..methods import get_method
+from ..methods.peft_configs import ALL_LINEAR
+from ..models.families import WIDTH_KEYS
 from .recipe import Recipe
 
 SMALL_ROWS = 5000
 STAGES = ("sft", "pt")
-METHODS = ("lora", "qlora")
 # Passes over the data: enough that the smallest datasets see each row about 10 times,
 # never fewer than the plain 3.
 EXAMPLES_SEEN = 400
 MOST_EPOCHS = 10
-WIDTH_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,16 @@ class Choice:
     why: str
 
 
+def applies(recipe: Recipe) -> bool:
+    """Whether the recipe is of the kind this chooses for (auto on, an sft or pt run of the
+    LoRA family), whatever its data's size."""
+    return recipe.auto and recipe.stage in STAGES and get_method(recipe.method).peft_type == "LORA"
+
+
 def choose(recipe: Recipe, n_rows: int, config: dict) -> list[Choice]:
     """The settings to change for `n_rows` rows on a base of `config` (config.json), each
     with its reason; none when the run is not a small LoRA sft/pt run or auto is off."""
-    if not recipe.auto or recipe.stage not in STAGES or recipe.method not in METHODS:
-        return []
-    if n_rows >= SMALL_ROWS:
+    if not applies(recipe) or n_rows >= SMALL_ROWS:
         return []
     given = set(recipe.fixed)
     choices: list[Choice] = []
@@ -59,7 +64,7 @@ def choose(recipe: Recipe, n_rows: int, config: dict) -> list[Choice]:
     offer("lr", lr, f"few steps on a base {width} wide" if width else "few steps, unknown width")
     offer("rank", 16, "room for many facts")
     offer("alpha", 32.0, "alpha / rank = 2, as at rank 8")
-    offer("target_modules", ["all-linear"], "every linear layer learns, the MLPs too")
+    offer("target_modules", [ALL_LINEAR], "every linear layer learns, the MLPs too")
     offer("warmup_ratio", 0.1, "a gentle start at the larger learning rate")
     return choices
 

@@ -104,11 +104,11 @@ def train_record(
     fit_context(recipe, config, report)
 
     world, rank = init_distributed()
-    n_rows = sum(1 for _ in islice(dataset.rows(train_split), auto_recipe.SMALL_ROWS))
-    chosen = auto_recipe.choose(recipe, n_rows, config)
-    if chosen:  # every process chooses the same; one says so
+    if auto_recipe.applies(recipe):  # only then is the data counted
+        n_rows = sum(1 for _ in islice(dataset.rows(train_split), auto_recipe.SMALL_ROWS))
+        chosen = auto_recipe.choose(recipe, n_rows, config)
         auto_recipe.apply(recipe, chosen)
-        if rank == 0:
+        if chosen and rank == 0:  # every process chooses the same; one says so
             report(auto_recipe.describe(chosen, n_rows))
     plan = Plan(
         home,

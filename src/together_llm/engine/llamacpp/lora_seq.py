@@ -25,7 +25,7 @@ class PerSequenceLoras:
     """The context's per-sequence adapter table, set only when it changes."""
 
     def __init__(self, L, ctx, n_seq: int):
-        self._L, self._ctx, self._n_seq = L, ctx, n_seq
+        self._ctx, self._n_seq = ctx, n_seq
         self._set = getattr(L.llama_cpp._lib, "llama_set_adapters_lora_seq", None)
         if self._set is not None:
             self._set.argtypes = [
