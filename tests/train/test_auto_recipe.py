@@ -35,6 +35,10 @@ def test_a_small_lora_run_gets_settings_for_its_size_and_base():
     assert wide["lr"] == 5e-4  # a wide base takes smaller steps
     unknown = chosen(load_recipe(None, {"data": "d", "name": "n"}), 36, {"model_type": "x"})
     assert unknown["lr"] == 5e-4  # and so does one whose width config.json does not say
+    going_on = load_recipe(None, {"data": "d", "name": "n", "start_from": "me"})
+    going_on.fixed += ["rank", "alpha", "target_modules"]  # as train takes them from "me"
+    picked = chosen(going_on, 36)
+    assert picked["lr"] == 1e-3 and "rank" not in picked  # half the step, its own shape
 
 
 @pytest.mark.parametrize(

@@ -171,3 +171,16 @@ def test_length_groups_pad_little_and_lose_nothing():
     padded = sum(b["input_ids"].numel() for b in batches)
     assert real == 338 and padded <= real * 1.125
     assert padded < len(examples) * 200 / 3  # a plain padded batch: 7 x 200
+
+
+def test_start_from_goes_on_from_an_adapter_with_its_shape(tiny_home):
+    """--start-from: training begins at the adapter's weights (its loss, not a fresh one),
+    with its rank and targets whatever the recipe says."""
+    first = train_model(tiny_home, recipe(max_steps=40, rank=4))[0]
+    going_on = recipe(name="more", max_steps=5, start_from="sounds", rank=8, lr=1e-5)
+    metrics = train_model(tiny_home, going_on)[0]
+    fresh = train_model(tiny_home, recipe(name="fresh", max_steps=5, rank=4, lr=1e-5))[0]
+    start = lambda m: log_of(tiny_home, m)[0]["loss"]
+    assert start(metrics) < start(fresh) - 1.0, (start(metrics), start(fresh), first)
+    config = json.loads((tiny_home.adapters_dir / "more" / "adapter_config.json").read_text())
+    assert config["r"] == 4 and going_on.rank == 4  # the adapter's shape, not the recipe's

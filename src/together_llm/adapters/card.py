@@ -141,6 +141,22 @@ class Evolved(JsonRecord):
 
 
 @dataclass(kw_only=True)
+class Improved(JsonRecord):
+    """`improved`: the version of the assistant's adapter that `tllm improve` adopted
+    (learn/): its number, the version it grew from, what it learned and its scores."""
+
+    ALWAYS = ("version", "parent", "memories", "scores")
+
+    version: int | None = None
+    parent: int | None = None  # null: trained from the base
+    memories: list[str] | None = None  # the ids of every memory this version knows
+    new: list[str] | None = None  # the ids it learned that its parent did not know
+    forgotten: list[str] | None = None  # the ids its parent knew and it was made to unlearn
+    scores: dict[str, float | None] | None = None  # held-out: new, earlier, general
+    run: str | None = None  # the improve run, learn/runs/<run>/
+
+
+@dataclass(kw_only=True)
 class Imported(JsonRecord):
     """`imported`: the archive an imported adapter came in (exchange.py)."""
 
@@ -178,6 +194,7 @@ class AdapterCard(JsonRecord):
     labels: list[str] | None = None  # classify: the classes, in the order of the outputs
     reward: str | None = None  # rl: the reward model it was trained against
     imported: Imported | None = None
+    improved: Improved | None = None
 
     def trained_on(self) -> str | None:
         """The base's fingerprint; None when not recorded. ValueError when the card holds one

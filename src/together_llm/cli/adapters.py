@@ -7,11 +7,13 @@ import json
 
 import click
 
+from ..adapters.card import Improved
 from ..adapters.exchange import export_adapter, import_adapter
 from ..adapters.gguf_form import serving_engine
 from ..adapters.merge import merge_adapters
 from ..adapters.store import adapter_dir, adapter_summary, list_adapters, read_card
 from ..errors import TllmError
+from ..learn.versions import Versions, parse_version
 from .common import home_options, open_home
 
 
@@ -28,6 +30,8 @@ def adapters():
       tllm adapters export facts facts.tar
       tllm adapters import peer-facts.tar --name peer-facts
       tllm adapters merge facts peer-facts --method ties --name both
+      tllm adapters history me       # the versions tllm improve adopted
+      tllm adapters rollback me@2
     """
 
 
@@ -233,3 +237,58 @@ def merge(names, method, weights, density, seed, name, overwrite, home_dir):
     click.echo(
         f"merged {parents} with {method} (weights {used}) into adapter {name}, rank {card.rank}"
     )
+
+
+@adapters.command()
+@click.argument("name", default="me")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@home_options
+def history(name, as_json, home_dir):
+    """The versions of adapter NAME that `tllm improve` adopted; * marks the current one."""
+    versions = Versions(open_home(home_dir), name)
+    current = versions.current()
+    rows = []
+    for number in versions.numbers():
+        card = versions.card(number)
+        improved = card.improved or Improved()
+        rows.append(
+            {
+                "version": f"{name}@{number}",
+                "current": number == current,
+                "created": card.created,
+                "parent": f"{name}@{improved.parent}" if improved.parent else "base",
+                "memories": improved.memories or [],
+                "new": improved.new or [],
+                "forgotten": improved.forgotten or [],
+                "scores": improved.scores or {},
+                "run": improved.run,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"no versions of {name!r} yet: `tllm remember ...` then `tllm improve`")
+    for row in rows:
+        scores = "  ".join(f"{k} {100 * v:.0f}%" for k, v in row["scores"].items() if v is not None)
+        learned = f"learned {', '.join('#' + i for i in row['new'])}" if row["new"] else ""
+        unlearned = (
+            f"forgot {', '.join('#' + i for i in row['forgotten'])}" if row["forgotten"] else ""
+        )
+        mark = "*" if row["current"] else " "
+        click.echo(
+            f"{mark} {row['version']:<10} {row['created']}  from {row['parent']:<8} "
+            + "  ".join(part for part in (learned, unlearned, scores) if part)
+        )
+
+
+@adapters.command()
+@click.argument("version")
+@home_options
+def rollback(version, home_dir):
+    """Make VERSION (ADAPTER@N, from `tllm adapters history`) the one that answers again,
+    exactly as it was adopted; later versions are kept (roll forward the same way)."""
+    name, number = parse_version(version)
+    versions = Versions(open_home(home_dir), name)
+    versions.rollback(number)
+    click.echo(f"{name} is now {name}@{number}")

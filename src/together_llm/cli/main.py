@@ -22,6 +22,15 @@ COMMANDS = {
     "models": ("together_llm.cli.models:models", "List, add, inspect and convert base models."),
     "data": ("together_llm.cli.data:data", "Import, check, clean, split and grow datasets."),
     "train": ("together_llm.cli.train:train", "Train an adapter or a model on a dataset."),
+    "remember": (
+        "together_llm.cli.learn:remember",
+        "Tell the assistant something to remember (tllm improve teaches it).",
+    ),
+    "memories": ("together_llm.cli.learn:memories", "List, show and forget memories."),
+    "improve": (
+        "together_llm.cli.learn:improve_command",
+        "Learn what is new without forgetting; adopt only if better (versions, rollback).",
+    ),
     "adapters": (
         "together_llm.cli.adapters:adapters",
         "List, inspect, choose, share and merge adapters.",

@@ -21,6 +21,7 @@ from .arena_api import router as arena_router
 from .engines import EnginePool
 from .feedback import FeedbackStore
 from .limits import BodyLimit
+from .memories_api import router as memories_router
 from .metrics import ServerMetrics
 from .openai_api import router as openai_router
 from .settings import ServeSettings
@@ -44,6 +45,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.metrics.queue_depth.set_function(app.state.engines.queue_depth)
     app.state.feedback = FeedbackStore(home.feedback_dir)
     errors.install(app)
+    app.include_router(memories_router)
     app.include_router(arena_router)  # before the OpenAI router, whose /v1 catch-all 404s the rest
     app.include_router(openai_router)
     app.include_router(adapters_router)

@@ -65,6 +65,7 @@ class EnginePool:
         self._retired: list[Engine] = []  # replaced engines, closed once idle
         self._clock = 0
         self._lock = threading.Lock()  # opening a model takes seconds; open each only once
+        self._config_stamp = self._stamp()
 
     def names(self) -> list[str]:
         """Every name a request may use: registered models, then adapters."""
@@ -76,6 +77,8 @@ class EnginePool:
         """The engine for `name` (default: the assistant's model and active adapters).
         `scale` sets the strength of the adapters `name` brings; `lora` ({adapter: scale})
         adds adapters or sets theirs, for this request only (0 leaves one out)."""
+        with self._lock:
+            self._follow_active()
         model, adapters = self._resolve(name)
         strengths = {adapter: 1.0 if scale is None else scale for adapter in adapters}
         if scale is not None and not adapters:
@@ -110,6 +113,30 @@ class EnginePool:
                     param="lora" if lora else "adapter_scale",
                 )
             return self._transformers(name, adapters)
+
+    def _stamp(self) -> int | None:
+        try:
+            return self.home.config_path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    def _follow_active(self) -> None:
+        """Take the active adapters from assistant.yaml again when it changed: `tllm improve`
+        adopting the first version, `tllm adapters use`. The assistant a person teaches is
+        the one they talk to, without a restart (a new version of an active adapter is
+        seen by its changed weights)."""
+        stamp = self._stamp()
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            adapters = self.home.load_config().adapters
+        except TllmError as error:
+            self.report(f"assistant.yaml changed and cannot be read, keeping the adapters: {error}")
+            return
+        if adapters != self.config.adapters:
+            self.report(f"active adapters now: {', '.join(adapters) or 'none'}")
+            self.config.adapters = list(adapters)
 
     def _resolve(self, name: str | None) -> tuple[str, list[str]]:
         """(base model, adapters) a `model` field stands for."""

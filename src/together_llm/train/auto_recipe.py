@@ -61,7 +61,10 @@ def choose(recipe: Recipe, n_rows: int, config: dict) -> list[Choice]:
     width = next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), 0)
     # an unknown width gets the careful step
     lr = 5e-4 if not width or width > 2560 else 1e-3 if width > 1024 else 2e-3
-    offer("lr", lr, f"few steps on a base {width} wide" if width else "few steps, unknown width")
+    why = f"few steps on a base {width} wide" if width else "few steps, unknown width"
+    if recipe.start_from:  # what the adapter knows moves less under a smaller step
+        lr, why = lr / 2, f"{why}, halved to go on from {recipe.start_from}"
+    offer("lr", lr, why)
     offer("rank", 16, "room for many facts")
     offer("alpha", 32.0, "alpha / rank = 2, as at rank 8")
     offer("target_modules", [ALL_LINEAR], "every linear layer learns, the MLPs too")

@@ -78,7 +78,7 @@ class LoopTrainer:
         steps = total_steps(recipe, len(train_batches), plan.world)
 
         model, tokenizer = load_for_training(
-            base.hf_dir, base.config, recipe, base.task, self.labels
+            base.hf_dir, base.config, recipe, base.task, self.labels, base.start_weights
         )
         to_accelerator(model)
         with ProgressBar(plan.show_progress, steps, str(recipe.name)) as bar:

@@ -8,13 +8,16 @@ part."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..adapters.store import adapter_dir
 from ..errors import TllmError
 from ..methods import get_method
 from ..models.families import architecture, check_method, peft_config
+from ..models.fingerprint import fingerprint
 from ..models.load_hf import load_hf, read_config
 from ..models.peft_cache import fit_cache_name
 from ..models.registry import get_model
@@ -85,12 +88,18 @@ def mixed_precision(recipe, model_type: str) -> bool:
 
 
 def load_for_training(
-    hf_dir: Path, config: dict, recipe, task: str, labels: list[str] | None = None
+    hf_dir: Path,
+    config: dict,
+    recipe,
+    task: str,
+    labels: list[str] | None = None,
+    start_weights: Path | None = None,
 ):
     """(model in train mode, tokenizer): the base (or, with init=random, a fresh model of the
     base's config) with the recipe's method applied; `labels` name a classifier's classes
     (a new head, one output each). Seeded, so the adapter's initial weights are the same in
-    every run of the same recipe."""
+    every run of the same recipe. `start_weights`: an adapter's safetensors to start from
+    instead (--start-from; the recipe carries that adapter's rank and targets)."""
     import torch
 
     torch.manual_seed(recipe.seed)
@@ -112,8 +121,52 @@ def load_for_training(
 
         torch.manual_seed(recipe.seed)
         model = fit_cache_name(peft.get_peft_model(model, adapter))
+        if start_weights is not None:
+            _start_from(model, start_weights)
     model.train()
     return model, tokenizer
+
+
+def adapter_to_continue(home, recipe: Recipe, hf_dir: Path) -> Path | None:
+    """--start-from: the weights file of the adapter to go on training, refused unless it is a
+    LoRA adapter of this base. Its rank, alpha, targets and DoRA become the recipe's (and
+    count as given, so the small-dataset settings leave them)."""
+    if recipe.start_from is None:
+        return None
+    folder = adapter_dir(home, recipe.start_from, fingerprint(hf_dir))
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except ValueError:
+        raise TllmError(
+            f"adapter {recipe.start_from!r} has a damaged adapter_config.json"
+        ) from None
+    if config.get("peft_type") != "LORA":
+        raise TllmError(
+            f"--start-from continues a LoRA adapter; {recipe.start_from!r} is "
+            f"{config.get('peft_type')!r}"
+        )
+    targets = config.get("target_modules")
+    recipe.rank = int(config.get("r", recipe.rank))
+    recipe.alpha = float(config.get("lora_alpha", recipe.alpha))
+    recipe.target_modules = [targets] if isinstance(targets, str) else sorted(targets or [])
+    recipe.dora = bool(config.get("use_dora", False))
+    recipe.fixed = sorted({*recipe.fixed, "rank", "alpha", "target_modules", "dora"})
+    return folder / "adapter_model.safetensors"
+
+
+def _start_from(model, weights: Path) -> None:
+    """Load an adapter's LoRA weights into the freshly made PEFT model of the same shape."""
+    import peft
+    from safetensors.torch import load_file
+
+    state = load_file(weights)
+    result = peft.set_peft_model_state_dict(model, state)
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    if unexpected:
+        raise TllmError(
+            f"{weights.parent.name}: {len(unexpected)} tensors do not fit the model being "
+            f"trained (first: {unexpected[0]}); --start-from needs the same base and method"
+        )
 
 
 def load_tokenizer(hf_dir: Path) -> Any:

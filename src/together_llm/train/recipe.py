@@ -158,6 +158,12 @@ class Recipe:
         low=2,
     )
     max_new_tokens: int = setting(32, "rl only: longest completion sampled, in tokens", low=1)
+    start_from: str | None = setting(
+        None,
+        "LoRA methods: an adapter of this home to go on training (its weights are where "
+        "training starts; its rank, alpha and target modules are kept); tllm improve "
+        "continues the assistant's adapter so",
+    )
     # settings that teach a small dataset (auto_recipe.py)
     auto: bool = setting(
         False,
@@ -225,6 +231,13 @@ def check_recipe(recipe: Recipe) -> None:
     check_name(recipe.name, "adapter name")
     if recipe.base is not None:
         check_name(recipe.base, "model name")
+    if recipe.start_from is not None:
+        check_name(recipe.start_from, "adapter name")
+        if get_method(recipe.method).peft_type != "LORA":
+            raise TllmError(
+                f"--start-from continues a LoRA adapter; method {recipe.method} trains "
+                "no LoRA weights"
+            )
     if recipe.init == "random" and recipe.stage != "pt":
         raise TllmError(f"--init random only makes sense for --stage pt, not {recipe.stage}")
     if recipe.init == "random" and not get_method(recipe.method).from_scratch:

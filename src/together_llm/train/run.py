@@ -34,7 +34,7 @@ from ..methods import get_method
 from ..models.fingerprint import fingerprint
 from . import auto_recipe
 from .loop_trainer import LoopTrainer
-from .model import fit_context, mixed_precision, resolve_base
+from .model import adapter_to_continue, fit_context, mixed_precision, resolve_base
 from .plot import plot_loss
 from .processes import init_distributed, leave_distributed
 from .recipe import Recipe
@@ -100,7 +100,8 @@ def train_record(
 
     recipe.base, hf_dir = resolve_base(home, recipe.base, report)
     config, task = trainer.check_base(hf_dir, recipe)
-    base = Base(hf_dir, config, task, bf16=mixed_precision(recipe, config["model_type"]))
+    start_weights = adapter_to_continue(home, recipe, hf_dir)
+    base = Base(hf_dir, config, task, mixed_precision(recipe, config["model_type"]), start_weights)
     fit_context(recipe, config, report)
 
     world, rank = init_distributed()

@@ -39,6 +39,7 @@ class Base:
     config: dict[str, Any]  # its config.json
     task: str  # what it loads for: the stage's task (rm: a scalar head on its family)
     bf16: bool  # bf16 autocast (model.mixed_precision)
+    start_weights: Path | None = None  # --start-from: the adapter weights training continues
 
 
 @dataclass(frozen=True)
