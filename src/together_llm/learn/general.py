@@ -8,13 +8,14 @@ in `learn/general.json`:
   holds the expected word. A candidate that answers fewer of them than the current version
   has lost general skill.
 
-The recording is redone when the base model changes (its name and file size are kept
-beside the answers).
+The recording is redone when the base model, the system prompt or these questions change
+(what they were is kept beside the answers).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -101,7 +102,11 @@ def _base_identity(home: Home) -> dict:
 def general(home: Home, system_prompt: str, report=lambda message: None) -> General:
     """The recorded answers, recording them first when missing or made on another base."""
     path = home.path / "learn" / "general.json"
-    identity = {**_base_identity(home), "system_prompt": system_prompt}
+    identity = {
+        **_base_identity(home),
+        "system_prompt": system_prompt,
+        "questions": hashlib.sha256(repr((REPLAY, PROBES)).encode()).hexdigest()[:16],
+    }
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
