@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from ..data.generate.teacher import open_teacher, teacher_identity, teacher_label
 from ..sampling import SamplingParams
 from .questions import holds, key_content, question_problem, template_questions
 
@@ -119,6 +118,10 @@ def engine_ask(engine) -> Ask:
 
 def open_ask(home, teacher: str, api_key: str | None = None) -> tuple[Ask, str, Callable[[], None]]:
     """(ask, the teacher's label for the memory's rows, close) for `--teacher`."""
+    # Self-Instruct's teacher module brings numpy (its similarity pool); the server imports
+    # this module and must not load numpy before llama.cpp opens its model.
+    from ..data.generate.teacher import open_teacher, teacher_identity, teacher_label
+
     identity = teacher_identity(home, teacher, None, api_key)
     engine = open_teacher(home, teacher, identity, api_key)
     return engine_ask(engine), teacher_label(teacher, identity), engine.close
