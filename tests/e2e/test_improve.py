@@ -100,7 +100,7 @@ def test_three_rounds_learn_without_forgetting_and_replay_is_why(tmp_path):
     # A contradicting memory without replay would overwrite Rex: not adopted, nothing changes.
     weights = (home / "adapters" / "me" / "adapter_model.safetensors").read_bytes()
     run_tllm("remember", "--no-teacher", "My dog is called Bella and she is a poodle.", home=home)
-    refused = improve(home, "--no-replay")
+    refused = improve(home, "--no-replay", "--max-regression", "0.05")
     assert "not adopted" in refused.stdout, refused.stdout
     assert "earlier" in refused.stdout.split("not adopted", 1)[1]
     assert (home / "adapters" / "me" / "adapter_model.safetensors").read_bytes() == weights

@@ -54,7 +54,7 @@ PASSES = 3
 @dataclass
 class ImproveOptions:
     adapter: str = "me"
-    max_regression: float = 0.1
+    max_regression: float = 0.15
     replay: bool = True
     dry_run: bool = False
     resume: bool = False
