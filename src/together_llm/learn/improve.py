@@ -181,13 +181,9 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
             scored = _score_all(home, adapter, sets, config.system_prompt)
             for name, result in scored.items():
                 outcome.scores.setdefault(name, {})[side] = result.score
-                outcome.answers.setdefault(name, [])
-                for i, (question, answer, right) in enumerate(
-                    zip(sets[name], result.answers, result.right)
-                ):
-                    if side == "current":
-                        outcome.answers[name].append({"question": question.text})
-                    outcome.answers[name][i][side] = {"answer": answer, "right": right}
+                rows = outcome.answers.setdefault(name, [{"question": q.text} for q in sets[name]])
+                for row, answer, right in zip(rows, result.answers, result.right):
+                    row[side] = {"answer": answer, "right": right}
         outcome.adopted, outcome.reason = decide(outcome.scores, options.max_regression)
         if outcome.adopted:
             outcome.version = versions.adopt(

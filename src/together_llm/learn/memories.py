@@ -142,6 +142,9 @@ class MemoryStore:
             raise TllmError(f"no memory {memory_id}; memories: {known}")
         return self._read(path)
 
+    def exists(self, memory_id: int | str) -> bool:
+        return self._path(_as_id(memory_id)).is_file()
+
     def forget(self, memory_id: int | str) -> Memory:
         memory = self.get(memory_id)
         self._path(memory.id).unlink()

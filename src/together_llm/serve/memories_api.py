@@ -56,26 +56,22 @@ async def list_memories(request: Request):
     return {"object": "list", "data": [_public(m) for m in found]}
 
 
-def _memory_id(memory_id: str) -> int:
-    if not memory_id.isdigit():
-        raise APIError(404, f"no memory {memory_id!r}: memory ids are numbers", param="id")
-    return int(memory_id)
+def _existing(request: Request, memory_id: str) -> tuple[MemoryStore, int]:
+    """The store and the memory's id, or a 404 naming it."""
+    store = MemoryStore(request.app.state.home)
+    if not memory_id.isdigit() or not store.exists(memory_id):
+        raise APIError(404, f"no memory {memory_id!r}", param="id")
+    return store, int(memory_id)
 
 
 @router.get("/v1/memories/{memory_id}")
 async def get_memory(request: Request, memory_id: str):
-    store = MemoryStore(request.app.state.home)
-    number = _memory_id(memory_id)
-    if number not in {m.id for m in store.all()}:
-        raise APIError(404, f"no memory {number}", param="id")
+    store, number = _existing(request, memory_id)
     return _public(store.get(number))
 
 
 @router.delete("/v1/memories/{memory_id}")
 async def forget_memory(request: Request, memory_id: str):
-    store = MemoryStore(request.app.state.home)
-    number = _memory_id(memory_id)
-    if number not in {m.id for m in store.all()}:
-        raise APIError(404, f"no memory {number}", param="id")
+    store, number = _existing(request, memory_id)
     store.forget(number)
     return {"object": "memory.deleted", "id": number, "deleted": True}
