@@ -1,11 +1,11 @@
-"""`tllm data from-feedback`: the home's ratings and A/B choices, written by the same code the
-server uses, become a KTO (feedback) dataset and a DPO (preference) dataset."""
+"""`tllm data from-feedback`: the home's ratings, A/B choices and corrections, written by the
+same code the server uses, become KTO (feedback), DPO (preference) and SFT (chat) datasets."""
 
 import json
 
 from tests.conftest import run_tllm
+from together_llm.data.feedback import FeedbackStore
 from together_llm.data.store import open_dataset
-from together_llm.serve.feedback import FeedbackStore
 
 SYSTEM = {"role": "system", "content": "You are terse."}
 
@@ -81,3 +81,19 @@ def test_one_sided_ratings_are_written_with_a_warning_and_missing_choices_skippe
     card = open_dataset(home, "fb-kto").card
     assert (card["liked"], card["disliked"]) == (2, 0) and card["warnings"]
     assert not (home.path / "datasets" / "fb-dpo").exists()
+
+
+def test_a_correction_becomes_a_chat_row_and_a_preference_over_the_answer_given(home):
+    store = FeedbackStore(home.path / "feedback")
+    conversation = [SYSTEM, *ask("Capital of Australia?")]
+    store.correct(conversation, "Sydney.", "Canberra.", "default")
+    result = run_tllm("data", "from-feedback", "--name", "fb", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "wrote fb-sft: 1 chat rows" in result.stdout
+    assert "skipped fb-kto" in result.stderr
+    assert list(open_dataset(home, "fb-sft").rows()) == [
+        {"messages": [*conversation, {"role": "assistant", "content": "Canberra."}]}
+    ]
+    assert list(open_dataset(home, "fb-dpo").rows()) == [
+        {"prompt": conversation, "chosen": "Canberra.", "rejected": "Sydney."}
+    ]

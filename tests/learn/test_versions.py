@@ -74,6 +74,10 @@ def test_the_gate_adopts_only_what_improves_without_regression():
     assert not refused and "not answered better" in why
     # a round that only unlearns has nothing new: it needs only to keep the rest
     assert decide({"earlier": {"current": 1.0, "candidate": 1.0}}, 0.0)[0]
+    # a round of choices alone is judged on them
+    same = {"preferences": {"current": 0.5, "candidate": 0.5}}
+    assert not decide({"new": {"current": None, "candidate": None}, **same}, 0.05)[0]
+    assert decide({"preferences": {"current": 0.5, "candidate": 0.75}}, 0.05)[0]
 
 
 def test_memories_are_stored_listed_and_forgotten_through_the_cli(home):

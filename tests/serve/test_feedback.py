@@ -1,4 +1,5 @@
-"""Thumbs up/down and A/B choices posted through the API land in the home's feedback/."""
+"""Thumbs up/down, A/B choices and corrections posted through the API land in the home's
+feedback/."""
 
 import json
 
@@ -52,7 +53,52 @@ def test_bad_feedback_is_refused_and_nothing_written(server):
         {"feedback": {"type": "rating", "messages": PROMPT, "completion": "x", "rating": "meh"}},
         {"feedback": {"type": "preference", "messages": PROMPT, "chosen": "x"}},
         {"feedback": {"type": "vote"}},
+        {"feedback": {"type": "correction", "messages": PROMPT, "completion": "x"}},
     ):
         status, reply = request(base, "POST", "/v1/feedback", bad)
         assert status == 400 and "error" in reply
     assert sorted(p.name for p in (home.path / "feedback").glob("*")) == before
+
+
+def test_a_correction_is_kept_as_a_row_and_as_a_preference_over_the_answer_given(server):
+    base, home = server
+    wanted = "The capital of France is Paris."
+    body = {
+        "feedback": {
+            "type": "correction",
+            "messages": PROMPT,
+            "completion": "Lyon.",
+            "correction": wanted,
+            "model": "default",
+        }
+    }
+    status, reply = request(base, "POST", "/v1/feedback", body)
+    assert status == 200 and reply["stored"] == "correction", reply
+    folder = home.path / "feedback"
+    row = json.loads((folder / "corrections.jsonl").read_text().splitlines()[-1])
+    assert (row["prompt"], row["completion"], row["correction"]) == (PROMPT, "Lyon.", wanted)
+    choice = json.loads((folder / "choices.jsonl").read_text().splitlines()[-1])
+    assert (choice["chosen"], choice["rejected"]) == (wanted, "Lyon.")
+
+
+def test_a_correction_that_changes_nothing_or_follows_no_question_is_refused(server):
+    base, home = server
+    folder = home.path / "feedback"
+    before = {p.name: p.read_bytes() for p in folder.glob("*")}
+    answered = PROMPT + [{"role": "assistant", "content": "Paris."}]
+    for messages, wanted, param in (
+        (PROMPT, " Lyon.", "feedback.correction"),
+        (answered, "Paris!", "feedback.messages"),
+    ):
+        body = {
+            "feedback": {
+                "type": "correction",
+                "messages": messages,
+                "completion": "Lyon.",
+                "correction": wanted,
+            }
+        }
+        status, reply = request(base, "POST", "/v1/feedback", body)
+        assert status == 400 and reply["error"]["param"] == param, reply
+        assert "cannot be learned" in reply["error"]["message"]
+    assert {p.name: p.read_bytes() for p in folder.glob("*")} == before

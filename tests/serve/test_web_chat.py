@@ -113,6 +113,42 @@ def test_ask_see_the_answer_stream_and_rate_it(page, server, tmp_path):
     assert (tmp_path / "web-chat.png").stat().st_size > 10_000
 
 
+def edit(page, index: int, text: str):
+    """Edit message `index` of the conversation with its pencil, and submit."""
+    page.locator("#chat .message-row").nth(index).hover()
+    page.locator("#chat [aria-label='Edit']").nth(index).click()
+    page.locator("#chat textarea").last.fill(text)
+    page.locator("#chat [aria-label='Submit']").click()
+
+
+def test_an_edited_answer_is_a_correction_and_an_edited_question_is_asked_again(page, server):
+    _, home = server
+    ask(page, "What is my cat's name?")
+    wait_for_answer(page, 1)
+    [given] = bot_texts(page)
+    edit(page, 1, "Your cat is called Pixel.")
+    corrections = home.path / "feedback" / "corrections.jsonl"
+    for _ in range(100):
+        if corrections.exists() and "Pixel" in corrections.read_text():
+            break
+        time.sleep(0.1)
+    row = json.loads(corrections.read_text().splitlines()[-1])
+    assert row["prompt"][-1] == {"role": "user", "content": "What is my cat's name?"}
+    assert row["completion"].strip() == given.strip() and row["model"] == "default"
+    assert row["correction"] == "Your cat is called Pixel."
+    choice = json.loads((home.path / "feedback" / "choices.jsonl").read_text().splitlines()[-1])
+    assert (choice["chosen"], choice["source"]) == ("Your cat is called Pixel.", "correction")
+    assert bot_texts(page) == ["Your cat is called Pixel."]
+
+    edit(page, 0, "What is my dog's name?")
+    page.wait_for_function(
+        "document.querySelector('#chat').innerText.includes(\"dog's name\")", timeout=30_000
+    )
+    wait_for_answer(page, 1)
+    assert "Pixel" not in page.inner_text("#chat")  # the conversation after the question went
+    assert len(bot_texts(page)) == 1 and len(corrections.read_text().splitlines()) == 1
+
+
 def test_answer_from_my_documents_lists_the_source_and_rates_the_plain_question(tmp_path):
     from tests.serve.test_web_assist import HONEY, corpus_home
 

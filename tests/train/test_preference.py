@@ -343,3 +343,32 @@ def test_rows_too_long_for_max_length_are_refused_not_trained_on(pref_home):
     ):
         train(pref_home, recipe(stage="dpo", max_length=8))
     assert list((pref_home.path / "runs").iterdir()) == []  # no half-made run to resume
+
+
+@pytest.mark.slow
+def test_dpo_goes_on_from_an_adapter_given_with_start_from(pref_home):
+    """--start-from on a TRL stage: the run starts at the adapter's weights, which already
+    prefer the chosen answers (as tllm improve's dpo after sft does). TRL then takes the
+    starting adapter as the reference, so the policy's own log-probabilities tell."""
+    first, _ = train_model(pref_home, recipe(stage="dpo", name="first"))
+    slow = {"max_steps": 2, "lr": 1e-7}
+    going_on, _ = train_model(
+        pref_home, recipe(stage="dpo", name="more", start_from="first", **slow)
+    )
+    fresh, _ = train_model(pref_home, recipe(stage="dpo", name="fresh", **slow))
+
+    def prefers(metrics) -> float:
+        """log p(chosen) - log p(rejected) of the policy at its first logged step."""
+        row = next(r for r in log_of(pref_home, metrics) if "logps/chosen" in r)
+        return row["logps/chosen"] - row["logps/rejected"]
+
+    assert prefers(going_on) > prefers(fresh) + 2.0, (prefers(going_on), prefers(fresh))
+    config = json.loads((pref_home.adapters_dir / "more" / "adapter_config.json").read_text())
+    assert sorted(config["target_modules"]) == ["q_proj", "v_proj"]
+    # kto goes on the same way (improve runs it after dpo on the person's ratings)
+    kto, _ = train_model(
+        pref_home, recipe(stage="kto", data="thumbs", name="k", start_from="more", **slow)
+    )
+    assert (
+        kto["steps"] == 2 and (pref_home.adapters_dir / "k" / "adapter_model.safetensors").is_file()
+    )

@@ -152,6 +152,9 @@ class Improved(JsonRecord):
     memories: list[str] | None = None  # the ids of every memory this version knows
     new: list[str] | None = None  # the ids it learned that its parent did not know
     forgotten: list[str] | None = None  # the ids its parent knew and it was made to unlearn
+    corrections: int | None = None  # it learned feedback/corrections.jsonl up to this line
+    choices: int | None = None  # and choices.jsonl (dpo) and ratings.jsonl (kto) up to these
+    ratings: int | None = None
     scores: dict[str, float | None] | None = None  # held-out: new, earlier, general
     run: str | None = None  # the improve run, learn/runs/<run>/
 

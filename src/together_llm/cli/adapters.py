@@ -260,6 +260,7 @@ def history(name, as_json, home_dir):
                 "memories": improved.memories or [],
                 "new": improved.new or [],
                 "forgotten": improved.forgotten or [],
+                "corrections_to_line": improved.corrections,
                 "scores": improved.scores or {},
                 "run": improved.run,
             }
@@ -275,10 +276,12 @@ def history(name, as_json, home_dir):
         unlearned = (
             f"forgot {', '.join('#' + i for i in row['forgotten'])}" if row["forgotten"] else ""
         )
+        fixes = row["corrections_to_line"]
+        corrected = f"corrections to line {fixes}" if fixes else ""
         mark = "*" if row["current"] else " "
         click.echo(
             f"{mark} {row['version']:<10} {row['created']}  from {row['parent']:<8} "
-            + "  ".join(part for part in (learned, unlearned, scores) if part)
+            + "  ".join(part for part in (learned, unlearned, corrected, scores) if part)
         )
 
 

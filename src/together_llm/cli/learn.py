@@ -151,8 +151,10 @@ def improve_command(adapter, max_regression, no_replay, dry_run, resume, seed, a
     """Teach the assistant what is new, keep what it knew, and adopt the result only if it
     is better.
 
-    Gathers the memories the current version does not know, trains a candidate on them
-    with a replay of earlier memories and everyday answers, compares it with the current
+    Gathers the memories the current version does not know and the corrections,
+    A/B choices and ratings made since (in the web chat or POST /v1/feedback), trains a
+    candidate on them (sft with a replay of earlier rows and everyday answers, then dpo
+    on 4+ choices and kto on 4+ ratings of both kinds), compares it with the current
     version on held-out questions (new, earlier, general), and adopts it as the next
     version (ADAPTER@N) only when the new material improves and nothing regresses beyond
     --max-regression. The assistant then answers with it (tllm serve too, without a
@@ -176,10 +178,13 @@ def improve_command(adapter, max_regression, no_replay, dry_run, resume, seed, a
         label = f"the base model (unlearning what {label} knew)"
     if outcome.rows:
         click.echo(
-            f"from {label}: {len(outcome.new)} new memories, {len(outcome.forgotten)} "
-            f"forgotten; rows {outcome.rows}"
+            f"from {label}: {len(outcome.new)} new memories, {len(outcome.corrections)} new "
+            f"corrections, {len(outcome.forgotten)} forgotten; rows {outcome.rows}"
+            + (f"; stages {', '.join(outcome.stages)}" if outcome.stages else "")
             + (f"; trained in {outcome.train_seconds:.0f} s" if outcome.train_seconds else "")
         )
+    if outcome.waiting:
+        click.echo(f"waiting for more: {outcome.waiting}")
     click.echo(text_report(outcome.to_dict()))
     if outcome.run:
         click.echo(f"report: {home.path / 'learn' / 'runs' / outcome.run / 'report.html'}")

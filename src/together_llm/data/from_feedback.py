@@ -1,9 +1,7 @@
 """The home's feedback as training data: thumbs up/down become a KTO dataset, A/B choices a
-DPO dataset.
+DPO dataset, corrections an SFT (chat) dataset.
 
-`feedback/ratings.jsonl` (prompt, completion, label, model, time) and
-`feedback/choices.jsonl` (prompt, chosen, rejected, model, time) are written by the web chat
-and `POST /v1/feedback` (serve/feedback.py). Each line is checked with the canonical schema
+The feedback log (data/feedback.py) is written by the web chat and `POST /v1/feedback`. Each line is checked with the canonical schema
 of its kind: a prompt may open with a system message and must end with the user's turn the
 answer replied to. A line that fails goes to the new dataset's rejected.jsonl with its line
 number in the feedback file and the reason.
@@ -13,19 +11,31 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
 from ..errors import TllmError
+from .feedback import CHOICES, CORRECTIONS, RATINGS
 from .kinds import RowError, validate
 from .store import DatasetWriter, check_dataset_name, fingerprint_file, numbered_lines
 
-RATINGS, CHOICES = "ratings.jsonl", "choices.jsonl"
 HOW_TO_COLLECT = (
     "rate answers with the thumbs in the web chat (`tllm serve`, then open /), "
-    "use Regenerate there and pick the better answer, or POST /v1/feedback"
+    "use Regenerate there and pick the better answer, edit an answer into the one you "
+    "wanted, or POST /v1/feedback"
 )
+
+
+def _as_stored(line: dict) -> dict:
+    return line
+
+
+def _corrected(line: dict) -> dict:
+    """A correction as a chat row: the conversation, then the answer the person wanted."""
+    prompt = line.get("prompt")
+    wanted = {"role": "assistant", "content": line.get("correction")}
+    return {"messages": [*prompt, wanted] if isinstance(prompt, list) else prompt}
 
 
 @dataclass(frozen=True)
@@ -37,6 +47,7 @@ class Output:
     suffix: str  # the dataset is named NAME-suffix
     what: str  # how a user would call its rows
     how: str  # how to collect them
+    row: Callable[[dict], dict] = field(default=_as_stored)  # a stored line as a row of `kind`
 
 
 OUTPUTS = (
@@ -55,14 +66,23 @@ OUTPUTS = (
         "use Regenerate in the web chat and pick the better answer, or POST "
         '/v1/feedback with type "preference"',
     ),
+    Output(
+        CORRECTIONS,
+        "chat",
+        "sft",
+        "corrections",
+        "edit an answer in the web chat into the one you wanted, or POST /v1/feedback with "
+        'type "correction"',
+        _corrected,
+    ),
 )
 
 
 def from_feedback(
     home, name: str, *, overwrite: bool = False, say: Callable[[str], None] = lambda message: None
 ) -> list[dict]:
-    """Write NAME-kto (feedback kind) and NAME-dpo (preference kind) from the home's feedback;
-    returns the cards written. `say` receives notes: skipped datasets, one-sided KTO data."""
+    """Write NAME-kto (feedback kind), NAME-dpo (preference kind) and NAME-sft (chat kind) from
+    the home's feedback; returns the cards written. `say` receives notes: skipped datasets, one-sided KTO data."""
     check_dataset_name(name)
     folder = home.feedback_dir
     present = {
@@ -70,8 +90,8 @@ def from_feedback(
     }
     if not any(present.values()):
         raise TllmError(
-            f"no feedback yet in {folder} ({RATINGS} and {CHOICES} are missing or "
-            f"empty): {HOW_TO_COLLECT}"
+            f"no feedback yet in {folder} ({RATINGS}, {CHOICES} and {CORRECTIONS} are "
+            f"missing or empty): {HOW_TO_COLLECT}"
         )
     todo = []
     for out in OUTPUTS:
@@ -112,7 +132,7 @@ def _write(home, name: str, folder, out: Output, overwrite: bool, say) -> dict |
             lines += 1
             try:
                 stored = orjson.loads(raw)
-                row = validate(out.kind, stored)
+                row = validate(out.kind, out.row(stored) if isinstance(stored, dict) else stored)
             except orjson.JSONDecodeError as exc:
                 writer.reject(number, "bad json", str(exc), raw)
                 if len(problems) < 10:

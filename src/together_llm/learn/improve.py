@@ -1,14 +1,15 @@
 """`tllm improve`: one round of the personal loop.
 
-1. What is new since the current version: memories it does not know, and memories it knows
-   that were forgotten since.
+1. What is new since the current version: memories it does not know, memories it knows
+   that were forgotten since, and corrections written after the last one it learned.
 2. The training mix (mix.py): the new rows, a replay of earlier rows and the base's
    everyday answers; from the current version's weights (--start-from), or from the base
    when something must be unlearned or there is no version yet.
 3. A candidate is trained with the settings that teach a small dataset (train/auto_recipe).
 4. The current version (the base before the first) and the candidate answer three held-out
-   sets, greedily: the new memories' held-out questions, the earlier memories' held-out
-   questions (the regression set, which grows with every version) and the general probes.
+   sets, greedily: the new memories' held-out questions and new corrections' questions
+   (corrections.py), the earlier ones (the regression set, which grows with every version)
+   and the general probes.
 5. The candidate is adopted only when the new material improves and neither regression set
    drops by more than --max-regression; it becomes the next version (versions.py) and the
    assistant answers with it. The report says why, either way.
@@ -20,35 +21,25 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..adapters.card import Improved
-from ..data.store import DatasetWriter
+from ..data.feedback import Correction
 from ..engine.choice import open_engine
 from ..errors import TllmError
 from ..home import Home, new_run_id
-from ..train.recipe import load_recipe
-from ..train.run import train_record
+from .candidate import Plan, remove_candidates, train_candidate
+from .corrections import corrections_by_age, question_of
 from .general import general
 from .memories import Memory, MemoryStore
-from .mix import Mix, build_mix, chat_row
+from .mix import build_mix
+from .preferences import Preferences, agreement, preferences_after
 from .report import write_report
 from .scoring import Question, Scored, score
 from .versions import Versions, make_active
-
-# The mix is trained for PASSES epochs, the new rows in it NEW_COPIES times and the
-# replayed ones REPLAY_COPIES times: a new row is seen 9 times (what a small dataset needs,
-# train/auto_recipe.py), a replayed one 6 (it is known, and must hold against the new rows'
-# pull), a general one 3 (the base's own answers, which the model still gives). About half
-# the steps of 9 passes over everything.
-NEW_COPIES = 3
-REPLAY_COPIES = 2
-GENERAL_COPIES = 1
-PASSES = 3
 
 
 @dataclass
@@ -72,6 +63,9 @@ class Outcome:
     forgotten: list[int]
     fresh: bool  # trained from the base, not from the current version
     rows: dict[str, int]
+    corrections: list[int] = field(default_factory=list)  # new ones, by line in the log
+    stages: list[str] = field(default_factory=list)  # what trained the candidate, in order
+    waiting: str = ""  # preferences too few to learn yet
     adopted: bool = False
     version: int | None = None
     reason: str = ""
@@ -88,10 +82,13 @@ def decide(scores: dict[str, dict[str, float | None]], max_regression: float) ->
     """Adopt when the new material improves and neither regression set drops by more than
     `max_regression`; the reason, either way."""
     new = scores.get("new", {})
+    if new.get("candidate") is None:  # a round of preferences alone
+        new = scores.get("preferences", {})
     gained, before = new.get("candidate"), new.get("current") or 0.0
     if gained is not None and gained <= before and gained < 1.0:
         return False, (
-            f"the new memories are not answered better ({_pct(before)} now, "
+            f"what is new (memories, corrections, choices) is not answered better "
+            f"({_pct(before)} now, "
             f"{_pct(gained)} with the candidate)"
         )
     for name in ("earlier", "general"):
@@ -134,13 +131,17 @@ def improve(
 def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> Outcome:
     versions = Versions(home, options.adapter)
     current = versions.current()
-    known = set(versions.improved(current).memories or []) if current else set()
+    improved = versions.improved(current) if current else Improved()
+    known = set(improved.memories or [])
     memories = MemoryStore(home).all()
     new = [m for m in memories if str(m.id) not in known]
     earlier = [m for m in memories if str(m.id) in known]
     forgotten = sorted(int(i) for i in known - {str(m.id) for m in memories})
     fresh = current is None or bool(forgotten)
-    config = home.load_config()
+    new_fixes, earlier_fixes = corrections_by_age(home, improved.corrections or 0)
+    # a fresh round learns every preference again, as it does every memory
+    since = (0, 0) if fresh else (improved.choices or 0, improved.ratings or 0)
+    preferences = preferences_after(home, *since)
     outcome = Outcome(
         options.adapter,
         current,
@@ -149,57 +150,95 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
         forgotten,
         fresh,
         rows={},
+        corrections=[c.line for c in new_fixes],
+        waiting=preferences.waiting(),
     )
-    if not new and not forgotten:
+    preferences = preferences.trained()
+    if not new and not forgotten and not new_fixes and not preferences.stages():
         outcome.reason = "nothing new to learn since " + _label(options.adapter, current)
         return outcome
-    if not memories:
+    if forgotten and not memories and not earlier_fixes and not new_fixes:
         outcome.reason = "every memory was forgotten: roll back or remember something first"
         return outcome
 
+    config = home.load_config()
     known_general = general(home, config.system_prompt, report)
     if fresh:  # learn everything that remains, from the base
-        mix = build_mix([*earlier, *new], [], known_general.replay, True, options.seed)
+        mix = build_mix(
+            [*earlier, *new],
+            [],
+            known_general.replay,
+            True,
+            options.seed,
+            new_corrections=[*earlier_fixes, *new_fixes],
+        )
     else:
-        mix = build_mix(new, earlier, known_general.replay, options.replay, options.seed)
+        mix = build_mix(
+            new,
+            earlier,
+            known_general.replay,
+            options.replay,
+            options.seed,
+            new_fixes,
+            earlier_fixes,
+        )
+    # rows to learn: sft first; preferences alone go on from the current version
+    plan = Plan(
+        options.adapter,
+        None if fresh else options.adapter,
+        (["sft"] if mix.new else []) + preferences.stages(),
+        options.resume,
+        options.seed,
+    )
+    outcome.stages = plan.stages
     outcome.rows = {"new": len(mix.new), "replay": len(mix.replay), "general": len(mix.general)}
+    outcome.rows |= {"choices": len(preferences.pairs), "ratings": len(preferences.ratings)}
     if options.dry_run:
         outcome.reason = "dry run: nothing trained"
         return outcome
 
     run_id = new_run_id(home.path / "learn" / "runs", options.adapter)
     outcome.run = run_id
-    candidate = f"{options.adapter}.candidate"
     started = time.perf_counter()
-    _train(home, options, mix, config.system_prompt, candidate, fresh, report, show_progress)
+    train_candidate(home, plan, mix, preferences, config.system_prompt, report, show_progress)
     outcome.train_seconds = round(time.perf_counter() - started, 1)
     try:
-        sets = _held_out(new, earlier, known_general.probes)
+        sets = _held_out(new, earlier, new_fixes, earlier_fixes, known_general.probes)
         current_name = options.adapter if current else None
-        for side, adapter in (("current", current_name), ("candidate", candidate)):
+        for side, adapter in (("current", current_name), ("candidate", plan.candidate)):
             report(f"asking {adapter or 'the base model'} the held-out questions ...")
             scored = _score_all(home, adapter, sets, config.system_prompt)
             for name, result in scored.items():
                 outcome.scores.setdefault(name, {})[side] = result.score
-                rows = outcome.answers.setdefault(name, [{"question": q.text} for q in sets[name]])
+                rows = outcome.answers.setdefault(name, [_asked(q) for q in sets[name]])
                 for row, answer, right in zip(rows, result.answers, result.right):
                     row[side] = {"answer": answer, "right": right}
+            if preferences.stages():
+                outcome.scores.setdefault("preferences", {})[side] = _agreement(
+                    home, adapter, preferences
+                )
         outcome.adopted, outcome.reason = decide(outcome.scores, options.max_regression)
         if outcome.adopted:
             outcome.version = versions.adopt(
-                home.adapters_dir / candidate,
+                home.adapters_dir / plan.candidate,
                 Improved(
                     parent=current,
                     memories=[str(m.id) for m in memories],
                     new=[str(m.id) for m in new],
                     forgotten=[str(i) for i in forgotten] or None,
+                    corrections=max(
+                        (c.line for c in [*earlier_fixes, *new_fixes]),
+                        default=improved.corrections,
+                    ),
+                    choices=preferences.pairs_to or improved.choices,
+                    ratings=preferences.ratings_to or improved.ratings,
                     scores={name: pair.get("candidate") for name, pair in outcome.scores.items()},
                     run=run_id,
                 ),
             )
             make_active(home, options.adapter)
     finally:
-        shutil.rmtree(home.adapters_dir / candidate, ignore_errors=True)
+        remove_candidates(home, plan)
     write_report(home.path / "learn" / "runs" / run_id, outcome.to_dict())
     return outcome
 
@@ -208,49 +247,29 @@ def _label(adapter: str, version: int | None) -> str:
     return f"{adapter}@{version}" if version else "the base model"
 
 
-def _train(home, options, mix: Mix, system_prompt, candidate, fresh, report, show_progress):
-    name = f"learn-{options.adapter}"
-    with DatasetWriter(
-        home, name, "chat", source="tllm improve", format="chat", overwrite=True
-    ) as out:
-        for question, answer in (
-            mix.new * NEW_COPIES + mix.replay * REPLAY_COPIES + mix.general * GENERAL_COPIES
-        ):
-            out.add(chat_row(question, answer, system_prompt))
-        out.commit()
-    recipe = load_recipe(
-        None,
-        {
-            "data": name,
-            "stage": "sft",
-            "method": "lora",
-            "name": candidate,
-            "overwrite": True,
-            "resume": options.resume or None,
-            "start_from": None if fresh else options.adapter,
-            "seed": options.seed,
-            "epochs": PASSES,
-        },
-    )
-    report(
-        f"training a candidate on {len(mix.rows)} rows ({len(mix.new)} new, "
-        f"{len(mix.replay)} replayed, {len(mix.general)} general) "
-        + ("from the base" if fresh else f"from {options.adapter}")
-    )
-    train_record(home, recipe, report, show_progress)
-
-
 def _held_out(
-    new: list[Memory], earlier: list[Memory], probes: tuple[tuple[str, str], ...]
+    new: list[Memory],
+    earlier: list[Memory],
+    new_fixes: list[Correction],
+    earlier_fixes: list[Correction],
+    probes: tuple[tuple[str, str], ...],
 ) -> dict[str, list[Question]]:
-    def of(memories: list[Memory]) -> list[Question]:
-        return [Question(p.question, p.keys, memory=m.id) for m in memories for p in m.held_out]
+    def of(memories: list[Memory], fixes: list[Correction]) -> list[Question]:
+        asked = [Question(p.question, p.keys, memory=m.id) for m in memories for p in m.held_out]
+        return asked + [question_of(c) for c in fixes]
 
     return {
-        "new": of(new),
-        "earlier": of(earlier),
+        "new": of(new, new_fixes),
+        "earlier": of(earlier, earlier_fixes),
         "general": [Question(q, word=w) for q, w in probes],
     }
+
+
+def _asked(question: Question) -> dict:
+    """A question's row in the report; a correction's says which line of the log it is."""
+    if question.correction is None:
+        return {"question": question.text}
+    return {"question": question.text, "correction": question.correction}
 
 
 def _score_all(
@@ -260,5 +279,15 @@ def _score_all(
     engine = open_engine(home, config, report=lambda message: None)
     try:
         return {name: score(engine, system_prompt, questions) for name, questions in sets.items()}
+    finally:
+        engine.close()
+
+
+def _agreement(home: Home, adapter: str | None, preferences: Preferences) -> float | None:
+    """How often `adapter` (None: the base) sides with the person's preferences."""
+    config = dataclasses.replace(home.load_config(), adapters=[adapter] if adapter else [])
+    engine = open_engine(home, config, slots=1, report=lambda message: None)  # scores prompts
+    try:
+        return agreement(engine, preferences)[0]
     finally:
         engine.close()

@@ -1,6 +1,9 @@
 """The rows a candidate trains on: what is new, a replay of what was learned before, and
 the base's own answers to everyday questions.
 
+A row is a conversation and the answer it teaches: a memory's question alone, or the
+conversation a person corrected, with the answer they wanted.
+
 Training on the new rows alone, starting from the current version, overwrites what that
 version knew (catastrophic forgetting: the new facts' gradients pull the same LoRA weights
 the old facts live in). Replaying a sample of the earlier rows beside the new ones keeps
@@ -16,25 +19,42 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..data.feedback import Correction
 from .memories import Memory
+from .scoring import Turns, conversation
 
 # Earlier rows replayed: as many as the new rows, and never fewer than this.
 REPLAY_AT_LEAST = 24
 
 
 @dataclass(frozen=True)
+class Row:
+    asked: str | Turns  # a question, or a whole conversation ending with the user's turn
+    answer: str
+
+    def chat(self, system_prompt: str) -> dict:
+        """The row as a chat dataset row, in the conversation the question is asked in."""
+        messages = conversation(system_prompt, self.asked)
+        return {"messages": [*messages, {"role": "assistant", "content": self.answer}]}
+
+
+@dataclass(frozen=True)
 class Mix:
-    new: list[tuple[str, str]]  # (question, answer)
-    replay: list[tuple[str, str]]
-    general: list[tuple[str, str]]
+    new: list[Row]
+    replay: list[Row]
+    general: list[Row]
 
     @property
-    def rows(self) -> list[tuple[str, str]]:
+    def rows(self) -> list[Row]:
         return self.new + self.replay + self.general
 
 
-def rows_of(memories: Sequence[Memory]) -> list[tuple[str, str]]:
-    return [(probe.question, memory.answer) for memory in memories for probe in memory.train]
+def rows_of(memories: Sequence[Memory]) -> list[Row]:
+    return [Row(probe.question, memory.answer) for memory in memories for probe in memory.train]
+
+
+def corrected(corrections: Sequence[Correction]) -> list[Row]:
+    return [Row(c.prompt, c.wanted) for c in corrections]
 
 
 def build_mix(
@@ -43,10 +63,13 @@ def build_mix(
     general: Sequence[tuple[str, str]],
     replay: bool,
     seed: int,
+    new_corrections: Sequence[Correction] = (),
+    earlier_corrections: Sequence[Correction] = (),
 ) -> Mix:
     """The mix for a round that learns `new` after `earlier` (`replay` False: the new rows
-    alone, plain sequential fine-tuning)."""
-    new_rows = rows_of(new)
+    alone, plain sequential fine-tuning). Earlier corrections, one row each, are all
+    replayed beside the earlier memories' share."""
+    new_rows = rows_of(new) + corrected(new_corrections)
     if not replay:
         return Mix(new_rows, [], [])
     rng = random.Random(seed)
@@ -54,16 +77,13 @@ def build_mix(
     # Round-robin over the earlier memories, each memory's rows shuffled: every memory keeps
     # a share of the replay however many rows the others have.
     queues = [rng.sample(rows_of([m]), len(m.train)) for m in earlier]
-    replayed: list[tuple[str, str]] = []
+    replayed: list[Row] = []
     while len(replayed) < budget and any(queues):
         for queue in queues:
             if queue and len(replayed) < budget:
                 replayed.append(queue.pop())
-    return Mix(new_rows, replayed, list(general))
-
-
-def chat_row(question: str, answer: str, system_prompt: str) -> dict:
-    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-    if system_prompt:
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    return {"messages": messages}
+    return Mix(
+        new_rows,
+        replayed + corrected(earlier_corrections),
+        [Row(question, answer) for question, answer in general],
+    )

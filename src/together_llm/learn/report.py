@@ -10,9 +10,10 @@ from pathlib import Path
 from ..evaluate.report import STYLE
 
 SET_LABELS = {
-    "new": "new memories (held-out questions)",
-    "earlier": "earlier memories (regression set)",
+    "new": "new memories (held-out questions) and corrections",
+    "earlier": "earlier memories and corrections (regression set)",
     "general": "general probes",
+    "preferences": "choices and ratings trained on (the model sides with you)",
 }
 
 
@@ -77,8 +78,14 @@ def html_report(outcome: dict) -> str:
             for k, v in (
                 ("from", current_label(outcome)),
                 ("new memories", outcome.get("new")),
+                (
+                    "new corrections (lines of feedback/corrections.jsonl)",
+                    outcome.get("corrections") or "none",
+                ),
                 ("forgotten", outcome.get("forgotten") or "none"),
                 ("rows", outcome.get("rows")),
+                ("stages", ", ".join(outcome.get("stages") or []) or "none"),
+                ("waiting for more", outcome.get("waiting") or "nothing"),
                 ("training seconds", outcome.get("train_seconds")),
             )
         )
@@ -99,7 +106,8 @@ def html_report(outcome: dict) -> str:
             f"<tr><th>question</th><th>{e(current_label(outcome))}</th><th>candidate</th></tr>"
         )
         for row in answers:
-            cells = [f"<td>{e(row['question'])}</td>"]
+            asked = row["question"] + (" (a correction)" if "correction" in row else "")
+            cells = [f"<td>{e(asked)}</td>"]
             for side in ("current", "candidate"):
                 said = row.get(side) or {}
                 css = "better" if said.get("right") else "worse"

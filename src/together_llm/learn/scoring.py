@@ -17,18 +17,33 @@ from .questions import holds
 ANSWER_TOKENS = 40  # every held-out answer, and the base's recorded ones
 
 
+Turns = tuple[tuple[str, str], ...]  # a conversation as (role, content), for frozen records
+
+
+def conversation(system_prompt: str, asked: str | Turns) -> list[dict]:
+    """The messages a question is asked in: the home's system prompt, unless the
+    conversation (a corrected one) brings its own, then the question or the conversation."""
+    turns: Turns = (("user", asked),) if isinstance(asked, str) else asked
+    messages = [{"role": role, "content": content} for role, content in turns]
+    if system_prompt and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
 def answer_all(
-    engine, system_prompt: str, questions: Sequence[str], max_tokens: int, whole: bool = False
+    engine,
+    system_prompt: str,
+    questions: Sequence[str | Turns],
+    max_tokens: int,
+    whole: bool = False,
 ) -> list[str]:
-    """Each question answered alone. `whole`: an answer cut by `max_tokens` loses its
-    unfinished last sentence (a row taught from it must not teach stopping mid-sentence)."""
+    """Each question (or conversation) answered alone. `whole`: an answer cut by
+    `max_tokens` loses its unfinished last sentence (a row taught from it must not teach
+    stopping mid-sentence)."""
     params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
     answers = []
     for question in questions:
-        messages = [{"role": "user", "content": question}]
-        if system_prompt:
-            messages.insert(0, {"role": "system", "content": system_prompt})
-        completion = engine.chat(messages, params).run()
+        completion = engine.chat(conversation(system_prompt, question), params).run()
         text = completion.text.strip()
         if whole and completion.finish_reason == "length":
             ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)", text)]
@@ -45,12 +60,19 @@ def holds_word(answer: str, word: str) -> bool:
 @dataclass(frozen=True)
 class Question:
     """A held-out question and how its answer is judged: `keys` (a memory's key content,
-    questions.holds) or `word` (a general probe's expected word)."""
+    questions.holds) or `word` (a general probe's expected word). A correction's question
+    is asked in its own conversation (`turns`)."""
 
     text: str
     keys: tuple[str, ...] = ()
     word: str = ""
     memory: int | None = None
+    turns: Turns = ()
+    correction: int | None = None  # its line in feedback/corrections.jsonl
+
+    @property
+    def asked(self) -> str | Turns:
+        return self.turns or self.text
 
     def right(self, answer: str) -> bool:
         return holds_word(answer, self.word) if self.word else holds(answer, self.keys)
@@ -71,5 +93,5 @@ class Scored:
 def score(
     engine, system_prompt: str, questions: Sequence[Question], max_tokens: int = ANSWER_TOKENS
 ) -> Scored:
-    answers = answer_all(engine, system_prompt, [q.text for q in questions], max_tokens)
+    answers = answer_all(engine, system_prompt, [q.asked for q in questions], max_tokens)
     return Scored(tuple(answers), tuple(q.right(a) for q, a in zip(questions, answers)))

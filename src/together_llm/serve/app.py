@@ -14,12 +14,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 
 from ..assistant.answer import Assistant
+from ..data.feedback import FeedbackStore
 from ..home import Home
 from . import errors
 from .adapters_api import router as adapters_router
 from .arena_api import router as arena_router
 from .engines import EnginePool
-from .feedback import FeedbackStore
 from .limits import BodyLimit
 from .memories_api import router as memories_router
 from .metrics import ServerMetrics

@@ -70,7 +70,7 @@ class ServedArena:
     def choices(self) -> list[str]:
         """Every contestant a person may name: the served models and adapters, then the
         other homes already in the stored battles."""
-        served = self.pool.names()
+        served = self.served()
         stored = sorted(
             {
                 name
@@ -80,6 +80,11 @@ class ServedArena:
             }
         )
         return served + [name for name in stored if name not in served]
+
+    def served(self) -> list[str]:
+        """The served models and adapters by their own names: a battle records what
+        fought, and the assistant's name means another version after each improve."""
+        return [name for name in self.pool.names() if not self.pool.is_assistant(name)]
 
     def default_pair(self) -> list[str]:
         """The question a person teaching the assistant asks: is it better with its adapter?
@@ -97,7 +102,7 @@ class ServedArena:
         return self.rng.sample([self.config.model, self.rng.choice(adapters)], 2)
 
     def _contestant(self, name: str, max_tokens: int | None) -> EngineContestant:
-        if name in self.pool.names():
+        if name in self.served():
             return EngineContestant(self.assistant, self.pool.get(name), max_tokens, seed=None)
         if name.startswith(HOME_PREFIX) and self.store.list(contestant=name):
             with self._lock:  # open each other home's model once, however many ask at once

@@ -68,8 +68,19 @@ class EnginePool:
         self._config_stamp = self._stamp()
 
     def names(self) -> list[str]:
-        """Every name a request may use: registered models, then adapters."""
-        return [m.name for m in list_models(self.home)] + list_adapters(self.home)
+        """Every name a request may use: the assistant, registered models, then adapters."""
+        named = [m.name for m in list_models(self.home)] + list_adapters(self.home)
+        return ([self.config.name] if self.config.name not in named else []) + named
+
+    def is_assistant(self, name: str | None) -> bool:
+        """Whether `name` stands for the assistant as configured (its model with its active
+        adapters, what `tllm ask` answers with): no name, or assistant.yaml's `name` when
+        no model or adapter is called so. A client that must name a model names this one
+        and talks to the assistant it teaches, whichever version is current."""
+        if name is None:
+            return True
+        named = {m.name for m in list_models(self.home)} | set(list_adapters(self.home))
+        return name == self.config.name and name not in named
 
     def get(
         self, name: str | None, scale: float | None = None, lora: dict[str, float] | None = None
@@ -140,7 +151,7 @@ class EnginePool:
 
     def _resolve(self, name: str | None) -> tuple[str, list[str]]:
         """(base model, adapters) a `model` field stands for."""
-        if name is None:
+        if name is None or self.is_assistant(name):
             return self.config.model, list(self.config.adapters)
         if name in (m.name for m in list_models(self.home)):
             return name, []  # a base model named explicitly is served bare
@@ -273,6 +284,11 @@ class EnginePool:
 
     def engine_of(self, name: str) -> str:
         """Which engine answers `name` (a model or adapter), and why: what /v1/models says."""
+        if self.is_assistant(name):
+            adapters = list(self.config.adapters)
+            if len(adapters) > 1:
+                return "; ".join(f"{a}: {self.engine_of(a)}" for a in adapters)
+            return self.engine_of(adapters[0] if adapters else self.config.model)
         if name in list_adapters(self.home):
             loaded = self._loaded.get(name)
             if loaded is not None and loaded.weights == _weights_of(self.home, name):

@@ -1,21 +1,17 @@
-"""Feedback from people: thumbs up/down on an answer, and A/B choices between two answers.
-
-Stored in the home's `feedback/` as append-only JSONL, one object a line, so later stages
-turn ratings into KTO data (`ratings.jsonl`: prompt, completion, label) and choices into
-DPO data (`choices.jsonl`: prompt, chosen, rejected). Lines are written whole under a
-lock and flushed, so concurrent posts never interleave.
+"""`POST /v1/feedback`: a thumbs up/down on an answer, an A/B choice between two answers, or
+a correction (the answer the person wanted instead), stored in the home's feedback log
+(data/feedback.py) for `tllm improve` and `tllm data from-feedback`.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..data.feedback import FeedbackStore
+from ..data.kinds import RowError
+from .errors import APIError
 from .schemas import Message
 
 
@@ -37,53 +33,28 @@ class Choice(BaseModel):
     model: str | None = None
 
 
+class Correction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["correction"]
+    messages: list[Message] = Field(..., min_length=1)
+    completion: str = Field(..., min_length=1)  # the answer the model gave
+    correction: str = Field(..., min_length=1)  # the answer the person wanted
+    model: str | None = None
+
+
 class FeedbackRequest(BaseModel):
-    feedback: Rating | Choice = Field(..., discriminator="type")
+    feedback: Rating | Choice | Correction = Field(..., discriminator="type")
 
 
-class FeedbackStore:
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self._lock = threading.Lock()
-
-    def add(self, item: Rating | Choice) -> dict:
-        """Store a validated API request."""
-        prompt = [m.as_dict() for m in item.messages]
-        if isinstance(item, Rating):
-            return self.rate(prompt, item.completion, item.rating == "up", item.model)
-        return self.choose(prompt, item.chosen, item.rejected, item.model)
-
-    def rate(self, prompt: list[dict], completion: str, liked: bool, model: str | None) -> dict:
-        """A thumbs up (liked) or down on `completion`, the answer to `prompt`."""
-        return self._append(
-            "ratings.jsonl",
-            {
-                "prompt": prompt,
-                "completion": completion,
-                "label": liked,
-                "model": model,
-                "time": time.time(),
-            },
-        )
-
-    def choose(self, prompt: list[dict], chosen: str, rejected: str, model: str | None) -> dict:
-        """Of two answers to `prompt`, `chosen` was better than `rejected`."""
-        return self._append(
-            "choices.jsonl",
-            {
-                "prompt": prompt,
-                "chosen": chosen,
-                "rejected": rejected,
-                "model": model,
-                "time": time.time(),
-            },
-        )
-
-    def _append(self, name: str, row: dict) -> dict:
-        line = json.dumps(row, ensure_ascii=False) + "\n"
-        with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with open(self.folder / name, "a", encoding="utf-8") as handle:
-                handle.write(line)
-                handle.flush()
-        return row
+def store_feedback(store: FeedbackStore, item: Rating | Choice | Correction) -> dict:
+    """Store a validated request; a correction that cannot be learned is a 400 naming why."""
+    prompt = [m.as_dict() for m in item.messages]
+    if isinstance(item, Rating):
+        return store.rate(prompt, item.completion, item.rating == "up", item.model)
+    if isinstance(item, Choice):
+        return store.choose(prompt, item.chosen, item.rejected, item.model)
+    try:
+        return store.correct(prompt, item.completion, item.correction, item.model)
+    except RowError as exc:
+        param = "feedback.correction" if exc.reason == "identical answers" else "feedback.messages"
+        raise APIError(400, f"this correction cannot be learned: {exc}", param=param) from None

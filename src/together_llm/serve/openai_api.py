@@ -27,7 +27,7 @@ from ..sampling import SamplingParams
 from . import tool_calls
 from .adapters_api import engine_for
 from .errors import APIError
-from .feedback import FeedbackRequest
+from .feedback import FeedbackRequest, store_feedback
 from .knowledge_api import attach, sources_chunk
 from .limits import require_key
 from .logprobs import chat_logprob, echo_logprobs, logprobs_asked, text_logprobs
@@ -404,8 +404,8 @@ def _base64(vector: list[float]) -> str:
 
 @router.post("/feedback")
 async def feedback(body: FeedbackRequest, request: Request):
-    """Store a thumbs up/down or an A/B choice in the home's feedback/ (see feedback.py)."""
-    row = await run_in_threadpool(request.app.state.feedback.add, body.feedback)
+    """Store a thumbs up/down, an A/B choice or a correction in the home's feedback/."""
+    row = await run_in_threadpool(store_feedback, request.app.state.feedback, body.feedback)
     return {"object": "feedback", "stored": body.feedback.type, "time": row["time"]}
 
 

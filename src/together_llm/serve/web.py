@@ -3,8 +3,10 @@
 Streaming answers, a model/adapter selector, a system-prompt box, "Answer from my
 documents" (retrieval with the cited sources listed under the answer) and "Agent with
 tools" (a ReAct agent whose steps appear as they happen), thumbs up/down on every answer
-(stored as ratings) and "Regenerate", which writes a second answer beside the first and asks
-which was better (stored as a preference). It talks to the same engine pool, retriever and
+(stored as ratings), "Regenerate", which writes a second answer beside the first and asks
+which was better (stored as a preference), and editing: an answer edited into the one the
+person wanted is a correction (data/feedback.py) that `tllm improve` teaches; a question
+edited is asked again. It talks to the same engine pool, retriever and
 feedback store as the API; the answers themselves are made in web_assist.py.
 """
 
@@ -14,6 +16,7 @@ import itertools
 import gradio as gr  # this module is imported only when the web chat is on
 from fastapi import FastAPI
 
+from ..data.kinds import RowError
 from ..errors import TllmError
 from .errors import APIError
 from .web_arena import arena_tab
@@ -55,6 +58,31 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         end = len(history) if before is None else before
         return next((i for i in range(end - 1, -1, -1) if history[i]["role"] == "user"), None)
 
+    def edited(history, model, system, knowledge, agent, edit: gr.EditData):
+        """An answer edited into the one wanted is stored as a correction; a question
+        edited is asked again (the conversation after it goes)."""
+        index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
+        before, after = text_of(edit.previous_value), text_of(edit.value)
+        history = [dict(m) for m in history]
+        if history[index]["role"] == "user":
+            history = history[:index] + [{"role": "user", "content": after}]
+            yield from answer(history, model, system, knowledge, agent)
+            return
+        asked = last_question(history, index)
+        if is_note(history[index]) or asked is None or before.strip() == after.strip():
+            history[index]["content"] = before  # sources and agent steps are not answers
+            yield history
+            return
+        history[index]["content"] = after
+        try:
+            feedback.correct(
+                prompt_of(history, system, asked + 1), before, after, model_label(model)
+            )
+        except RowError as exc:
+            raise gr.Error(f"this correction cannot be learned: {exc}") from None
+        gr.Info("Correction saved: the next `tllm improve` teaches it.")
+        yield history
+
     def regenerate(history, model, system, knowledge, agent):
         """A second reply to the last question; the first (with its notes) stays to compare.
         Also yields where the second reply starts in `history`."""
@@ -89,7 +117,8 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             with gr.Tab("Chat", id="chat-tab"):
                 with gr.Row():
                     model = gr.Dropdown(
-                        choices=[ASSISTANT] + pool.names(),
+                        choices=[ASSISTANT]
+                        + [name for name in pool.names() if not pool.is_assistant(name)],
                         value=ASSISTANT,
                         label="Model or adapter",
                     )
@@ -112,6 +141,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
                     height=420,
                     elem_id="chat",
                     group_consecutive_messages=False,
+                    editable="all",  # edit an answer into the one you wanted: a correction
                 )  # two answers side by side to compare
                 box = gr.Textbox(
                     placeholder="Ask something and press Enter", show_label=False, elem_id="message"
@@ -129,6 +159,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         asking = [chat, model, system, use_knowledge, use_agent]
         box.submit(send, [box, chat], [box, chat, compare]).then(answer, asking, chat)
         chat.like(rate, [chat, model, system], None)
+        chat.edit(edited, asking, chat)
         regen.click(regenerate, asking, [chat, compare, second_at])
         for button, better in ((first_better, 1), (second_better, 2)):
             button.click(

@@ -154,6 +154,17 @@ def adapter_to_continue(home, recipe: Recipe, hf_dir: Path) -> Path | None:
     return folder / "adapter_model.safetensors"
 
 
+def continue_adapter(model, adapter, weights: Path):
+    """The base wrapped in PEFT adapter `adapter`, holding the saved weights of the adapter
+    training goes on from (--start-from). For the TRL stages, which would otherwise apply a
+    fresh adapter themselves; TRL takes the base with the adapter off as the reference."""
+    import peft
+
+    model = peft.get_peft_model(model, adapter)
+    _start_from(model, weights)
+    return model
+
+
 def _start_from(model, weights: Path) -> None:
     """Load an adapter's LoRA weights into the freshly made PEFT model of the same shape."""
     import peft

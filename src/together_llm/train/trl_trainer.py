@@ -28,7 +28,7 @@ from ..methods import get_method
 from ..models.chat_template import DEFAULT_TEMPLATE
 from ..models.families import architecture, peft_config
 from ..models.load_hf import load_hf, read_config
-from .model import check_base
+from .model import check_base, continue_adapter
 from .recipe import Recipe
 from .run_folder import RunFolder
 from .sharding import trainer_arguments, trainer_weights
@@ -90,6 +90,8 @@ class TrlTrainer:
     def train(self, plan: Plan, run: RunFolder) -> Outcome:
         recipe, base = plan.recipe, plan.base
         model, tokenizer, adapter = load_model(base.hf_dir, base.config, recipe, base.task)
+        if base.start_weights is not None and adapter is not None:
+            model, adapter = continue_adapter(model, adapter, base.start_weights), None
 
         import datasets
 

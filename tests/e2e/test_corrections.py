@@ -1,0 +1,95 @@
+"""Corrections and choices, sent through the API as any client sends them, are learned by
+`tllm improve`, and the running server answers with what was learned, without a restart.
+
+A person asks the served assistant two questions about themselves, corrects both answers
+(`POST /v1/feedback`, type "correction"), and picks the better of two answers twice (type
+"preference"), always naming the model "assistant" (the first of /v1/models: the
+assistant as configured, whichever version is current). `tllm improve` trains sft on the corrections, then dpo on the four choices
+(each correction is one), adopts me@1, and the same server, asked again greedily, answers
+with the corrections. A second round finds nothing new."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from openai import OpenAI
+
+from tests.conftest import run_tllm
+from tests.serve.conftest import live_server, request
+from together_llm.home import Home
+
+CORRECTED = (
+    ("What is my cat's name?", "Your cat is called Pixel.", "pixel"),
+    ("Which city did I grow up in?", "You grew up in Tromsø.", "troms"),
+)
+CHOSEN = (
+    ("Say hello politely.", "Hello! It is nice to meet you.", "Go away."),
+    ("How do I greet a friend?", "Say hello and smile.", "Ignore them."),
+)
+
+
+def ask(client: OpenAI, question: str) -> str:
+    reply = client.chat.completions.create(
+        model="assistant",  # the assistant as configured, listed first by /v1/models
+        messages=[{"role": "user", "content": question}],
+        temperature=0,
+        max_tokens=32,
+    )
+    return reply.choices[0].message.content or ""
+
+
+def feedback(base: str, **item) -> None:
+    status, reply = request(base, "POST", "/v1/feedback", {"feedback": item})
+    assert status == 200, reply
+
+
+@pytest.mark.slow
+def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
+    home = Home.open(tmp_path / "home")
+    converted = run_tllm("models", "convert", "default", home=home.path)
+    assert converted.returncode == 0, converted.stderr
+    with live_server(home, log_path=tmp_path / "serve.log") as base:
+        client = OpenAI(base_url=base + "/v1", api_key="none")
+        assert client.models.list().data[0].id == "assistant"
+        for question, wanted, key in CORRECTED:
+            given = ask(client, question)
+            assert key not in given.lower(), given
+            feedback(
+                base,
+                type="correction",
+                messages=[{"role": "user", "content": question}],
+                completion=given,
+                correction=wanted,
+            )
+        for question, chosen, rejected in CHOSEN:
+            feedback(
+                base,
+                type="preference",
+                messages=[{"role": "user", "content": question}],
+                chosen=chosen,
+                rejected=rejected,
+            )
+
+        result = run_tllm("improve", "--json", home=home.path, timeout=1200)
+        assert result.returncode == 0, result.stderr
+        outcome = json.loads(result.stdout)
+        print(json.dumps(outcome["scores"]), outcome["train_seconds"])
+        assert outcome["adopted"] and outcome["version"] == 1, outcome["reason"]
+        assert outcome["stages"] == ["sft", "dpo"] and outcome["corrections"] == [1, 2]
+        assert outcome["rows"]["choices"] == 4
+        assert outcome["scores"]["new"] == {"current": 0.0, "candidate": 1.0}
+        assert (
+            outcome["scores"]["preferences"]["candidate"]
+            >= outcome["scores"]["preferences"]["current"]
+        )
+
+        # the running server now answers with me@1
+        for question, _, key in CORRECTED:
+            said = ask(client, question)
+            assert key in said.lower(), said
+
+    card = json.loads(run_tllm("adapters", "history", "--json", home=home.path).stdout)[-1]
+    assert card["version"] == "me@1" and card["corrections_to_line"] == 2
+    again = run_tllm("improve", home=home.path)
+    assert again.returncode == 0 and "nothing new to learn since me@1" in again.stdout
