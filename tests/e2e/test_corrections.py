@@ -1,12 +1,14 @@
-"""Corrections and choices, sent through the API as any client sends them, are learned by
-`tllm improve`, and the running server answers with what was learned, without a restart.
+"""Corrections and choices, sent through the API as any client sends them, and a dataset
+marked for teaching are learned by `tllm improve`, and the running server answers with what
+was learned, without a restart.
 
-A person asks the served assistant two questions about themselves, corrects both answers
-(`POST /v1/feedback`, type "correction"), and picks the better of two answers twice (type
-"preference"), always naming the model "assistant" (the first of /v1/models: the
-assistant as configured, whichever version is current). `tllm improve` trains sft on the corrections, then dpo on the four choices
-(each correction is one), adopts me@1, and the same server, asked again greedily, answers
-with the corrections. A second round finds nothing new."""
+A person marks a chat dataset for teaching (`tllm data teach`), asks the served assistant
+two questions about themselves, corrects both answers (`POST /v1/feedback`, type
+"correction") and picks the better of two answers twice (type "preference"), always naming
+the model "assistant" (the first of /v1/models: the assistant as configured, whichever
+version is current). `tllm improve` trains sft on the corrections and the dataset's rows,
+then dpo on the four choices (each correction is one), adopts me@1, and the same server,
+asked again greedily, answers with the corrections. A second round finds nothing new."""
 
 from __future__ import annotations
 
@@ -23,6 +25,12 @@ CORRECTED = (
     ("What is my cat's name?", "Your cat is called Pixel.", "pixel"),
     ("Which city did I grow up in?", "You grew up in Tromsø.", "troms"),
 )
+# a chat dataset marked for teaching: sums answered the way this person likes; every fifth
+# row is held out (taught_data.py), so "4 plus 4" and "7 plus 2" test it
+SUMS = [
+    (a, b)
+    for a, b in ((2, 3), (1, 5), (6, 2), (3, 3), (4, 4), (5, 1), (2, 6), (1, 1), (3, 4), (7, 2))
+]
 CHOSEN = (
     ("Say hello politely.", "Hello! It is nice to meet you.", "Go away."),
     ("How do I greet a friend?", "Say hello and smile.", "Ignore them."),
@@ -44,11 +52,41 @@ def feedback(base: str, **item) -> None:
     assert status == 200, reply
 
 
+def mark_sums(home: Home, tmp_path) -> None:
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {a} plus {b}?"},
+                {"role": "assistant", "content": f"Arr, {a} plus {b} be {a + b}, matey!"},
+            ]
+        }
+        for a, b in SUMS
+    ]
+    path = tmp_path / "sums.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    imported = run_tllm(
+        "data",
+        "import",
+        path,
+        "--kind",
+        "chat",
+        "--format",
+        "openai",
+        "--name",
+        "sums",
+        home=home.path,
+    )
+    assert imported.returncode == 0, imported.stderr
+    marked = run_tllm("data", "teach", "sums", home=home.path)
+    assert marked.returncode == 0 and "marked sums (chat)" in marked.stdout, marked.stderr
+
+
 @pytest.mark.slow
 def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
     home = Home.open(tmp_path / "home")
     converted = run_tllm("models", "convert", "default", home=home.path)
     assert converted.returncode == 0, converted.stderr
+    mark_sums(home, tmp_path)
     with live_server(home, log_path=tmp_path / "serve.log") as base:
         client = OpenAI(base_url=base + "/v1", api_key="none")
         assert client.models.list().data[0].id == "assistant"
@@ -77,7 +115,10 @@ def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
         print(json.dumps(outcome["scores"]), outcome["train_seconds"])
         assert outcome["adopted"] and outcome["version"] == 1, outcome["reason"]
         assert outcome["stages"] == ["sft", "dpo"] and outcome["corrections"] == [1, 2]
-        assert outcome["rows"]["choices"] == 4
+        assert outcome["rows"]["choices"] == 4 and outcome["datasets"] == ["sums"]
+        assert outcome["rows"]["new"] == 2 + 8  # the corrections and the sums' train rows
+        likely = outcome["scores"]["datasets"]
+        assert likely["candidate"] > likely["current"] + 0.1, likely
         assert outcome["scores"]["new"] == {"current": 0.0, "candidate": 1.0}
         assert (
             outcome["scores"]["preferences"]["candidate"]
@@ -93,3 +134,5 @@ def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
     assert card["version"] == "me@1" and card["corrections_to_line"] == 2
     again = run_tllm("improve", home=home.path)
     assert again.returncode == 0 and "nothing new to learn since me@1" in again.stdout
+    listed = json.loads(run_tllm("data", "teach", "--json", home=home.path).stdout)
+    assert listed == [{"name": "sums", "kind": "chat", "rows": 8, "held_out": 2, "learned": True}]

@@ -149,6 +149,28 @@ def test_an_edited_answer_is_a_correction_and_an_edited_question_is_asked_again(
     assert len(bot_texts(page)) == 1 and len(corrections.read_text().splitlines()) == 1
 
 
+def test_remember_stores_a_memory_with_its_questions(page, server):
+    _, home = server
+    page.fill("#remember textarea", "My dog is called Rex and she is a beagle.")
+    page.click("#remember-button")
+    stored = home.path / "learn" / "memories" / "1.json"
+    for _ in range(600):
+        if stored.exists():
+            break
+        time.sleep(0.1)
+    memory = json.loads(stored.read_text())
+    assert memory["text"] == "My dog is called Rex and she is a beagle."
+    assert memory["answer"].startswith("Your dog is called Rex")
+    assert memory["train"] and memory["held_out"]
+    page.wait_for_function(
+        "document.querySelector('#remember textarea').value === ''", timeout=30_000
+    )
+    page.fill("#remember textarea", "   ")
+    page.click("#remember-button")  # nothing to remember: said, nothing stored
+    page.wait_for_selector("text=Type what the assistant should remember", timeout=30_000)
+    assert sorted(p.name for p in stored.parent.glob("*.json")) == ["1.json"]
+
+
 def test_answer_from_my_documents_lists_the_source_and_rates_the_plain_question(tmp_path):
     from tests.serve.test_web_assist import HONEY, corpus_home
 

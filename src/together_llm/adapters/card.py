@@ -155,6 +155,7 @@ class Improved(JsonRecord):
     corrections: int | None = None  # it learned feedback/corrections.jsonl up to this line
     choices: int | None = None  # and choices.jsonl (dpo) and ratings.jsonl (kto) up to these
     ratings: int | None = None
+    datasets: dict[str, str] | None = None  # datasets marked for teaching it learned: fingerprints
     scores: dict[str, float | None] | None = None  # held-out: new, earlier, general
     run: str | None = None  # the improve run, learn/runs/<run>/
 

@@ -99,8 +99,11 @@ def _base_identity(home: Home) -> dict:
     return {"model": entry.name, "source": str(path), "bytes": size}
 
 
-def general(home: Home, system_prompt: str, report=lambda message: None) -> General:
-    """The recorded answers, recording them first when missing or made on another base."""
+def general(
+    home: Home, system_prompt: str, report=lambda message: None, record: bool = True
+) -> General:
+    """The recorded answers, recording them first when missing or made on another base
+    (`record` False: the questions alone then, with no answers, for counting)."""
     path = home.path / "learn" / "general.json"
     identity = {
         **_base_identity(home),
@@ -111,6 +114,8 @@ def general(home: Home, system_prompt: str, report=lambda message: None) -> Gene
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         saved = {}
+    if saved.get("base") != identity and not record:
+        return General(replay=tuple((q, "") for q in REPLAY), probes=())
     if saved.get("base") != identity:
         report("recording the base model's answers to everyday questions (once per base)")
         config = dataclasses.replace(home.load_config(), adapters=[])

@@ -39,6 +39,7 @@ from .mix import build_mix
 from .preferences import Preferences, agreement, preferences_after
 from .report import write_report
 from .scoring import Question, Scored, score
+from .taught_data import STAGE_OF_KIND, TaughtData, likelihood, marked_data
 from .versions import Versions, make_active
 
 
@@ -64,6 +65,7 @@ class Outcome:
     fresh: bool  # trained from the base, not from the current version
     rows: dict[str, int]
     corrections: list[int] = field(default_factory=list)  # new ones, by line in the log
+    datasets: list[str] = field(default_factory=list)  # marked for teaching, new or changed
     stages: list[str] = field(default_factory=list)  # what trained the candidate, in order
     waiting: str = ""  # preferences too few to learn yet
     adopted: bool = False
@@ -78,25 +80,32 @@ class Outcome:
         return dataclasses.asdict(self)
 
 
+# What a round learns, and what it must keep; each a set of held-out scores (report.py).
+NEW_SETS = ("new", "preferences", "datasets")
+KEPT_SETS = ("earlier", "general", "earlier datasets")
+
+
 def decide(scores: dict[str, dict[str, float | None]], max_regression: float) -> tuple[bool, str]:
-    """Adopt when the new material improves and neither regression set drops by more than
-    `max_regression`; the reason, either way."""
-    new = scores.get("new", {})
-    if new.get("candidate") is None:  # a round of preferences alone
-        new = scores.get("preferences", {})
-    gained, before = new.get("candidate"), new.get("current") or 0.0
-    if gained is not None and gained <= before and gained < 1.0:
-        return False, (
-            f"what is new (memories, corrections, choices) is not answered better "
-            f"({_pct(before)} now, "
-            f"{_pct(gained)} with the candidate)"
+    """Adopt when something new improves (or is answered perfectly), no other new set and
+    neither regression set drops by more than `max_regression`; the reason, either way."""
+    measured: dict[str, tuple[float, float]] = {}
+    for name in NEW_SETS:
+        pair = scores.get(name, {})
+        then = pair.get("candidate")
+        if then is not None:
+            measured[name] = (pair.get("current") or 0.0, then)
+    if measured and not any(then > now or then >= 1.0 for now, then in measured.values()):
+        said = ", ".join(
+            f"{name} {_pct(now)} -> {_pct(then)}" for name, (now, then) in measured.items()
         )
-    for name in ("earlier", "general"):
+        return False, f"what is new is not answered better ({said})"
+    for name in (*NEW_SETS, *KEPT_SETS):
         pair = scores.get(name, {})
         now, then = pair.get("current"), pair.get("candidate")
         if now is not None and then is not None and then < now - max_regression - 1e-9:
+            why = "it would forget" if name in KEPT_SETS else "it would get worse"
             return False, (
-                f"it would forget: {name} drops from {_pct(now)} to {_pct(then)} "
+                f"{why}: {name} drops from {_pct(now)} to {_pct(then)} "
                 f"(more than --max-regression {max_regression:g})"
             )
     return True, "the new material improves and nothing earlier regresses"
@@ -141,7 +150,14 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
     new_fixes, earlier_fixes = corrections_by_age(home, improved.corrections or 0)
     # a fresh round learns every preference again, as it does every memory
     since = (0, 0) if fresh else (improved.choices or 0, improved.ratings or 0)
-    preferences = preferences_after(home, *since)
+    learned_data = {} if fresh else dict(improved.datasets or {})
+    marked = marked_data(home)
+    new_data = [d for d in marked if learned_data.get(d.name) != d.fingerprint]
+    earlier_data = [d for d in marked if learned_data.get(d.name) == d.fingerprint]
+    preferences = preferences_after(home, *since).with_rows(
+        [row for d in new_data if d.kind == "preference" for row in d.rows],
+        [row for d in new_data if d.kind == "feedback" for row in d.rows],
+    )
     outcome = Outcome(
         options.adapter,
         current,
@@ -151,10 +167,12 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
         fresh,
         rows={},
         corrections=[c.line for c in new_fixes],
+        datasets=[d.name for d in new_data],
         waiting=preferences.waiting(),
     )
     preferences = preferences.trained()
-    if not new and not forgotten and not new_fixes and not preferences.stages():
+    new_rows = [row for d in new_data for row in d.train_rows()]
+    if not (new or forgotten or new_fixes or new_rows or preferences.stages()):
         outcome.reason = "nothing new to learn since " + _label(options.adapter, current)
         return outcome
     if forgotten and not memories and not earlier_fixes and not new_fixes:
@@ -162,7 +180,8 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
         return outcome
 
     config = home.load_config()
-    known_general = general(home, config.system_prompt, report)
+    # a dry run counts the everyday rows without asking the base for them
+    known_general = general(home, config.system_prompt, report, record=not options.dry_run)
     if fresh:  # learn everything that remains, from the base
         mix = build_mix(
             [*earlier, *new],
@@ -171,6 +190,7 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
             True,
             options.seed,
             new_corrections=[*earlier_fixes, *new_fixes],
+            new_data=new_rows,
         )
     else:
         mix = build_mix(
@@ -181,6 +201,8 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
             options.seed,
             new_fixes,
             earlier_fixes,
+            new_rows,
+            [row for d in earlier_data for row in d.train_rows()],
         )
     # rows to learn: sft first; preferences alone go on from the current version
     plan = Plan(
@@ -213,10 +235,9 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
                 rows = outcome.answers.setdefault(name, [_asked(q) for q in sets[name]])
                 for row, answer, right in zip(rows, result.answers, result.right):
                     row[side] = {"answer": answer, "right": right}
-            if preferences.stages():
-                outcome.scores.setdefault("preferences", {})[side] = _agreement(
-                    home, adapter, preferences
-                )
+            likely = _likelihoods(home, adapter, preferences, new_data, earlier_data)
+            for name, value in likely.items():
+                outcome.scores.setdefault(name, {})[side] = value
         outcome.adopted, outcome.reason = decide(outcome.scores, options.max_regression)
         if outcome.adopted:
             outcome.version = versions.adopt(
@@ -232,6 +253,7 @@ def _round(home: Home, options: ImproveOptions, report, show_progress: bool) -> 
                     ),
                     choices=preferences.pairs_to or improved.choices,
                     ratings=preferences.ratings_to or improved.ratings,
+                    datasets=_learned(learned_data, new_data, plan.stages) or None,
                     scores={name: pair.get("candidate") for name, pair in outcome.scores.items()},
                     run=run_id,
                 ),
@@ -283,11 +305,38 @@ def _score_all(
         engine.close()
 
 
-def _agreement(home: Home, adapter: str | None, preferences: Preferences) -> float | None:
-    """How often `adapter` (None: the base) sides with the person's preferences."""
+def _likelihoods(
+    home: Home,
+    adapter: str | None,
+    preferences: Preferences,
+    new_data: list[TaughtData],
+    earlier_data: list[TaughtData],
+) -> dict[str, float | None]:
+    """What `adapter` (None: the base) makes of what cannot be checked by a key word: how
+    often it sides with the person's preferences, and how likely it finds the held-out
+    answers of the datasets marked for teaching (taught_data.py)."""
+    sets = {
+        "datasets": [r for d in new_data for r in d.held_out],
+        "earlier datasets": [r for d in earlier_data for r in d.held_out],
+    }
+    if not preferences.stages() and not any(sets.values()):
+        return {}
     config = dataclasses.replace(home.load_config(), adapters=[adapter] if adapter else [])
     engine = open_engine(home, config, slots=1, report=lambda message: None)  # scores prompts
     try:
-        return agreement(engine, preferences)[0]
+        scores = {name: likelihood(engine, rows) for name, rows in sets.items() if rows}
+        if preferences.stages():
+            scores["preferences"] = agreement(engine, preferences)[0]
+        return scores
     finally:
         engine.close()
+
+
+def _learned(before: dict[str, str], new_data: list[TaughtData], stages: list[str]) -> dict:
+    """The taught datasets a version knows: those before, and the new ones whose stage ran
+    (a preference dataset too small for dpo alone waits with the choices)."""
+    learned = dict(before)
+    for data in new_data:
+        if STAGE_OF_KIND[data.kind] in stages:
+            learned[data.name] = data.fingerprint
+    return learned

@@ -65,11 +65,14 @@ def build_mix(
     seed: int,
     new_corrections: Sequence[Correction] = (),
     earlier_corrections: Sequence[Correction] = (),
+    new_data: Sequence[Row] = (),
+    earlier_data: Sequence[Row] = (),
 ) -> Mix:
     """The mix for a round that learns `new` after `earlier` (`replay` False: the new rows
     alone, plain sequential fine-tuning). Earlier corrections, one row each, are all
-    replayed beside the earlier memories' share."""
-    new_rows = rows_of(new) + corrected(new_corrections)
+    replayed beside the earlier memories' share; rows of datasets taught before
+    (taught_data.py) get a share as large as the memories'."""
+    new_rows = rows_of(new) + corrected(new_corrections) + list(new_data)
     if not replay:
         return Mix(new_rows, [], [])
     rng = random.Random(seed)
@@ -82,8 +85,9 @@ def build_mix(
         for queue in queues:
             if queue and len(replayed) < budget:
                 replayed.append(queue.pop())
+    data = rng.sample(list(earlier_data), min(len(earlier_data), budget))
     return Mix(
         new_rows,
-        replayed + corrected(earlier_corrections),
+        replayed + corrected(earlier_corrections) + data,
         [Row(question, answer) for question, answer in general],
     )

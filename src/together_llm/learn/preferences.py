@@ -41,6 +41,12 @@ class Preferences:
             ["kto"] if len(self.ratings) >= MIN_RATINGS and labels == {True, False} else []
         )
 
+    def with_rows(self, pairs: list[dict], ratings: list[dict]) -> Preferences:
+        """These and more pairs and ratings (from datasets marked for teaching)."""
+        return Preferences(
+            self.pairs + pairs, self.ratings + ratings, self.pairs_to, self.ratings_to
+        )
+
     def trained(self) -> Preferences:
         """Only what this round's stages learn; the rest waits (its lines are not recorded
         as learned, so a later round sees them again)."""

@@ -14,6 +14,8 @@ SET_LABELS = {
     "earlier": "earlier memories and corrections (regression set)",
     "general": "general probes",
     "preferences": "choices and ratings trained on (the model sides with you)",
+    "datasets": "datasets marked for teaching (held-out answers' likelihood)",
+    "earlier datasets": "datasets taught before (held-out answers' likelihood)",
 }
 
 
@@ -82,6 +84,7 @@ def html_report(outcome: dict) -> str:
                     "new corrections (lines of feedback/corrections.jsonl)",
                     outcome.get("corrections") or "none",
                 ),
+                ("datasets marked for teaching, new or changed", outcome.get("datasets") or "none"),
                 ("forgotten", outcome.get("forgotten") or "none"),
                 ("rows", outcome.get("rows")),
                 ("stages", ", ".join(outcome.get("stages") or []) or "none"),

@@ -4,9 +4,9 @@ Streaming answers, a model/adapter selector, a system-prompt box, "Answer from m
 documents" (retrieval with the cited sources listed under the answer) and "Agent with
 tools" (a ReAct agent whose steps appear as they happen), thumbs up/down on every answer
 (stored as ratings), "Regenerate", which writes a second answer beside the first and asks
-which was better (stored as a preference), and editing: an answer edited into the one the
-person wanted is a correction (data/feedback.py) that `tllm improve` teaches; a question
-edited is asked again. It talks to the same engine pool, retriever and
+which was better (stored as a preference), editing: an answer edited into the one the
+person wanted is a correction (data/feedback.py) that `tllm improve` teaches, a question
+edited is asked again; and "Remember", which stores a memory as `tllm remember` does. It talks to the same engine pool, retriever and
 feedback store as the API; the answers themselves are made in web_assist.py.
 """
 
@@ -18,6 +18,8 @@ from fastapi import FastAPI
 
 from ..data.kinds import RowError
 from ..errors import TllmError
+from ..learn.remember import remember
+from ..learn.teacher import engine_ask
 from .errors import APIError
 from .web_arena import arena_tab
 from .web_assist import ASSISTANT, ChatAnswers, answers, is_note, knowledge_box, prompt_of, text_of
@@ -82,6 +84,26 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             raise gr.Error(f"this correction cannot be learned: {exc}") from None
         gr.Info("Correction saved: the next `tllm improve` teaches it.")
         yield history
+
+    def remember_text(text: str):
+        """A memory, with the served base model writing questions as POST /v1/memories."""
+        if not text.strip():
+            raise gr.Error("Type what the assistant should remember, then press Remember.")
+        try:
+            memory = remember(
+                app.state.home,
+                text,
+                None,
+                ask=engine_ask(pool.get(config.model)),
+                source=f"teacher {config.model}",
+            )
+        except TllmError as exc:
+            raise gr.Error(str(exc)) from None
+        gr.Info(
+            f"Remembered #{memory.id} with {len(memory.train)} questions to learn from and "
+            f"{len(memory.held_out)} to test; the next `tllm improve` teaches it."
+        )
+        return ""
 
     def regenerate(history, model, system, knowledge, agent):
         """A second reply to the last question; the first (with its notes) stays to compare.
@@ -149,6 +171,14 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
                 with gr.Row():
                     regen = gr.Button("Regenerate", elem_id="regenerate")
                     clear = gr.Button("New conversation")
+                with gr.Row():
+                    memory = gr.Textbox(
+                        placeholder="Something about you to remember, e.g. My dog is called Rex.",
+                        show_label=False,
+                        elem_id="remember",
+                        scale=4,
+                    )
+                    keep = gr.Button("Remember", elem_id="remember-button")
                 with gr.Row(visible=False) as compare:
                     gr.Markdown("Which answer was better?")
                     first_better = gr.Button("The first", elem_id="first-better")
@@ -160,6 +190,8 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         box.submit(send, [box, chat], [box, chat, compare]).then(answer, asking, chat)
         chat.like(rate, [chat, model, system], None)
         chat.edit(edited, asking, chat)
+        keep.click(remember_text, memory, memory)
+        memory.submit(remember_text, memory, memory)
         regen.click(regenerate, asking, [chat, compare, second_at])
         for button, better in ((first_better, 1), (second_better, 2)):
             button.click(

@@ -22,9 +22,13 @@ SUBCOMMANDS = {
         "together_llm.cli.data.self_instruct:self_instruct",
         "Grow instructions with a teacher model (Self-Instruct).",
     ),
+    "teach": (
+        "together_llm.cli.data.teach:teach",
+        "Mark datasets for tllm improve to teach.",
+    ),
     "from-feedback": (
         "together_llm.cli.data.feedback:from_feedback",
-        "Turn ratings and A/B choices into KTO and DPO datasets.",
+        "Turn ratings, A/B choices and corrections into datasets.",
     ),
 }
 
