@@ -1,14 +1,17 @@
-"""Corrections and choices, sent through the API as any client sends them, and a dataset
-marked for teaching are learned by `tllm improve`, and the running server answers with what
-was learned, without a restart.
+"""Corrections and choices sent through the API, and a dataset marked for teaching, are
+learned by `tllm improve` run from the web studio's Improve tab, and the running server
+answers with what was learned, without a restart.
 
 A person marks a chat dataset for teaching (`tllm data teach`), asks the served assistant
 two questions about themselves, corrects both answers (`POST /v1/feedback`, type
 "correction") and picks the better of two answers twice (type "preference"), always naming
 the model "assistant" (the first of /v1/models: the assistant as configured, whichever
-version is current). `tllm improve` trains sft on the corrections and the dataset's rows,
-then dpo on the four choices (each correction is one), adopts me@1, and the same server,
-asked again greedily, answers with the corrections. A second round finds nothing new."""
+version is current). Then, in a real browser (Debian's chromium, driven by Playwright), they
+press Improve, close the tab while it trains, reopen it and find the job still running,
+cancel it (a checkpoint is saved) and resume it to the end: sft on the corrections and the
+dataset's rows, then dpo on the four choices (each correction is one). The report says me@1
+was adopted, the versions table lists it, and the same server, asked again greedily,
+answers with the corrections. A second round finds nothing new."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from openai import OpenAI
 
 from tests.conftest import run_tllm
 from tests.serve.conftest import live_server, request
+from tests.serve.test_web_chat import browser_page
 from together_llm.home import Home
 
 CORRECTED = (
@@ -81,6 +85,49 @@ def mark_sums(home: Home, tmp_path) -> None:
     assert marked.returncode == 0 and "marked sums (chat)" in marked.stdout, marked.stderr
 
 
+def wait_for_state(page, text: str, seconds: float) -> None:
+    page.wait_for_function(
+        "(document.querySelector('#improve-state') || {innerText: ''}).innerText"
+        f".includes({json.dumps(text)})",
+        timeout=seconds * 1000,
+    )
+
+
+def improve_in_the_studio(base: str, home: Home, tmp_path) -> dict:
+    """Improve from the browser, closing the tab, cancelling and resuming on the way; the
+    round's outcome (its report.json)."""
+    with browser_page(base) as page:
+        page.get_by_role("tab", name="Improve").click()
+        page.click("#improve")
+        page.wait_for_selector("#improve-progress", timeout=300_000)  # training started
+    with browser_page(base) as page:  # the tab was closed; the job was not
+        page.get_by_role("tab", name="Improve").click()
+        wait_for_state(page, "improve running", 30)
+        page.wait_for_selector("#improve-progress", timeout=60_000)
+        page.click("#cancel-improve")
+        wait_for_state(page, "improve cancelled", 300)
+        assert list((home.path / "runs").glob("*/checkpoints/*")), "a checkpoint is saved"
+        page.click("#resume-improve")
+        wait_for_state(page, "improve running", 30)
+        wait_for_state(page, "improve done", 900)
+        page.wait_for_function(
+            "document.querySelector('#improve-report').innerText.includes('adopted as me@1')",
+            timeout=30_000,
+        )
+        page.wait_for_function(
+            "document.querySelector('#versions').innerText.includes('me@1')", timeout=30_000
+        )
+        page.screenshot(path=str(tmp_path / "improve.png"), full_page=True)
+    jobs = sorted((home.path / "jobs").iterdir())
+    assert [json.loads((j / "job.json").read_text())["state"] for j in jobs] == [
+        "cancelled",
+        "done",
+    ]
+    assert "resuming" in (jobs[-1] / "log.txt").read_text()
+    [report] = (home.path / "learn" / "runs").glob("*/report.json")
+    return json.loads(report.read_text())
+
+
 @pytest.mark.slow
 def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
     home = Home.open(tmp_path / "home")
@@ -109,9 +156,7 @@ def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
                 rejected=rejected,
             )
 
-        result = run_tllm("improve", "--json", home=home.path, timeout=1200)
-        assert result.returncode == 0, result.stderr
-        outcome = json.loads(result.stdout)
+        outcome = improve_in_the_studio(base, home, tmp_path)
         print(json.dumps(outcome["scores"]), outcome["train_seconds"])
         assert outcome["adopted"] and outcome["version"] == 1, outcome["reason"]
         assert outcome["stages"] == ["sft", "dpo"] and outcome["corrections"] == [1, 2]

@@ -24,7 +24,8 @@ def test_ask_chat_and_serve_through_a_remote_model(peer, tmp_path):
         added = run_tllm("models", "add", "peer", peer, "--api-key-env", "PEER_KEY", home=home)
         assert added.returncode == 0, added.stderr
         info = json.loads(run_tllm("models", "info", "peer", "--json", home=home).stdout)
-        assert info["kind"] == "remote" and info["model"] == "default"
+        # the first model the peer lists: a Together-LLM server's assistant as configured
+        assert info["kind"] == "remote" and info["model"] == "assistant"
 
         answer = run_tllm(
             "ask",

@@ -117,6 +117,8 @@ def test_dpo_margin_grows_and_the_adapter_is_plain_peft(pref_home, tiny_llama):
     run = pref_home.path / "runs" / metrics["run_id"]
     assert (run / "plots" / "loss.png").read_bytes().startswith(b"\x89PNG")
     assert json.loads((run / "metrics.json").read_text())["steps"] == 12
+    seen = json.loads((run / "progress.json").read_text())
+    assert (seen["step"], seen["steps"]) == (12, 12)
 
     folder = pref_home.adapters_dir / "dpo"
     assert sorted(p.name for p in folder.iterdir()) == [

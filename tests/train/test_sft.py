@@ -3,6 +3,7 @@ trained model, and the run folder holds what a user reads afterwards."""
 
 import json
 
+import pytest
 import torch
 import yaml
 
@@ -49,6 +50,11 @@ def test_sft_lora_learns_and_the_adapter_is_plain_peft(tiny_home, tiny_llama):
     assert metrics["eval_loss"] == evals[-1] and metrics["steps"] == 40
     assert metrics["packing"] is True
     assert metrics["preprocessing"]["train"] == {"kept": 6, "truncated": 0, "dropped_no_labels": 0}
+    # for a watcher elsewhere (the studio's Improve tab): where the run got to, and its loss
+    seen = json.loads((tiny_home.path / "runs" / metrics["run_id"] / "progress.json").read_text())
+    assert (seen["step"], seen["steps"]) == (40, 40) and seen["loss"] == pytest.approx(
+        metrics["train_loss"]
+    )
 
     folder = tiny_home.adapters_dir / "sounds"
     assert sorted(p.name for p in folder.iterdir()) == [

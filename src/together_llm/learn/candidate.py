@@ -19,6 +19,7 @@ from ..data.store import DatasetWriter
 from ..home import Home
 from ..train.recipe import load_recipe
 from ..train.run import train_record
+from ..train.run_folder import has_interrupted_run
 from .mix import Mix
 from .preferences import Preferences
 
@@ -66,7 +67,9 @@ def train_candidate(
         name = _write_data(home, plan.adapter, stage, mix, preferences, system_prompt)
         out = plan.output(stage)
         done = out != plan.candidate and (home.adapters_dir / out).is_dir()
-        if plan.resume and done:
+        # --resume goes on with the stage that was interrupted; later ones start afresh
+        resume = plan.resume and has_interrupted_run(home, out)
+        if plan.resume and done and not resume:
             report(f"{stage} stage already done ({out}): going on")
         else:
             report(_what(stage, mix, preferences) + f" from {start or 'the base'}")
@@ -78,7 +81,7 @@ def train_candidate(
                     "method": "lora",
                     "name": out,
                     "overwrite": True,
-                    "resume": plan.resume or None,
+                    "resume": resume or None,
                     "start_from": start,
                     "seed": plan.seed,
                     "epochs": PASSES,

@@ -20,6 +20,7 @@ from . import errors
 from .adapters_api import router as adapters_router
 from .arena_api import router as arena_router
 from .engines import EnginePool
+from .jobs import Jobs
 from .limits import BodyLimit
 from .memories_api import router as memories_router
 from .metrics import ServerMetrics
@@ -44,6 +45,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.state.metrics.batch_size.set_function(app.state.engines.busy_slots)
     app.state.metrics.queue_depth.set_function(app.state.engines.queue_depth)
     app.state.feedback = FeedbackStore(home.feedback_dir)
+    app.state.jobs = Jobs(home)  # the studio's long work (jobs.py)
     errors.install(app)
     app.include_router(memories_router)
     app.include_router(arena_router)  # before the OpenAI router, whose /v1 catch-all 404s the rest

@@ -4,10 +4,12 @@ Streaming answers, a model/adapter selector, a system-prompt box, "Answer from m
 documents" (retrieval with the cited sources listed under the answer) and "Agent with
 tools" (a ReAct agent whose steps appear as they happen), thumbs up/down on every answer
 (stored as ratings), "Regenerate", which writes a second answer beside the first and asks
-which was better (stored as a preference), editing: an answer edited into the one the
-person wanted is a correction (data/feedback.py) that `tllm improve` teaches, a question
-edited is asked again; and "Remember", which stores a memory as `tllm remember` does. It talks to the same engine pool, retriever and
-feedback store as the API; the answers themselves are made in web_assist.py.
+which was better (stored as a preference), editing (an answer edited into the one the
+person wanted is a correction, data/feedback.py, that `tllm improve` teaches; a question
+edited is asked again) and "Remember", which stores a memory as `tllm remember` does. It
+talks to the same engine pool, retriever and feedback store as the API; the answers
+themselves are made in web_assist.py. The other tabs: Teach (web_teach.py), Improve
+(web_improve.py) and the Arena (web_arena.py).
 """
 
 import hmac
@@ -23,6 +25,10 @@ from ..learn.teacher import engine_ask
 from .errors import APIError
 from .web_arena import arena_tab
 from .web_assist import ASSISTANT, ChatAnswers, answers, is_note, knowledge_box, prompt_of, text_of
+from .web_improve import improve_tab
+from .web_teach import teach_tab
+
+MAX_UPLOAD = "64mb"  # a dataset file uploaded in the Teach tab; bigger ones: tllm data import
 
 
 def mount_web_chat(app: FastAPI) -> FastAPI:
@@ -184,6 +190,8 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
                     first_better = gr.Button("The first", elem_id="first-better")
                     second_better = gr.Button("The second", elem_id="second-better")
                 second_at = gr.State(None)  # where the regenerated reply starts in the conversation
+            teach_tab(app)  # memories, dataset uploads, what improve teaches
+            improve_tab(app)  # tllm improve as a background job, its report, the versions
             arena_tab(app)  # two anonymous answers and a vote: the same arena as /v1/arena/*
 
         asking = [chat, model, system, use_knowledge, use_agent]
@@ -211,5 +219,10 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         else None
     )
     return gr.mount_gradio_app(
-        app, ui, path="/", auth=auth, auth_message="Sign in with any name and the server's API key."
+        app,
+        ui,
+        path="/",
+        auth=auth,
+        auth_message="Sign in with any name and the server's API key.",
+        max_file_size=MAX_UPLOAD,
     )

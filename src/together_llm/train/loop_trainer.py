@@ -81,7 +81,8 @@ class LoopTrainer:
             base.hf_dir, base.config, recipe, base.task, self.labels, base.start_weights
         )
         to_accelerator(model)
-        with ProgressBar(plan.show_progress, steps, str(recipe.name)) as bar:
+        file = run.path / "progress.json" if plan.rank == 0 else None
+        with ProgressBar(plan.show_progress, steps, str(recipe.name), file) as bar:
             loop = Loop(
                 model,
                 recipe,

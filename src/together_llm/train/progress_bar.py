@@ -1,8 +1,13 @@
 """The progress bar of a training run: a rich bar on stderr with the step, the loss and the
-tokens per second, or nothing when off (a second process, `--quiet`, tests)."""
+tokens per second, or nothing when off (a second process, `--quiet`, tests). Whether shown or
+not, the run's `progress.json` holds the same numbers for whoever watches from elsewhere
+(the web studio's Improve tab)."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -25,8 +30,8 @@ class Progress(Protocol):
 class ProgressBar:
     """A context manager; `update(progress)` redraws it."""
 
-    def __init__(self, enabled: bool, total: int, name: str) -> None:
-        self.enabled, self.total, self.name = enabled, total, name
+    def __init__(self, enabled: bool, total: int, name: str, file: Path | None = None) -> None:
+        self.enabled, self.total, self.name, self.file = enabled, total, name, file
         self.progress: Any = None  # rich's Progress, once started
         self.task: Any = None
 
@@ -58,11 +63,20 @@ class ProgressBar:
         return self
 
     def update(self, p: Progress) -> None:
+        if self.file is not None:
+            self._write(self.file, p)
         if self.progress is None:
             return
         speed = f"{p.tokens / p.seconds:,.0f}" if p.seconds else "-"
         loss = f"{p.train_loss:.4f}" if p.train_loss is not None else "-"
         self.progress.update(self.task, completed=p.step, loss=loss, speed=speed)
+
+    def _write(self, file: Path, p: Progress) -> None:
+        """progress.json, replaced whole: a reader never sees half of it."""
+        numbers = {"step": p.step, "steps": self.total, "loss": p.train_loss, "seconds": p.seconds}
+        staging = file.with_name(f".progress-{os.getpid()}.json")
+        staging.write_text(json.dumps(numbers) + "\n", encoding="utf-8")
+        staging.replace(file)
 
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:

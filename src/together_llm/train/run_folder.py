@@ -84,6 +84,17 @@ def open_run(home: Home, recipe: Recipe, rank: int, find_checkpoint: FindCheckpo
     return RunFolder(path, checkpoint, RunLog(path / "log.jsonl", write=rank == 0))
 
 
+def has_interrupted_run(home: Home, name: str) -> bool:
+    """Whether a run that trains `name` stopped before its end with a checkpoint saved
+    (what --resume goes on from)."""
+    for config in runs_dir(home).glob("*/config.yaml"):
+        saved = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+        if saved.get("name") == name and not (config.parent / "metrics.json").exists():
+            if any((config.parent / "checkpoints").glob("*")):
+                return True
+    return False
+
+
 def _run_to_resume(home: Home, recipe: Recipe, find_checkpoint: FindCheckpoint) -> Path:
     candidates = []
     for config in sorted(runs_dir(home).glob("*/config.yaml")):

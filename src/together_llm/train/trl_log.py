@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .progress_bar import ProgressBar
@@ -25,13 +26,20 @@ class BarState:
 
 
 class TrainerLog:
-    def __init__(self, log: RunLog, stop_after: int | None, bar: bool, name: str) -> None:
+    def __init__(
+        self,
+        log: RunLog,
+        stop_after: int | None,
+        bar: bool,
+        name: str,
+        progress_file: Path | None = None,
+    ) -> None:
         self.log, self.stop_after = log, stop_after
         self.history: list[dict[str, Any]] = []
         self.summary: dict[str, Any] = {}  # the Trainer's closing log (runtime, mean loss...)
         self.tokens = 0.0
         self.stop_reason: str | None = None  # set by a signal or stop_after: save, then stop
-        self._bar_wanted, self._name = bar, name
+        self._bar_wanted, self._name, self._file = bar, name, progress_file
         self._bar: ProgressBar | None = None
         self._started = time.monotonic()
 
@@ -52,8 +60,9 @@ class TrainerLog:
         return next((r for r in reversed(self.history) if "loss" in r), {})
 
     def open_bar(self, total: int, step: int) -> None:
-        if self._bar_wanted and self._bar is None:
-            self._bar = ProgressBar(True, total, self._name).__enter__()
+        if (self._bar_wanted or self._file is not None) and self._bar is None:
+            bar = ProgressBar(self._bar_wanted, total, self._name, self._file)
+            self._bar = bar.__enter__()
             self.update_bar(step)
 
     def update_bar(self, step: int) -> None:

@@ -95,7 +95,8 @@ class TrlTrainer:
 
         import datasets
 
-        log = TrainerLog(run.log, plan.stop_after, plan.show_progress, str(recipe.name))
+        file = run.path / "progress.json" if plan.rank == 0 else None
+        log = TrainerLog(run.log, plan.stop_after, plan.show_progress, str(recipe.name), file)
         if run.checkpoint is not None:  # drop what was logged past the checkpoint
             step = int(run.checkpoint.name.split("-")[-1])
             log.history = [r for r in run.log.read() if r["step"] <= step]
