@@ -75,9 +75,6 @@ class Correction:
     given: str
     wanted: str
 
-    def messages(self) -> list[dict]:
-        return [{"role": role, "content": content} for role, content in self.prompt]
-
     @property
     def question(self) -> str:
         return self.prompt[-1][1]

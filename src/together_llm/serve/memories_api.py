@@ -35,18 +35,17 @@ def _public(memory: Memory) -> dict:
     return {"object": "memory", **memory.to_dict()}
 
 
+def remember_served(state, text: str, teacher: bool = True) -> Memory:
+    """`tllm remember` for the server (this route and the studio): the served base model
+    writes the teacher's questions, through the engine the server already holds."""
+    model = state.config.model
+    ask = engine_ask(state.engines.get(model)) if teacher else None
+    return remember(state.home, text, None, ask=ask, source=f"teacher {model}")
+
+
 @router.post("/v1/memories", status_code=201)
 async def add_memory(request: Request, body: MemoryRequest):
-    state = request.app.state
-    ask = engine_ask(state.engines.get(state.config.model)) if body.teacher else None
-    memory = await run_in_threadpool(
-        remember,
-        state.home,
-        body.text,
-        None,
-        ask=ask,
-        source=f"teacher {state.config.model}",
-    )
+    memory = await run_in_threadpool(remember_served, request.app.state, body.text, body.teacher)
     return JSONResponse(_public(memory), status_code=201)
 
 

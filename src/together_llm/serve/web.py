@@ -20,9 +20,8 @@ from fastapi import FastAPI
 
 from ..data.kinds import RowError
 from ..errors import TllmError
-from ..learn.remember import remember
-from ..learn.teacher import engine_ask
 from .errors import APIError
+from .memories_api import remember_served
 from .web_arena import arena_tab
 from .web_assist import ASSISTANT, ChatAnswers, answers, is_note, knowledge_box, prompt_of, text_of
 from .web_improve import improve_tab
@@ -96,13 +95,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         if not text.strip():
             raise gr.Error("Type what the assistant should remember, then press Remember.")
         try:
-            memory = remember(
-                app.state.home,
-                text,
-                None,
-                ask=engine_ask(pool.get(config.model)),
-                source=f"teacher {config.model}",
-            )
+            memory = remember_served(app.state, text)
         except TllmError as exc:
             raise gr.Error(str(exc)) from None
         gr.Info(

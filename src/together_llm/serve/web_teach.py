@@ -23,15 +23,14 @@ from ..data.kinds import KINDS
 from ..data.store import check_dataset_name, list_datasets
 from ..errors import TllmError
 from ..learn.memories import MemoryStore
-from ..learn.remember import remember
 from ..learn.taught_data import STAGE_OF_KIND, TeachMarks
-from ..learn.teacher import engine_ask
+from .memories_api import remember_served
 
 MEMORY_COLUMNS = ["id", "memory", "questions taught", "questions held out"]
 
 
 def teach_tab(app: FastAPI) -> None:
-    home, config, pool = app.state.home, app.state.config, app.state.engines
+    home = app.state.home
 
     def memory_rows() -> list[list]:
         return [[m.id, m.text, len(m.train), len(m.held_out)] for m in MemoryStore(home).all()]
@@ -50,13 +49,7 @@ def teach_tab(app: FastAPI) -> None:
         if not text.strip():
             raise gr.Error("Type what the assistant should remember.")
         try:
-            memory = remember(
-                home,
-                text,
-                None,
-                ask=engine_ask(pool.get(config.model)),
-                source=f"teacher {config.model}",
-            )
+            memory = remember_served(app.state, text)
         except TllmError as exc:
             raise gr.Error(str(exc)) from None
         gr.Info(f"Remembered #{memory.id}; the next improve teaches it.")
