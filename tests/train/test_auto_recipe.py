@@ -24,7 +24,7 @@ def test_a_small_lora_run_gets_settings_for_its_size_and_base():
     picked = chosen(load_recipe(None, {"data": "d", "name": "n"}), 36)
     assert picked == {
         "epochs": 10.0,  # 36 rows: each seen 10 times, not 3
-        "lr": 2e-3,
+        "lr": 1e-3,
         "rank": 16,
         "alpha": 32.0,
         "target_modules": ["all-linear"],
@@ -38,7 +38,7 @@ def test_a_small_lora_run_gets_settings_for_its_size_and_base():
     going_on = load_recipe(None, {"data": "d", "name": "n", "start_from": "me"})
     going_on.fixed += ["rank", "alpha", "target_modules"]  # as train takes them from "me"
     picked = chosen(going_on, 36)
-    assert picked["lr"] == 1e-3 and "rank" not in picked  # half the step, its own shape
+    assert picked["lr"] == 5e-4 and "rank" not in picked  # half the step, its own shape
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_tllm_train_says_what_it_chose_and_trains_every_linear_layer(tiny_home):
     )
     assert trained.returncode == 0, trained.stderr
     line = next(x for x in trained.stderr.splitlines() if "small dataset" in x)
-    assert "lr 0.002" in line and "rank 16" in line and "target-modules all-linear" in line
+    assert "lr 0.001" in line and "rank 16" in line and "target-modules all-linear" in line
     config = json.loads((tiny_home.adapters_dir / "auto" / "adapter_config.json").read_text())
     layers = {name.rsplit(".", 1)[-1] for name in config["target_modules"]}
     assert config["r"] == 16 and {"q_proj", "down_proj", "gate_proj"} <= layers

@@ -59,8 +59,11 @@ def choose(recipe: Recipe, n_rows: int, config: dict) -> list[Choice]:
         epochs = float(min(MOST_EPOCHS, max(3, round(EXAMPLES_SEEN / n_rows))))
         offer("epochs", epochs, f"{n_rows} rows: each is seen {epochs:g} times")
     width = next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), 0)
-    # an unknown width gets the careful step
-    lr = 5e-4 if not width or width > 2560 else 1e-3 if width > 1024 else 2e-3
+    # An unknown width gets the careful step. 2e-3 on the 576-wide bundled model taught its
+    # facts but, depending on the seed and on bf16 or fp32, bent everyday answers toward
+    # them ("the capital of Japan" became "Jamaica, Chile"); 1e-3 over the same epochs
+    # taught as many facts and kept them, on every seed tried.
+    lr = 5e-4 if not width or width > 2560 else 1e-3
     why = f"few steps on a base {width} wide" if width else "few steps, unknown width"
     if recipe.start_from:  # what the adapter knows moves less under a smaller step
         lr, why = lr / 2, f"{why}, halved to go on from {recipe.start_from}"
