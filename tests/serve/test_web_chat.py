@@ -170,6 +170,26 @@ def test_remember_stores_a_memory_with_its_questions(page, server):
     page.wait_for_selector("text=Type what the assistant should remember", timeout=30_000)
     assert sorted(p.name for p in stored.parent.glob("*.json")) == ["1.json"]
 
+    # "remember this" on a message of the person's: a click puts it in the box
+    said = "My sister Ada is a pilot."
+    page.fill("#remember textarea", "")
+    ask(page, said)
+    wait_for_answer(page, 1)
+    page.locator("#chat .bot.message").first.click()  # an answer is not taken
+    page.wait_for_timeout(1500)
+    assert page.input_value("#remember textarea") == ""
+    page.locator("#chat .user.message").first.click()
+    page.wait_for_function(
+        f"document.querySelector('#remember textarea').value === {said!r}", timeout=30_000
+    )
+    page.click("#remember-button")
+    second = stored.parent / "2.json"
+    for _ in range(600):
+        if second.exists():
+            break
+        time.sleep(0.1)
+    assert json.loads(second.read_text())["text"] == said
+
 
 def test_answer_from_my_documents_lists_the_source_and_rates_the_plain_question(tmp_path):
     from tests.serve.test_web_assist import HONEY, corpus_home

@@ -6,10 +6,11 @@ tools" (a ReAct agent whose steps appear as they happen), thumbs up/down on ever
 (stored as ratings), "Regenerate", which writes a second answer beside the first and asks
 which was better (stored as a preference), editing (an answer edited into the one the
 person wanted is a correction, data/feedback.py, that `tllm improve` teaches; a question
-edited is asked again) and "Remember", which stores a memory as `tllm remember` does. It
-talks to the same engine pool, retriever and feedback store as the API; the answers
-themselves are made in web_assist.py. The other tabs: Teach (web_teach.py), Improve
-(web_improve.py) and the Arena (web_arena.py).
+edited is asked again) and "Remember", which stores a memory as `tllm remember` does (a
+click on any message of the person's puts it in the Remember box). It talks to the same
+engine pool, retriever and feedback store as the API; the answers themselves are made in
+web_assist.py. The other tabs: Teach (web_teach.py), Improve
+(web_improve.py), Knowledge (web_knowledge.py) and the Arena (web_arena.py).
 """
 
 import hmac
@@ -25,6 +26,7 @@ from .memories_api import remember_served
 from .web_arena import arena_tab
 from .web_assist import ASSISTANT, ChatAnswers, answers, is_note, knowledge_box, prompt_of, text_of
 from .web_improve import improve_tab
+from .web_knowledge import knowledge_tab
 from .web_teach import teach_tab
 
 MAX_UPLOAD = "64mb"  # a dataset file uploaded in the Teach tab; bigger ones: tllm data import
@@ -103,6 +105,15 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             f"{len(memory.held_out)} to test; the next `tllm improve` teaches it."
         )
         return ""
+
+    def pick_to_remember(history, selected: gr.SelectData):
+        """A message of the person's, clicked: into the Remember box, to keep as it is or
+        to edit first ("remember this" on any message)."""
+        index = selected.index[0] if isinstance(selected.index, (list, tuple)) else selected.index
+        if history[index]["role"] != "user":
+            return gr.update()
+        gr.Info("Press Remember to keep it (edit it first if you like).")
+        return text_of(history[index]["content"])
 
     def regenerate(history, model, system, knowledge, agent):
         """A second reply to the last question; the first (with its notes) stays to compare.
@@ -185,6 +196,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
                 second_at = gr.State(None)  # where the regenerated reply starts in the conversation
             teach_tab(app)  # memories, dataset uploads, what improve teaches
             improve_tab(app)  # tllm improve as a background job, its report, the versions
+            knowledge_tab(app)  # documents: add, list, remove, search
             arena_tab(app)  # two anonymous answers and a vote: the same arena as /v1/arena/*
 
         asking = [chat, model, system, use_knowledge, use_agent]
@@ -192,6 +204,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         chat.like(rate, [chat, model, system], None)
         chat.edit(edited, asking, chat)
         keep.click(remember_text, memory, memory)
+        chat.select(pick_to_remember, chat, memory)
         memory.submit(remember_text, memory, memory)
         regen.click(regenerate, asking, [chat, compare, second_at])
         for button, better in ((first_better, 1), (second_better, 2)):

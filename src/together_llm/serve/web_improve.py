@@ -1,6 +1,8 @@
 """The studio's Improve tab: `tllm improve` from the browser, as a background job
 (jobs.py), with its progress, its live loss curve, the side-by-side report when it ends, and
-the versions with rollback.
+the versions with rollback. "Train with chosen settings" runs `tllm train` instead, with the
+main fields of a recipe (dataset, stage, method, adapter name, epochs, learning rate, rank;
+one left empty is chosen as `tllm train` chooses it), shown with the same progress and curve.
 
 The job runs apart from the page: closing the tab does not stop it, and the page shows the
 latest job of the home whenever it is opened (a timer reads its state every
@@ -19,27 +21,63 @@ import pandas as pd
 from fastapi import FastAPI
 
 from ..adapters.card import Improved
+from ..data.store import list_datasets
 from ..errors import TllmError
 from ..learn.report import text_report
 from ..learn.versions import Versions
+from ..methods.registry import METHODS
 from .jobs import Job, Jobs
 
 REFRESH_SECONDS = 2.0
 ADAPTER = "me"
+STAGES = ("sft", "pt", "dpo", "orpo", "kto")  # the stages a dataset alone is enough for
 VERSION_COLUMNS = ["version", "current", "from", "created", "learned", "scores"]
 
 
+def trains(job: Job) -> str:
+    """The adapter the job's training runs write: train's --name, improve's candidates."""
+    if job.args[0] == "train" and "--name" in job.args:
+        return job.args[job.args.index("--name") + 1]
+    return f"{ADAPTER}.candidate"  # and its stages, me.candidate-sft ...
+
+
 def training_runs(home, job: Job) -> list[Path]:
-    """The training runs the job started (the candidate's stages), oldest first."""
+    """The training runs the job started, oldest first."""
     runs = home.path / "runs"
     if not runs.is_dir():
         return []
+    name = trains(job)
     return sorted(
         p
         for p in runs.iterdir()
-        if p.name.split("-", 2)[-1].startswith(f"{ADAPTER}.candidate")
+        if (p.name.split("-", 2)[-1] == name or p.name.split("-", 2)[-1].startswith(name + "-"))
         and p.stat().st_mtime >= job.started - 1
     )
+
+
+def train_args(
+    data: str, stage: str, method: str, name: str, replace: bool, epochs, lr: str, rank
+) -> list[str]:
+    """`tllm train`'s arguments for the fields given; an empty one is left to train."""
+    if not data:
+        raise TllmError("Choose the dataset to train on.")
+    if not name.strip():
+        raise TllmError("Name the adapter to train.")
+    if name.strip() == ADAPTER:
+        raise TllmError(f"{ADAPTER!r} is the assistant's own adapter, which Improve keeps")
+    args = ["train", "--data", data, "--stage", stage, "--method", method, "--name", name.strip()]
+    if replace:
+        args.append("--overwrite")
+    if epochs:
+        args += ["--epochs", f"{float(epochs):g}"]
+    if lr.strip():
+        try:
+            args += ["--lr", f"{float(lr):g}"]
+        except ValueError:
+            raise TllmError(f"learning rate {lr!r} is not a number, e.g. 1e-4") from None
+    if rank:
+        args += ["--rank", str(int(rank))]
+    return args
 
 
 def read_json(path: Path) -> dict | None:
@@ -56,7 +94,7 @@ def progress_html(home, job: Job | None) -> str:
     runs = training_runs(home, job)
     done = read_json(runs[-1] / "progress.json") if runs else None
     lines = [line for line in Jobs(home).log(job.id).splitlines() if line.strip()]
-    parts = [f"<p id='improve-state'>improve {html.escape(job.state)}</p>"]
+    parts = [f"<p id='improve-state'>{job.args[0]} {html.escape(job.state)}</p>"]
     if done and done.get("steps"):
         step, steps = int(done["step"]), int(done["steps"])
         loss = done.get("loss")
@@ -85,6 +123,9 @@ def report_text(home, job: Job | None) -> str:
     """The round's side-by-side report once the job ended (or what it said)."""
     if job is None or job.running:
         return ""
+    if job.args[0] != "improve":  # train says what it did in its last lines
+        tail = Jobs(home).log(job.id).strip().splitlines()[-5:]
+        return "```\n" + "\n".join(tail) + "\n```"
     reports = sorted((home.path / "learn" / "runs").glob("*/report.json"))
     latest = reports[-1] if reports else None
     if latest is not None and latest.stat().st_mtime >= job.started - 1:
@@ -119,6 +160,10 @@ def version_rows(home) -> list[list]:
     return rows
 
 
+def dataset_names(home) -> list[str]:
+    return [d.name for d in list_datasets(home)]
+
+
 def improve_tab(app: FastAPI) -> None:
     home = app.state.home
     jobs: Jobs = app.state.jobs
@@ -136,12 +181,25 @@ def improve_tab(app: FastAPI) -> None:
             gr.update(interactive=not running),
         )
 
-    def start(*args: str):
+    def start(args: list[str]):
         try:
-            jobs.start(["improve", *args])
+            jobs.start(args)
         except TllmError as exc:
             raise gr.Error(str(exc)) from None
         return refresh()
+
+    def resume():
+        """The latest job again, going on from its checkpoint."""
+        job = jobs.latest()
+        args = job.args if job is not None else ["improve"]
+        return start(args if "--resume" in args else [*args, "--resume"])
+
+    def train(*fields):
+        try:
+            args = train_args(*fields)
+        except TllmError as exc:
+            raise gr.Error(str(exc)) from None
+        return start(args)
 
     def cancel():
         job = jobs.latest()
@@ -170,6 +228,20 @@ def improve_tab(app: FastAPI) -> None:
             go = gr.Button("Improve", variant="primary", elem_id="improve")
             stop = gr.Button("Cancel", elem_id="cancel-improve", interactive=False)
             again = gr.Button("Resume", elem_id="resume-improve")
+        with gr.Accordion("Train with chosen settings (tllm train)", open=False):
+            with gr.Row():
+                data = gr.Dropdown(
+                    choices=dataset_names(home), label="Dataset", elem_id="train-data"
+                )
+                stage = gr.Dropdown(choices=list(STAGES), value="sft", label="Stage")
+                method = gr.Dropdown(choices=list(METHODS), value="lora", label="Method")
+                name = gr.Textbox(label="Adapter name", elem_id="train-name")
+                replace = gr.Checkbox(label="Replace an adapter of this name", value=False)
+            with gr.Row():
+                epochs = gr.Number(label="Epochs (empty: chosen)", elem_id="train-epochs")
+                lr = gr.Textbox(label="Learning rate (empty: chosen)", elem_id="train-lr")
+                rank = gr.Number(label="LoRA rank (empty: chosen)", precision=0)
+                run = gr.Button("Train", elem_id="train")
         state = gr.HTML(elem_id="improve-status")
         curve = gr.LinePlot(x="step", y="loss", color="run", label="Training loss")
         report = gr.Markdown(elem_id="improve-report")
@@ -179,8 +251,10 @@ def improve_tab(app: FastAPI) -> None:
             back = gr.Button("Roll back", elem_id="rollback")
 
         shown = [state, curve, report, versions, go, stop, again]
-        go.click(lambda: start(), None, shown)
-        again.click(lambda: start("--resume"), None, shown)
+        go.click(lambda: start(["improve"]), None, shown)
+        again.click(resume, None, shown)
+        run.click(train, [data, stage, method, name, replace, epochs, lr, rank], shown)
+        data.focus(lambda: gr.update(choices=dataset_names(home)), None, data)
         stop.click(cancel, None, shown)
         back.click(rollback, which, versions)
         gr.Timer(REFRESH_SECONDS).tick(refresh, None, shown)
