@@ -38,7 +38,7 @@ def test_a_small_lora_run_gets_settings_for_its_size_and_base():
     going_on = load_recipe(None, {"data": "d", "name": "n", "start_from": "me"})
     going_on.fixed += ["rank", "alpha", "target_modules"]  # as train takes them from "me"
     picked = chosen(going_on, 36)
-    assert picked["lr"] == 5e-4 and "rank" not in picked  # half the step, its own shape
+    assert picked["lr"] == 1e-3 and "rank" not in picked  # the same step, its own shape
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ edited is asked again) and "Remember", which stores a memory as `tllm remember` 
 click on any message of the person's puts it in the Remember box). It talks to the same
 engine pool, retriever and feedback store as the API; the answers themselves are made in
 web_assist.py. The other tabs: Teach (web_teach.py), Improve
-(web_improve.py), Knowledge (web_knowledge.py), Share (web_share.py) and the Arena
-(web_arena.py).
+(web_improve.py), Knowledge (web_knowledge.py), Share (web_share.py), Measure
+(web_measure.py) and the Arena (web_arena.py).
 """
 
 import hmac
@@ -28,6 +28,7 @@ from .web_arena import arena_tab
 from .web_assist import ASSISTANT, ChatAnswers, answers, is_note, knowledge_box, prompt_of, text_of
 from .web_improve import improve_tab
 from .web_knowledge import knowledge_tab
+from .web_measure import measure_tab
 from .web_share import share_tab
 from .web_teach import teach_tab
 
@@ -200,6 +201,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             improve_tab(app)  # tllm improve as a background job, its report, the versions
             knowledge_tab(app)  # documents: add, list, remove, search
             share_tab(app)  # GGUF and Ollama export, adapter archives, merging
+            measure_tab(app)  # tllm eval --report as a job, and the reports with their charts
             arena_tab(app)  # two anonymous answers and a vote: the same arena as /v1/arena/*
 
         asking = [chat, model, system, use_knowledge, use_agent]

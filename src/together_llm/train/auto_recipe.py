@@ -62,11 +62,11 @@ def choose(recipe: Recipe, n_rows: int, config: dict) -> list[Choice]:
     # An unknown width gets the careful step. 2e-3 on the 576-wide bundled model taught its
     # facts but, depending on the seed and on bf16 or fp32, bent everyday answers toward
     # them ("the capital of Japan" became "Jamaica, Chile"); 1e-3 over the same epochs
-    # taught as many facts and kept them, on every seed tried.
+    # taught as many facts and kept them, on every seed tried. A run going on from an
+    # adapter takes the same step: at half of it, improve's second round lost a third of
+    # the first round's facts while learning its own (tests/e2e/test_improve.py).
     lr = 5e-4 if not width or width > 2560 else 1e-3
     why = f"few steps on a base {width} wide" if width else "few steps, unknown width"
-    if recipe.start_from:  # what the adapter knows moves less under a smaller step
-        lr, why = lr / 2, f"{why}, halved to go on from {recipe.start_from}"
     offer("lr", lr, why)
     offer("rank", 16, "room for many facts")
     offer("alpha", 32.0, "alpha / rank = 2, as at rank 8")
