@@ -11,7 +11,7 @@ click on any message of the person's puts it in the Remember box). It talks to t
 engine pool, retriever and feedback store as the API; the answers themselves are made in
 web_assist.py. The other tabs: Teach (web_teach.py), Improve
 (web_improve.py), Knowledge (web_knowledge.py), Share (web_share.py), Measure
-(web_measure.py) and the Arena (web_arena.py).
+(web_measure.py), Together (web_together.py) and the Arena (web_arena.py).
 """
 
 import hmac
@@ -31,6 +31,7 @@ from .web_knowledge import knowledge_tab
 from .web_measure import measure_tab
 from .web_share import share_tab
 from .web_teach import teach_tab
+from .web_together import together_tab
 
 MAX_UPLOAD = "64mb"  # a dataset file uploaded in the Teach tab; bigger ones: tllm data import
 
@@ -202,6 +203,7 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             knowledge_tab(app)  # documents: add, list, remove, search
             share_tab(app)  # GGUF and Ollama export, adapter archives, merging
             measure_tab(app)  # tllm eval --report as a job, and the reports with their charts
+            together_tab(app)  # federated runs round by round; joining a federation
             arena_tab(app)  # two anonymous answers and a vote: the same arena as /v1/arena/*
 
         asking = [chat, model, system, use_knowledge, use_agent]
