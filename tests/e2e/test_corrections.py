@@ -2,16 +2,19 @@
 learned by `tllm improve` run from the web studio's Improve tab, and the running server
 answers with what was learned, without a restart.
 
-A person marks a chat dataset for teaching (`tllm data teach`), asks the served assistant
-two questions about themselves, corrects both answers (`POST /v1/feedback`, type
-"correction") and picks the better of two answers twice (type "preference"), always naming
-the model "assistant" (the first of /v1/models: the assistant as configured, whichever
-version is current). Then, in a real browser (Debian's chromium, driven by Playwright), they
-press Improve, close the tab while it trains, reopen it and find the job still running,
-cancel it (a checkpoint is saved) and resume it to the end: sft on the corrections and the
-dataset's rows, then dpo on the four choices (each correction is one). The report says me@1
-was adopted, the versions table lists it, and the same server, asked again greedily,
-answers with the corrections. A second round finds nothing new."""
+A person uploads a chat dataset in the studio's Teach tab (two broken rows are rejected
+with their reasons) and ticks it for teaching, asks the served assistant two questions
+about themselves, corrects both answers (`POST /v1/feedback`, type "correction") and picks
+the better of two answers twice (type "preference"), always naming the model "assistant"
+(the first of /v1/models: the assistant as configured, whichever version is current). Then,
+in a real browser (Debian's chromium, driven by Playwright), they press Improve, close the
+tab while it trains, reopen it and find the job still running, cancel it (a checkpoint is
+saved) and resume it to the end: sft on the corrections and the dataset's rows, then dpo on
+the four choices (each correction is one). The report says me@1 was adopted, the versions
+table lists it, and the same server, asked again greedily, answers with the corrections, in
+the Chat tab too. In the Share tab the assistant is exported as a GGUF with its Ollama
+Modelfile and downloaded, and a hostile adapter archive is refused with its reason. A
+second round finds nothing new."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from openai import OpenAI
 from tests.conftest import run_tllm
 from tests.serve.conftest import live_server, request
 from tests.serve.test_web_chat import browser_page
+from tests.serve.test_web_share import hostile_archive, wait_text
+from tests.serve.test_web_teach import wait_until
 from together_llm.home import Home
 
 CORRECTED = (
@@ -56,7 +61,9 @@ def feedback(base: str, **item) -> None:
     assert status == 200, reply
 
 
-def mark_sums(home: Home, tmp_path) -> None:
+def teach_sums_in_the_studio(base: str, home: Home, tmp_path) -> None:
+    """Upload the sums (and two broken rows) in the Teach tab, see the rejected rows with
+    their reasons, and tick the dataset for the next improve."""
     rows = [
         {
             "messages": [
@@ -66,23 +73,63 @@ def mark_sums(home: Home, tmp_path) -> None:
         }
         for a, b in SUMS
     ]
+    rows += [
+        {"messages": [{"role": "user", "content": "What is 9 plus 9?"}]},  # no answer
+        {"messages": [{"role": "pirate", "content": "Arr?"}]},
+    ]
     path = tmp_path / "sums.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    imported = run_tllm(
-        "data",
-        "import",
-        path,
-        "--kind",
-        "chat",
-        "--format",
-        "openai",
-        "--name",
-        "sums",
-        home=home.path,
-    )
-    assert imported.returncode == 0, imported.stderr
-    marked = run_tllm("data", "teach", "sums", home=home.path)
-    assert marked.returncode == 0 and "marked sums (chat)" in marked.stdout, marked.stderr
+    with browser_page(base) as page:
+        page.get_by_role("tab", name="Teach").click()
+        page.set_input_files("#dataset-file input[type=file]", str(path))
+        page.fill("#dataset-name textarea", "sums")
+        page.click("#import")
+        result = wait_text(page, "#import-result", "rows kept")
+        assert "10 rows kept, 2 rejected" in result, result
+        assert "line 11:" in result and "line 12: unknown role" in result, result
+        page.get_by_role("checkbox", name="sums").check()
+        marks = home.path / "learn" / "teach.json"
+        wait_until(lambda: marks.exists() and "sums" in marks.read_text())
+        page.screenshot(path=str(tmp_path / "teach.png"), full_page=True)
+    assert json.loads(marks.read_text()) == {"datasets": ["sums"]}
+
+
+def chat_and_share_in_the_studio(base: str, home: Home, tmp_path) -> None:
+    """Ask in the Chat tab and get the taught answer; export the assistant as a GGUF with
+    its Modelfile and download them; see a hostile adapter archive refused."""
+    question, _, key = CORRECTED[0]
+    hostile = tmp_path / "hostile.tar"
+    hostile_archive(hostile)
+    with browser_page(base) as page:
+        page.fill("#message textarea", question)
+        page.press("#message textarea", "Enter")
+        page.wait_for_function(
+            f"document.querySelector('#chat').innerText.toLowerCase().includes({key!r})",
+            timeout=120_000,
+        )
+        page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+
+        page.get_by_role("tab", name="Share").click()
+        page.locator("#export-adapter input").click()
+        page.get_by_role("option", name="me", exact=True).click()
+        page.fill("#export-name textarea", "mine")
+        page.click("#export-gguf")
+        wait_text(page, "#export-status", "export done", timeout=600_000)
+        wait_text(page, "#exported", "Modelfile")
+        with page.expect_download() as download:
+            page.locator("#exported tr", has_text="Modelfile").locator("td.download a").click()
+        assert "FROM ./mine-q8_0.gguf" in download.value.path().read_text()
+        with page.expect_download() as download:
+            page.locator("#exported tr", has_text="mine-q8_0").locator("td.download a").click()
+        assert download.value.path().read_bytes()[:4] == b"GGUF"
+
+        adapters = sorted(p.name for p in home.adapters_dir.iterdir())
+        page.set_input_files("#import-archive input[type=file]", str(hostile))
+        page.click("#import-adapter")
+        refused = wait_text(page, "#import-adapter-result", "Refused")
+        assert "leaves the target directory" in refused, refused
+        assert sorted(p.name for p in home.adapters_dir.iterdir()) == adapters
+        page.screenshot(path=str(tmp_path / "share.png"), full_page=True)
 
 
 def wait_for_state(page, text: str, seconds: float) -> None:
@@ -133,8 +180,11 @@ def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
     home = Home.open(tmp_path / "home")
     converted = run_tllm("models", "convert", "default", home=home.path)
     assert converted.returncode == 0, converted.stderr
-    mark_sums(home, tmp_path)
+    config = home.load_config()
+    config.generation.temperature = 0  # the web chat answers greedily, as the API is asked
+    home.save_config(config)
     with live_server(home, log_path=tmp_path / "serve.log") as base:
+        teach_sums_in_the_studio(base, home, tmp_path)
         client = OpenAI(base_url=base + "/v1", api_key="none")
         assert client.models.list().data[0].id == "assistant"
         for question, wanted, key in CORRECTED:
@@ -174,6 +224,7 @@ def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
         for question, _, key in CORRECTED:
             said = ask(client, question)
             assert key in said.lower(), said
+        chat_and_share_in_the_studio(base, home, tmp_path)
 
     card = json.loads(run_tllm("adapters", "history", "--json", home=home.path).stdout)[-1]
     assert card["version"] == "me@1" and card["corrections_to_line"] == 2

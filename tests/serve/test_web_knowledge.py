@@ -54,6 +54,7 @@ def test_knowledge_tab_adds_lists_searches_replaces_and_removes(server, tmp_path
             str(uploads / "observatory_notes.md"),
             str(uploads / "tickets.txt"),
         }
+        assert sorted(p.name for p in uploads.iterdir()) == ["observatory_notes.md", "tickets.txt"]
         page.wait_for_function(
             "document.querySelector('#documents').innerText.includes('observatory_notes.md')",
             timeout=30_000,

@@ -79,7 +79,14 @@ def knowledge_tab(app: FastAPI) -> None:
             kept.append(keep_upload(home, uploaded))
         with KnowledgeIndex.open(home) as index:
             ingest_files(index, kept, report)
+        for problem in report.problems:  # a copy the index could not read is not kept
+            if Path(problem.path) in kept and str(Path(problem.path)) not in _sources():
+                Path(problem.path).unlink(missing_ok=True)
         return outcome(report), document_rows()
+
+    def _sources() -> set[str]:
+        with KnowledgeIndex.open(home) as index:
+            return {d.source for d in index.documents()}
 
     def remove(document_id):
         if document_id is None:
