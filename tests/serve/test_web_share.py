@@ -1,7 +1,8 @@
 """The studio's Share tab in a real browser (Debian's chromium, driven by Playwright): an
 adapter exported as a GGUF with its Ollama Modelfile by a background job and downloaded; an
 adapter archive exported, downloaded and imported back with its sha256; a hostile archive
-refused with its reason and the home left as it was; two adapters merged."""
+refused with its reason and the home left as it was; two adapters merged, and the chat's
+selector offering what was added once the page is opened again."""
 
 import contextlib
 import io
@@ -126,3 +127,9 @@ def test_share_tab_exports_exchanges_refuses_and_merges(
         page.click("#merge")
         wait_text(page, "#merge-result", "into ab")
         wait_until(lambda: (home.adapters_dir / "ab" / "card.json").exists())
+
+        # the page opened again: the chat can talk to the adapters added meanwhile
+        page.reload()
+        page.locator("#model input").click()
+        for name in ("ab", "b-again"):
+            page.get_by_role("option", name=name, exact=True).wait_for(timeout=30_000)

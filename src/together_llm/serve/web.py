@@ -41,6 +41,9 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
     pool, replies = app.state.engines, ChatAnswers(app)
     attempts = itertools.count(1)  # each regenerate moves a configured seed further on
 
+    def model_choices() -> list[str]:
+        return [ASSISTANT] + [name for name in pool.names() if not pool.is_assistant(name)]
+
     def model_label(model: str) -> str:
         """What a rating records as the model: the name, or the assistant's base model."""
         return config.model if model == ASSISTANT else model
@@ -153,10 +156,10 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
             with gr.Tab("Chat", id="chat-tab"):
                 with gr.Row():
                     model = gr.Dropdown(
-                        choices=[ASSISTANT]
-                        + [name for name in pool.names() if not pool.is_assistant(name)],
+                        choices=model_choices(),
                         value=ASSISTANT,
                         label="Model or adapter",
+                        elem_id="model",
                     )
                     system = gr.Textbox(value=config.system_prompt, label="System prompt", scale=3)
                 with gr.Row():
@@ -223,6 +226,8 @@ def mount_web_chat(app: FastAPI) -> FastAPI:
         clear.click(lambda: ([], gr.update(visible=False), None), None, [chat, compare, second_at])
         # documents added while the server runs enable the box at the next page load
         ui.load(lambda: gr.update(**knowledge_box(app)), None, use_knowledge)
+        # and adapters trained, imported or merged meanwhile join the selector
+        ui.load(lambda: gr.update(choices=model_choices()), None, model)
 
     key = app.state.settings.api_key
     # With an API key set, the web chat asks for it too (any user name, the key as password).
