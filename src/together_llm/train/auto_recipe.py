@@ -58,21 +58,25 @@ def choose(recipe: Recipe, n_rows: int, config: dict) -> list[Choice]:
     if "max_steps" not in given:
         epochs = float(min(MOST_EPOCHS, max(3, round(EXAMPLES_SEEN / n_rows))))
         offer("epochs", epochs, f"{n_rows} rows: each is seen {epochs:g} times")
-    width = next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), 0)
-    # An unknown width gets the careful step. 2e-3 on the 576-wide bundled model taught its
-    # facts but, depending on the seed and on bf16 or fp32, bent everyday answers toward
-    # them ("the capital of Japan" became "Jamaica, Chile"); 1e-3 over the same epochs
-    # taught as many facts and kept them, on every seed tried. A run going on from an
-    # adapter takes the same step: at half of it, improve's second round lost a third of
-    # the first round's facts while learning its own (tests/e2e/test_improve.py).
-    lr = 5e-4 if not width or width > 2560 else 1e-3
-    why = f"few steps on a base {width} wide" if width else "few steps, unknown width"
-    offer("lr", lr, why)
+    offer("lr", *step(config))
     offer("rank", 16, "room for many facts")
     offer("alpha", 32.0, "alpha / rank = 2, as at rank 8")
     offer("target_modules", [ALL_LINEAR], "every linear layer learns, the MLPs too")
     offer("warmup_ratio", 0.1, "a gentle start at the larger learning rate")
     return choices
+
+
+def step(config: dict) -> tuple[float, str]:
+    """The learning rate for a small dataset on a base of `config`, and why.
+
+    An unknown width gets the careful step. 2e-3 on the 576-wide bundled model taught its
+    facts but, depending on the seed and on bf16 or fp32, bent everyday answers toward them
+    ("the capital of Japan" became "Jamaica, Chile"); 1e-3 over the same epochs taught as
+    many facts and kept them, on every seed tried. A run going on from an adapter takes the
+    same step."""
+    width = next((int(config[k]) for k in WIDTH_KEYS if isinstance(config.get(k), int)), 0)
+    lr = 5e-4 if not width or width > 2560 else 1e-3
+    return lr, f"few steps on a base {width} wide" if width else "few steps, unknown width"
 
 
 def apply(recipe: Recipe, choices: list[Choice]) -> None:
