@@ -40,6 +40,7 @@ SUMS = [
     (a, b)
     for a, b in ((2, 3), (1, 5), (6, 2), (3, 3), (4, 4), (5, 1), (2, 6), (1, 1), (3, 4), (7, 2))
 ]
+MEMORY = "My dog is called Rex and she is a beagle."
 CHOSEN = (
     ("Say hello politely.", "Hello! It is nice to meet you.", "Go away."),
     ("How do I greet a friend?", "Say hello and smile.", "Ignore them."),
@@ -62,8 +63,8 @@ def feedback(base: str, **item) -> None:
 
 
 def teach_sums_in_the_studio(base: str, home: Home, tmp_path) -> None:
-    """Upload the sums (and two broken rows) in the Teach tab, see the rejected rows with
-    their reasons, and tick the dataset for the next improve."""
+    """In the Teach tab: type a memory; upload the sums (and two broken rows), see the
+    rejected rows with their reasons, and tick the dataset for the next improve."""
     rows = [
         {
             "messages": [
@@ -81,6 +82,9 @@ def teach_sums_in_the_studio(base: str, home: Home, tmp_path) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with browser_page(base) as page:
         page.get_by_role("tab", name="Teach").click()
+        page.fill("#teach-memory textarea", MEMORY)
+        page.click("#teach-remember")
+        wait_text(page, "#memories", "Rex")
         page.set_input_files("#dataset-file input[type=file]", str(path))
         page.fill("#dataset-name textarea", "sums")
         page.click("#import")
@@ -211,10 +215,16 @@ def test_corrections_sent_to_the_server_are_learned_and_served(tmp_path):
         assert outcome["adopted"] and outcome["version"] == 1, outcome["reason"]
         assert outcome["stages"] == ["sft", "dpo"] and outcome["corrections"] == [1, 2]
         assert outcome["rows"]["choices"] == 4 and outcome["datasets"] == ["sums"]
-        assert outcome["rows"]["new"] == 2 + 8  # the corrections and the sums' train rows
+        [memory] = [
+            json.loads(p.read_text()) for p in (home.path / "learn" / "memories").glob("*.json")
+        ]
+        assert outcome["new"] == [memory["id"]]
+        # the corrections, the sums' train rows and the memory's
+        assert outcome["rows"]["new"] == 2 + 8 + len(memory["train"])
         likely = outcome["scores"]["datasets"]
         assert likely["candidate"] > likely["current"] + 0.1, likely
-        assert outcome["scores"]["new"] == {"current": 0.0, "candidate": 1.0}
+        assert outcome["scores"]["new"]["current"] == 0.0
+        assert outcome["scores"]["new"]["candidate"] >= 0.8, outcome["answers"]["new"]
         assert (
             outcome["scores"]["preferences"]["candidate"]
             >= outcome["scores"]["preferences"]["current"]

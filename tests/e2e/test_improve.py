@@ -49,6 +49,7 @@ def improve(home, *flags):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 14 minutes alone on 2 cores; more beside other work
 def test_three_rounds_learn_without_forgetting_and_replay_is_why(tmp_path):
     home = tmp_path / "home"
     converted = run_tllm("models", "convert", "default", home=home)
