@@ -58,6 +58,7 @@ def test_teach_tab_remembers_imports_and_marks_datasets(server, tmp_path):  # no
         assert "3 rows kept, 2 rejected" in result, result
         assert "line 4: role order" in result and "line 5: unknown role" in result, result
         assert (home.path / "datasets" / "sums" / "data.jsonl").read_text().count("\n") == 3
+        assert list((home.path / "uploads").rglob("sums.jsonl"))  # the upload stayed home
 
         page.get_by_role("checkbox", name="sums").check()
         marks = home.path / "learn" / "teach.json"

@@ -16,6 +16,7 @@ web_assist.py. The other tabs: Teach (web_teach.py), Improve
 
 import hmac
 import itertools
+import os
 
 import gradio as gr  # this module is imported only when the web chat is on
 from fastapi import FastAPI
@@ -37,6 +38,9 @@ MAX_UPLOAD = "64mb"  # a dataset file uploaded in the Teach tab; bigger ones: tl
 
 
 def mount_web_chat(app: FastAPI) -> FastAPI:
+    # What is uploaded (and what the studio offers for download) stays in the home, not in
+    # the machine's temporary folder; Gradio's components read where when they are made.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(app.state.home.path / "uploads"))
     config, feedback = app.state.config, app.state.feedback
     pool, replies = app.state.engines, ChatAnswers(app)
     attempts = itertools.count(1)  # each regenerate moves a configured seed further on
