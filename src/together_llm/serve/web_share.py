@@ -63,10 +63,12 @@ def share_tab(app: FastAPI) -> None:
     def adapters() -> list[str]:
         return list_adapters(home)
 
-    def export_gguf(adapter: str, quantization: str, name: str):
+    def export_gguf(adapter: str, quantization: str, name: str, replace: bool):
         if not name.strip():
             raise gr.Error("Name the export (it goes to exports/NAME/).")
-        args = ["export", "--gguf", quantization, "--name", name.strip(), "--overwrite"]
+        args = ["export", "--gguf", quantization, "--name", name.strip()]
+        if replace:  # else an export of that name is refused, and kept
+            args.append("--overwrite")
         if adapter and adapter != BASE:
             args += ["--adapter", adapter]
         try:
@@ -144,6 +146,7 @@ def share_tab(app: FastAPI) -> None:
                 choices=list(QUANTIZATIONS), value="q8_0", label="Quantization"
             )
             export_name = gr.Textbox(label="Export name", elem_id="export-name")
+            replace = gr.Checkbox(label="Replace an export of this name", value=False)
             export_button = gr.Button("Export GGUF", elem_id="export-gguf")
         state = gr.HTML(elem_id="export-status")
         downloads = gr.File(
@@ -180,7 +183,7 @@ def share_tab(app: FastAPI) -> None:
             merge_button = gr.Button("Merge", elem_id="merge")
         merged = gr.Markdown(elem_id="merge-result")
 
-        export_button.click(export_gguf, [chosen, quantization, export_name], state)
+        export_button.click(export_gguf, [chosen, quantization, export_name, replace], state)
         archive_button.click(export_archive, outgoing, [archive_said, archive])
         import_button.click(import_archive, [incoming, import_name, sha256], [imported, outgoing])
         merge_button.click(merge, [parents, method, merged_name], merged)
