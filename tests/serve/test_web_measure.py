@@ -4,18 +4,12 @@ and its report is shown when it ends, with its charts."""
 from tests.serve.conftest import live_server
 from tests.serve.test_web_chat import browser_page
 from tests.serve.test_web_share import wait_text
-from tests.tiny_models import make_long_llama
+from tests.serve.test_web_train import tiny_home
 from tests.train.conftest import text_rows, write_dataset
-from together_llm.home import Home
-from together_llm.models.registry import add_model
 
 
 def test_evaluate_runs_a_report_and_shows_it_with_its_charts(tmp_path):
-    home = Home.open(tmp_path / "home")
-    add_model(home, "tiny", str(make_long_llama(tmp_path / "llama")))
-    config = home.load_config()
-    config.model = "tiny"
-    home.save_config(config)
+    home = tiny_home(tmp_path)
     write_dataset(home, "notes", "text", text_rows())
     with live_server(home, log_path=home.path / "serve.log") as base, browser_page(base) as page:
         page.get_by_role("tab", name="Measure").click()

@@ -15,12 +15,18 @@ from together_llm.home import Home
 from together_llm.models.registry import add_model
 
 
-def test_train_with_chosen_settings_runs_as_a_job(tmp_path):
+def tiny_home(tmp_path) -> Home:
+    """A home whose assistant is the tiny LLaMA (trains and evaluates in seconds)."""
     home = Home.open(tmp_path / "home")
     add_model(home, "tiny", str(make_long_llama(tmp_path / "llama")))
     config = home.load_config()
     config.model = "tiny"
     home.save_config(config)
+    return home
+
+
+def test_train_with_chosen_settings_runs_as_a_job(tmp_path):
+    home = tiny_home(tmp_path)
     write_dataset(home, "sounds", "chat", chat_rows())
     with live_server(home, log_path=home.path / "serve.log") as base, browser_page(base) as page:
         page.get_by_role("tab", name="Improve").click()

@@ -110,6 +110,11 @@ class Jobs:
         text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
         return text[-LOG_TAIL:]
 
+    def said(self, job_id: str) -> str:
+        """The last line the job wrote, as the studio's tabs show it ("" before any)."""
+        lines = [line for line in self.log(job_id).splitlines() if line.strip()]
+        return lines[-1][-300:] if lines else ""
+
     def _wait(self, job: Job, process: subprocess.Popen) -> None:
         code = process.wait()
         with self._lock:

@@ -80,6 +80,13 @@ def train_args(
     return args
 
 
+def job_state_html(jobs: Jobs, job: Job, elem_id: str, label: str = "") -> str:
+    """A job's command (or `label`) and state, in the element `elem_id`; then its last line."""
+    said = jobs.said(job.id)
+    shown = f"<pre>{html.escape(said)}</pre>" if said else ""
+    return f"<p id='{elem_id}'>{label or job.args[0]} {html.escape(job.state)}</p>{shown}"
+
+
 def read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -93,7 +100,6 @@ def progress_html(home, job: Job | None) -> str:
         return "<p id='improve-state'>No improve has run yet.</p>"
     runs = training_runs(home, job)
     done = read_json(runs[-1] / "progress.json") if runs else None
-    lines = [line for line in Jobs(home).log(job.id).splitlines() if line.strip()]
     parts = [f"<p id='improve-state'>{job.args[0]} {html.escape(job.state)}</p>"]
     if done and done.get("steps"):
         step, steps = int(done["step"]), int(done["steps"])
@@ -103,8 +109,9 @@ def progress_html(home, job: Job | None) -> str:
             f"step {step} of {steps} in {runs[-1].name}"
             + (f", loss {loss:.3f}" if isinstance(loss, (int, float)) else "")
         )
-    if lines:
-        parts.append(f"<pre>{html.escape(lines[-1][-300:])}</pre>")
+    said = Jobs(home).said(job.id)
+    if said:
+        parts.append(f"<pre>{html.escape(said)}</pre>")
     return "\n".join(parts)
 
 

@@ -8,7 +8,6 @@ image links, which a page served elsewhere could not follow. The arena has a tab
 
 from __future__ import annotations
 
-import html
 import re
 
 import gradio as gr  # this module is imported only when the web chat is on
@@ -19,6 +18,7 @@ from ..data.store import list_datasets
 from ..errors import TllmError
 from ..home import Home
 from .jobs import Jobs
+from .web_improve import job_state_html
 
 BASE = "(the assistant's model alone)"
 IMAGE_LINE = re.compile(r"^!\[[^\]]*\]\([^)]*\)\s*$", re.MULTILINE)
@@ -60,9 +60,7 @@ def measure_tab(app: FastAPI) -> None:
         job = jobs.latest()
         if job is None or job.args[0] != "eval":
             return "<p id='eval-state'>No evaluation running.</p>"
-        lines = [line for line in jobs.log(job.id).splitlines() if line.strip()]
-        said = f"<pre>{html.escape(lines[-1][-300:])}</pre>" if lines else ""
-        return f"<p id='eval-state'>eval {html.escape(job.state)}</p>{said}"
+        return job_state_html(jobs, job, "eval-state")
 
     def choices():
         names = list_adapters(home)

@@ -25,6 +25,7 @@ from ..adapters.store import list_adapters
 from ..errors import TllmError
 from ..home import Home
 from .jobs import Job, Jobs
+from .web_improve import job_state_html
 
 QUANTIZATIONS = ("q8_0", "q4_k_m", "f16")
 MERGE_METHODS = ("svd", "cat", "linear", "ties", "dare_ties", "dare_linear")
@@ -46,9 +47,7 @@ def export_state(home: Home, jobs: Jobs) -> tuple[str, list[str] | None]:
     job = export_job(jobs)
     if job is None:
         return "<p id='export-state'>No export yet.</p>", None
-    lines = [line for line in jobs.log(job.id).splitlines() if line.strip()]
-    said = f"<pre>{html.escape(lines[-1][-300:])}</pre>" if lines else ""
-    state = f"<p id='export-state'>export {html.escape(job.state)}</p>{said}"
+    state = job_state_html(jobs, job, "export-state")
     if job.state != "done":
         return state, None
     folder = exports_dir(home) / job.args[job.args.index("--name") + 1]

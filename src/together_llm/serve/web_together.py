@@ -9,7 +9,6 @@ TLS is only offered for a coordinator on this machine, as `join --insecure` allo
 
 from __future__ import annotations
 
-import html
 import re
 import shutil
 from pathlib import Path
@@ -23,6 +22,7 @@ from ..errors import TllmError
 from ..home import Home
 from ..together import metrics
 from .jobs import Jobs
+from .web_improve import job_state_html
 
 RUN_COLUMNS = ["run", "state", "rounds", "peers", "strategy", "held-out loss"]
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -96,9 +96,7 @@ def together_tab(app: FastAPI) -> None:
         job = jobs.latest()
         if job is None or job.args[:2] != ["together", "join"]:
             return "<p id='join-state'>Not in a federation.</p>"
-        lines = [line for line in jobs.log(job.id).splitlines() if line.strip()]
-        said = f"<pre>{html.escape(lines[-1][-300:])}</pre>" if lines else ""
-        return f"<p id='join-state'>join {html.escape(job.state)}</p>{said}"
+        return job_state_html(jobs, job, "join-state", "join")
 
     def join(address: str, data: str, certificate, insecure: bool):
         try:
